@@ -1,0 +1,106 @@
+//! The CLI: argument types and one module per subcommand.
+use std::{path::PathBuf, process::ExitCode};
+
+use lb_ctl::programs::{AttachMode, Program};
+
+mod attach;
+mod check;
+
+/// lb-ctl: the controller of the lb anycast layer-4 load balancer.
+#[derive(Debug, clap::Parser)]
+#[command(version, about)]
+pub struct Args {
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Run in this network namespace (a name under /run/netns), as the lab
+    /// does; unlike `ip netns exec` it keeps /sys/fs/bpf visible.
+    #[arg(long, global = true, env = "LB_NETNS")]
+    pub netns: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging options, common to every subcommand.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Log filter (tracing's env-filter syntax), e.g. `info` or `lb_ctl=debug`.
+    #[arg(long, global = true, env = "LB_LOG", default_value = "info")]
+    pub log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Load every embedded XDP program into the kernel (the verifier runs)
+    /// and report; attaches nothing.
+    ///
+    /// Example: `lb-ctl check`
+    Check,
+    /// Attach an XDP program to an interface and pin the attachment, so it
+    /// stays after lb-ctl exits.
+    ///
+    /// Example: `lb-ctl attach --iface eth0 --program pass --mode native`
+    Attach(AttachArgs),
+    /// Remove an attachment made by `attach`.
+    ///
+    /// Example: `lb-ctl detach --iface eth0 --program pass`
+    Detach(DetachArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    /// The interface to attach to.
+    #[arg(long)]
+    pub iface: String,
+    /// Which program.
+    #[arg(long, value_enum)]
+    pub program: Program,
+    /// XDP mode.
+    #[arg(long, value_enum, default_value_t)]
+    pub mode: AttachMode,
+    /// The bpffs directory for pins.
+    #[arg(long, default_value = lb_common::DEFAULT_PIN_DIR)]
+    pub pin_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DetachArgs {
+    /// The interface to detach from.
+    #[arg(long)]
+    pub iface: String,
+    /// Which program.
+    #[arg(long, value_enum)]
+    pub program: Program,
+    /// The bpffs directory for pins.
+    #[arg(long, default_value = lb_common::DEFAULT_PIN_DIR)]
+    pub pin_dir: PathBuf,
+}
+
+/// Sets up `tracing` to stderr from the logging options.
+pub fn init_tracing(log: &LogArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if log.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs the chosen subcommand.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(ns) = &args.netns {
+        lb_ctl::netns::enter(ns)?;
+    }
+    match args.command {
+        Command::Check => check::run(),
+        Command::Attach(a) => attach::attach(&a),
+        Command::Detach(a) => attach::detach(&a),
+    }
+}

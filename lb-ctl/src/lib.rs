@@ -1,0 +1,6 @@
+//! lb-ctl: the controller of the lb load balancer, as a library.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over these modules; the
+//! integration tests in `tests/` use them directly against the real kernel.
+pub mod netns;
+pub mod programs;

@@ -1,0 +1,185 @@
+//! The XDP programs embedded in this binary: loading them into the kernel,
+//! attaching them to an interface, pinning and removing the attachment.
+//!
+//! `build.rs` compiles `lb-ebpf` for the BPF target; the object is carried in
+//! the binary, so a deployed `lb-ctl` needs no other file.
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfError,
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+    },
+};
+
+/// The compiled `lb-ebpf` object (ELF for `bpfel-unknown-none`, with BTF).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb"));
+
+/// The XDP programs the object holds, by role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Program {
+    /// Passes every packet: for veth peers that must run an XDP program so
+    /// that `XDP_TX` frames are delivered, and as a smoke test.
+    Pass,
+}
+
+impl Program {
+    /// Every program in the object.
+    pub const ALL: [Program; 1] = [Program::Pass];
+
+    /// The program's symbol name in the object.
+    pub const fn symbol(self) -> &'static str {
+        match self {
+            Program::Pass => "lb_pass",
+        }
+    }
+}
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.symbol())
+    }
+}
+
+/// How the program is attached to the interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// Native (driver) mode when the driver has it, generic otherwise: the
+    /// kernel decides.
+    #[default]
+    Auto,
+    /// Native (driver) mode; fails where the driver lacks XDP.
+    Native,
+    /// Generic (skb) mode: works everywhere, slower.
+    Generic,
+}
+
+impl From<AttachMode> for XdpMode {
+    fn from(mode: AttachMode) -> Self {
+        match mode {
+            AttachMode::Auto => XdpMode::Default,
+            AttachMode::Native => XdpMode::Driver,
+            AttachMode::Generic => XdpMode::Skb,
+        }
+    }
+}
+
+/// Errors of loading, attaching and detaching the programs.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramsError {
+    #[error("failed to parse or load the embedded XDP object")]
+    Object(#[source] EbpfError),
+    #[error("the embedded XDP object has no program `{name}`")]
+    Missing { name: &'static str },
+    #[error("program `{name}` is not an XDP program")]
+    NotXdp {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("the kernel rejected program `{name}`")]
+    Load {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("failed to attach `{name}` to interface `{iface}`")]
+    Attach {
+        name: &'static str,
+        iface: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("failed to pin the link of `{name}` at {}", path.display())]
+    Pin {
+        name: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("no `{name}` attachment pinned at {}", path.display())]
+    NotAttached {
+        name: &'static str,
+        path: PathBuf,
+        #[source]
+        source: aya::programs::links::LinkError,
+    },
+    #[error("failed to remove the pinned link at {}", path.display())]
+    Unpin {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Parses the embedded object and creates its maps.
+pub fn open() -> Result<Ebpf, ProgramsError> {
+    Ebpf::load(OBJECT).map_err(ProgramsError::Object)
+}
+
+/// Looks up `program` in `ebpf` and loads it into the kernel (the verifier
+/// runs here).
+pub fn load(ebpf: &mut Ebpf, program: Program) -> Result<&mut Xdp, ProgramsError> {
+    let name = program.symbol();
+    let xdp: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or(ProgramsError::Missing { name })?
+        .try_into()
+        .map_err(|source| ProgramsError::NotXdp { name, source })?;
+    xdp.load()
+        .map_err(|source| ProgramsError::Load { name, source })?;
+    Ok(xdp)
+}
+
+/// Where the link of `program` on `iface` is pinned under `pin_dir`.
+pub fn link_pin_path(pin_dir: &Path, program: Program, iface: &str) -> PathBuf {
+    pin_dir.join(format!("link_{}_{iface}", program.symbol()))
+}
+
+/// Attaches a loaded `program` to `iface` and pins the link under `pin_dir`,
+/// so that the program stays attached after this process exits.
+pub fn attach_pinned(
+    xdp: &mut Xdp,
+    program: Program,
+    iface: &str,
+    mode: AttachMode,
+    pin_dir: &Path,
+) -> Result<PathBuf, ProgramsError> {
+    let name = program.symbol();
+    let link_id = xdp
+        .attach(iface, mode.into())
+        .map_err(|source| ProgramsError::Attach {
+            name,
+            iface: iface.to_owned(),
+            source,
+        })?;
+    let path = link_pin_path(pin_dir, program, iface);
+    let pin_err = |source: Box<dyn std::error::Error + Send + Sync>| ProgramsError::Pin {
+        name,
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(pin_dir).map_err(|e| pin_err(e.into()))?;
+    let link = xdp.take_link(link_id).map_err(|e| pin_err(e.into()))?;
+    let link = FdLink::try_from(link).map_err(|e| pin_err(e.into()))?;
+    link.pin(&path).map_err(|e| pin_err(e.into()))?;
+    Ok(path)
+}
+
+/// Removes the pinned attachment of `program` on `iface`: the program is
+/// detached once no process holds the link any more.
+pub fn detach_pinned(program: Program, iface: &str, pin_dir: &Path) -> Result<(), ProgramsError> {
+    let path = link_pin_path(pin_dir, program, iface);
+    let link = PinnedLink::from_pin(&path).map_err(|source| ProgramsError::NotAttached {
+        name: program.symbol(),
+        path: path.clone(),
+        source,
+    })?;
+    link.unpin()
+        .map(drop)
+        .map_err(|source| ProgramsError::Unpin { path, source })
+}

@@ -1,0 +1,20 @@
+//! Helpers for lb's integration tests: root checks that skip (or fail under
+//! CI), RAII guards for namespaces and veth pairs, and a packet builder.
+pub mod netns;
+pub mod packet;
+
+/// True when the test may use the kernel (root). Otherwise prints why the
+/// test is skipped and returns false; under `CI=true` a skip is a failure,
+/// since CI runs as root and must run every test.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let msg = format!("{test}: needs root (BPF_PROG_TEST_RUN, netns, XDP attach)");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg}; CI=true forbids skipping");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}

@@ -1,0 +1,51 @@
+//! `cargo xtask`: set-up, build, tests, the demo and benchmarks of lb.
+//!
+//! The README's two commands are `cargo xtask demo` and `cargo xtask test`;
+//! both start with `setup`, which installs what this machine lacks.
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+mod cmd;
+mod demo;
+mod setup;
+mod test;
+
+#[derive(Debug, clap::Parser)]
+#[command(about = "lb's developer commands")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Install what is missing (Debian packages, nightly rust-src,
+    /// bpf-linker, bpffs); idempotent.
+    Setup,
+    /// Set up and build the workspace (lb-ctl with its XDP programs).
+    Build,
+    /// Set up, build, and run every test (formatting, clippy, unit tests,
+    /// kernel tests).
+    Test(test::TestArgs),
+    /// Set up, build, and show the load balancer at work in network
+    /// namespaces.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Setup => setup::run(),
+        Command::Build => setup::run().and_then(|()| cmd::build()),
+        Command::Test(a) => test::run(&a),
+        Command::Demo(a) => demo::run(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
