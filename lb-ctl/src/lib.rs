@@ -2,5 +2,6 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over these modules; the
 //! integration tests in `tests/` use them directly against the real kernel.
+pub mod maglev;
 pub mod netns;
 pub mod programs;

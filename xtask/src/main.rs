@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+mod bench;
 mod cmd;
 mod demo;
 mod setup;
@@ -28,6 +29,8 @@ enum Command {
     /// Set up, build, and run every test (formatting, clippy, unit tests,
     /// kernel tests).
     Test(test::TestArgs),
+    /// Run the benchmarks (release build) and print their figures.
+    Bench(bench::BenchArgs),
     /// Set up, build, and show the load balancer at work in network
     /// namespaces.
     Demo(demo::DemoArgs),
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Build => setup::run().and_then(|()| cmd::build()),
         Command::Test(a) => test::run(&a),
         Command::Demo(a) => demo::run(&a),
+        Command::Bench(a) => bench::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

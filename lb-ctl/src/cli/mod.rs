@@ -5,6 +5,7 @@ use lb_ctl::programs::{AttachMode, Program};
 
 mod attach;
 mod check;
+mod maglev;
 
 /// lb-ctl: the controller of the lb anycast layer-4 load balancer.
 #[derive(Debug, clap::Parser)]
@@ -43,6 +44,11 @@ pub enum Command {
     ///
     /// Example: `lb-ctl attach --iface eth0 --program pass --mode native`
     Attach(AttachArgs),
+    /// Print the Maglev table this host builds for a set of reals (digest,
+    /// shares): equal digests on two hosts mean equal tables.
+    ///
+    /// Example: `lb-ctl maglev 198.51.100.10 198.51.100.11=2`
+    Maglev(maglev::MaglevArgs),
     /// Remove an attachment made by `attach`.
     ///
     /// Example: `lb-ctl detach --iface eth0 --program pass`
@@ -102,5 +108,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Check => check::run(),
         Command::Attach(a) => attach::attach(&a),
         Command::Detach(a) => attach::detach(&a),
+        Command::Maglev(a) => maglev::run(&a),
     }
 }

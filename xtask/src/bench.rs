@@ -1,0 +1,31 @@
+//! `cargo xtask bench`: the benchmarks, built in release mode, printing
+//! their figures (markdown tables, ratios against a baseline measured in the
+//! same run). `docs/BENCHMARKS.md` records them.
+use crate::{
+    cmd::{self, step},
+    setup,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    /// Maglev table build time.
+    Maglev,
+    /// Everything.
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[arg(value_enum, default_value = "all")]
+    which: Which,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    setup::run()?;
+    if matches!(args.which, Which::Maglev | Which::All) {
+        step("benchmark: Maglev table build");
+        cmd::run(cmd::cargo().args(["bench", "-p", "lb-ctl", "--bench", "maglev"]))?;
+    }
+    Ok(())
+}
