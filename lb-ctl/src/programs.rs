@@ -22,6 +22,8 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// The XDP programs the object holds, by role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Program {
+    /// The balancer: VIP traffic to reals, IP-in-IP.
+    Balance,
     /// Passes every packet: for veth peers that must run an XDP program so
     /// that `XDP_TX` frames are delivered, and as a smoke test.
     Pass,
@@ -29,11 +31,12 @@ pub enum Program {
 
 impl Program {
     /// Every program in the object.
-    pub const ALL: [Program; 1] = [Program::Pass];
+    pub const ALL: [Program; 2] = [Program::Balance, Program::Pass];
 
     /// The program's symbol name in the object.
     pub const fn symbol(self) -> &'static str {
         match self {
+            Program::Balance => "lb_balance",
             Program::Pass => "lb_pass",
         }
     }

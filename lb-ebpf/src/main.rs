@@ -1,5 +1,9 @@
 //! lb's XDP programs, built for `bpfel-unknown-none` and embedded in `lb-ctl`.
 //!
+//! - `lb_balance`: the balancer. TCP/UDP packets to a VIP are sent to a real
+//!   (connection table, else the VIP's Maglev ring) inside an IP-in-IP
+//!   header; everything else passes untouched or is dropped with a reason.
+//!   Every packet is counted once by verdict and once by reason.
 //! - `lb_pass`: passes every packet and counts it; used where a veth peer
 //!   needs an XDP program for `XDP_TX` frames to be delivered, and as the
 //!   smoke test of the build, the verifier and attachment.
@@ -7,6 +11,17 @@
 //! On the host the crate still compiles (so `cargo clippy --workspace`
 //! lints it), with an empty `main`; the programs only run as BPF.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
+#![cfg_attr(not(target_arch = "bpf"), allow(dead_code))]
+
+mod balance;
+mod bench;
+mod csum;
+mod encap;
+mod headers;
+mod icmp;
+mod maps;
+mod parse;
+mod stats;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -18,6 +33,12 @@ use aya_ebpf::{
 /// Packets seen by `lb_pass`, per CPU, at index 0.
 #[btf_map]
 static PASS_PACKETS: PerCpuArray<u64, 1> = PerCpuArray::new();
+
+/// The balancer.
+#[xdp]
+pub fn lb_balance(ctx: XdpContext) -> u32 {
+    stats::record(balance::balance(&ctx))
+}
 
 /// Passes every packet to the stack, untouched.
 #[xdp]

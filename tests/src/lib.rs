@@ -1,5 +1,6 @@
 //! Helpers for lb's integration tests: root checks that skip (or fail under
 //! CI), RAII guards for namespaces and veth pairs, and a packet builder.
+pub mod balancer;
 pub mod netns;
 pub mod packet;
 

@@ -359,3 +359,115 @@ pub fn checksum(parts: &[&[u8]]) -> u16 {
     }
     !(sum as u16)
 }
+
+/// The frame the balancer should send for `inner` toward `real`: the same
+/// VLAN tag, MACs `dst_mac`/`src_mac`, an outer header from `outer_src`
+/// (TTL 64, ID 0, no flags; IPv6 flow label `flow_label`), then `inner`'s
+/// IP packet byte for byte.
+pub fn encapsulated(
+    inner: &Packet,
+    real: IpAddr,
+    outer_src: IpAddr,
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    flow_label: u32,
+) -> Vec<u8> {
+    let inner_ip = inner.ip_bytes();
+    let proto = if inner.src.is_ipv4() {
+        IPPROTO_IPIP
+    } else {
+        IPPROTO_IPV6
+    };
+    let (ethertype, outer) = match (outer_src, real) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => (
+            ETH_P_IP,
+            ipv4_header(s, d, proto, inner_ip.len(), 64, inner.tos, &[]),
+        ),
+        (IpAddr::V6(s), IpAddr::V6(d)) => (
+            ETH_P_IPV6,
+            ipv6_header(s, d, proto, inner_ip.len(), 64, inner.tos, flow_label),
+        ),
+        _ => panic!("outer source and real differ in family"),
+    };
+    let mut out = eth_header(dst_mac, src_mac, inner.vlan, ethertype);
+    out.extend_from_slice(&outer);
+    out.extend_from_slice(&inner_ip);
+    out
+}
+
+/// The ICMP "fragmentation needed" (IPv4) or ICMPv6 "packet too big" the
+/// balancer should answer `request` with, advertising `mtu`.
+pub fn too_big_reply(request: &Packet, mtu: u32) -> Vec<u8> {
+    let quoted = request.ip_bytes();
+    let mut out = eth_header(
+        request.eth_src,
+        request.eth_dst,
+        request.vlan,
+        if request.src.is_ipv4() {
+            ETH_P_IP
+        } else {
+            ETH_P_IPV6
+        },
+    );
+    match (request.src, request.dst) {
+        (IpAddr::V4(client), IpAddr::V4(vip)) => {
+            let mut icmp = vec![3, 4, 0, 0, 0, 0];
+            icmp.extend_from_slice(&(mtu as u16).to_be_bytes());
+            icmp.extend_from_slice(&quoted[..28]);
+            let c = checksum(&[&icmp]);
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            out.extend_from_slice(&ipv4_header(
+                vip,
+                client,
+                IPPROTO_ICMP,
+                icmp.len(),
+                64,
+                0,
+                &[],
+            ));
+            out.extend_from_slice(&icmp);
+        }
+        (IpAddr::V6(client), IpAddr::V6(vip)) => {
+            let mut icmp = vec![2, 0, 0, 0];
+            icmp.extend_from_slice(&mtu.to_be_bytes());
+            icmp.extend_from_slice(&quoted[..48]);
+            let pseudo = pseudo_header(
+                IpAddr::V6(vip),
+                IpAddr::V6(client),
+                IPPROTO_ICMPV6,
+                icmp.len(),
+            );
+            let c = checksum(&[&pseudo, &icmp]);
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            out.extend_from_slice(&ipv6_header(
+                vip,
+                client,
+                IPPROTO_ICMPV6,
+                icmp.len(),
+                64,
+                0,
+                0,
+            ));
+            out.extend_from_slice(&icmp);
+        }
+        _ => unreachable!(),
+    }
+    out
+}
+
+/// The echo reply the balancer should answer `request` (an echo request
+/// to a VIP) with: addresses and MACs swapped, TTL 64, type 0 / 129.
+pub fn echo_reply(request: &Packet) -> Vec<u8> {
+    let mut reply = request.clone();
+    std::mem::swap(&mut reply.src, &mut reply.dst);
+    std::mem::swap(&mut reply.eth_src, &mut reply.eth_dst);
+    reply.ttl = 64;
+    reply.l4 = match request.l4 {
+        L4::Icmp { code, .. } => L4::Icmp {
+            kind: if request.src.is_ipv4() { 0 } else { 129 },
+            code,
+        },
+        _ => panic!("not an echo request"),
+    };
+    reply.bytes()
+}

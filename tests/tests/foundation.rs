@@ -31,6 +31,19 @@ fn every_program_passes_the_verifier() {
     for program in Program::ALL {
         programs::load(&mut ebpf, program).unwrap_or_else(|e| panic!("{program}: {e:?}"));
     }
+    // And every other program in the object (the benchmark harness's).
+    let mut loaded = 0;
+    for (name, program) in ebpf.programs_mut() {
+        let xdp: &mut aya::programs::Xdp = program.try_into().expect("only XDP programs");
+        if xdp.fd().is_err() {
+            xdp.load().unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
+        loaded += 1;
+    }
+    assert!(
+        loaded >= 6,
+        "balancer, pass and the benchmark programs: {loaded}"
+    );
 }
 
 #[test]

@@ -10,6 +10,8 @@ use crate::{
 pub enum Which {
     /// Maglev table build time.
     Maglev,
+    /// Nanoseconds per packet of the XDP balancer (root).
+    Dataplane,
     /// Everything.
     All,
 }
@@ -26,6 +28,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if matches!(args.which, Which::Maglev | Which::All) {
         step("benchmark: Maglev table build");
         cmd::run(cmd::cargo().args(["bench", "-p", "lb-ctl", "--bench", "maglev"]))?;
+    }
+    if matches!(args.which, Which::Dataplane | Which::All) {
+        step("benchmark: XDP data plane (BPF_PROG_TEST_RUN, live frames on veth)");
+        cmd::run(cmd::cargo().args(["bench", "-p", "lb-tests", "--bench", "dataplane"]))?;
     }
     Ok(())
 }

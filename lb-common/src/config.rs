@@ -1,0 +1,48 @@
+//! The balancer's run-time settings (`LB_CONFIG[0]`), written by lb-ctl.
+
+/// Run-time settings of the balancer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Outer source address for IPv4 reals, network order; zero = IPv4
+    /// reals unusable.
+    pub src_v4: [u8; 4],
+    /// Outer source address for IPv6 reals, network order; zero = IPv6
+    /// reals unusable.
+    pub src_v6: [u8; 16],
+    /// Destination MAC of encapsulated packets when `mac_mode` is
+    /// [`MAC_MODE_GATEWAY`].
+    pub gateway_mac: [u8; 6],
+    /// Source MAC of encapsulated packets when `mac_mode` is
+    /// [`MAC_MODE_GATEWAY`] (the interface's own MAC).
+    pub iface_mac: [u8; 6],
+    /// Largest IP packet (outer header included) that may leave, host order;
+    /// 0 = no limit. Bigger ones are dropped and counted (`drop_mtu`); with
+    /// [`CONFIG_F_ICMP_TOO_BIG`] the client is told (ICMP fragmentation
+    /// needed / ICMPv6 packet too big).
+    pub mtu: u16,
+    /// One of the `MAC_MODE_*` values.
+    pub mac_mode: u8,
+    pub _pad: u8,
+    /// `CONFIG_F_*` bits.
+    pub flags: u32,
+}
+
+/// Send encapsulated packets back to the MAC they came from (the router
+/// that delivered them), from the MAC they were sent to. Needs no
+/// configuration; right when the LB host has one upstream router.
+pub const MAC_MODE_REFLECT: u8 = 0;
+/// Send encapsulated packets to `gateway_mac` from `iface_mac`.
+pub const MAC_MODE_GATEWAY: u8 = 1;
+
+/// Answer ICMP echo requests (ping) addressed to a VIP.
+pub const CONFIG_F_ICMP_ECHO: u32 = 1 << 0;
+/// Answer packets over the MTU with ICMP "fragmentation needed" (IPv4, when
+/// DF is set) or ICMPv6 "packet too big".
+pub const CONFIG_F_ICMP_TOO_BIG: u32 = 1 << 1;
+
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)], integers and byte arrays, no implicit padding.
+unsafe impl aya::Pod for Config {}
+
+const _: () = assert!(core::mem::size_of::<Config>() == 40);

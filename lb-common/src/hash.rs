@@ -1,0 +1,64 @@
+//! The flow hash: which ring slot a flow lands on. Defined once, compiled
+//! into the XDP program and into lb-ctl, so user space predicts the real the
+//! kernel picks for any 5-tuple. Changing it moves flows between hosts of
+//! different versions: the golden values in the tests pin it.
+use crate::maps::FlowKey;
+
+/// The hash's seed (fixed: every LB host must agree).
+pub const FLOW_HASH_SEED: u64 = 0x6c62_666c_6f77_6831; // "lbflowh1"
+
+const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[inline(always)]
+fn mix(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(K).rotate_left(29)
+}
+
+#[inline(always)]
+fn le64(b: &[u8; 16], at: usize) -> u64 {
+    u64::from_le_bytes([
+        b[at],
+        b[at + 1],
+        b[at + 2],
+        b[at + 3],
+        b[at + 4],
+        b[at + 5],
+        b[at + 6],
+        b[at + 7],
+    ])
+}
+
+/// Hashes a flow (both addresses, both ports, protocol). The ring slot is
+/// `flow_hash(key) % ring_size`.
+#[inline(always)]
+pub fn flow_hash(key: &FlowKey) -> u32 {
+    let mut h = FLOW_HASH_SEED;
+    h = mix(h, le64(&key.src, 0));
+    h = mix(h, le64(&key.src, 8));
+    h = mix(h, le64(&key.dst, 0));
+    h = mix(h, le64(&key.dst, 8));
+    h = mix(
+        h,
+        (u64::from(key.sport) << 32) | (u64::from(key.dport) << 16) | u64::from(key.proto),
+    );
+    // murmur3's 64-bit finaliser.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h as u32
+}
+
+/// Slots of the VIP address filter (`LB_VIP_FILTER`).
+pub const VIP_FILTER_SLOTS: u32 = 1 << 16;
+
+/// The filter slot of a destination address (16 bytes, network order): a
+/// packet whose slot counts no VIP address is not for a VIP, which costs one
+/// array read instead of hash-map lookups.
+#[inline(always)]
+pub fn vip_filter_slot(addr: &[u8; 16]) -> u32 {
+    let w = |i: usize| u32::from_le_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+    let folded = w(0) ^ w(4).rotate_left(8) ^ w(8).rotate_left(16) ^ w(12).rotate_left(24);
+    folded.wrapping_mul(0x9e37_79b1) >> 16
+}

@@ -1,0 +1,269 @@
+//! Map keys and values of the balancer.
+//!
+//! | map | kind | key -> value |
+//! |---|---|---|
+//! | `LB_VIPS` | hash | [`VipKey`] -> [`VipMeta`] |
+//! | `LB_VIP_ADDRS` | hash | [`VipAddrKey`] -> `u32` (VIPs on that address) |
+//! | `LB_VIP_FILTER` | array | [`crate::hash::vip_filter_slot`] -> `u32` (VIP addresses in the slot) |
+//! | `LB_VIP_GENS` | array | VIP id -> its generation (bumped when the id changes hands or its VIP goes) |
+//! | `LB_REALS` | array | real id -> [`Real`] |
+//! | `LB_RINGS` | array of maps | VIP id -> ring (array of real ids) |
+//! | `LB_CONNS` | LRU hash | [`FlowKey`] -> [`Conn`] |
+//! | `LB_CONFIG` | array[1] | [`crate::config::Config`] |
+//! | `LB_STATS` | per-CPU array[1] | [`crate::stats::Stats`] |
+//! | `LB_VIP_STATS` | per-CPU array | VIP id -> [`Traffic`] |
+//! | `LB_REAL_STATS` | per-CPU array | real id -> [`Traffic`] |
+
+/// Names of the balancer's maps in the object (also their pin file names).
+pub mod names {
+    pub const VIPS: &str = "LB_VIPS";
+    pub const VIP_ADDRS: &str = "LB_VIP_ADDRS";
+    pub const VIP_FILTER: &str = "LB_VIP_FILTER";
+    pub const VIP_GENS: &str = "LB_VIP_GENS";
+    pub const REALS: &str = "LB_REALS";
+    pub const RINGS: &str = "LB_RINGS";
+    pub const CONNS: &str = "LB_CONNS";
+    pub const CONFIG: &str = "LB_CONFIG";
+    pub const STATS: &str = "LB_STATS";
+    pub const VIP_STATS: &str = "LB_VIP_STATS";
+    pub const REAL_STATS: &str = "LB_REAL_STATS";
+    /// Every balancer map, for pinning and adoption.
+    pub const ALL: [&str; 11] = [
+        VIPS, VIP_ADDRS, VIP_FILTER, VIP_GENS, REALS, RINGS, CONNS, CONFIG, STATS, VIP_STATS,
+        REAL_STATS,
+    ];
+}
+
+/// A VIP: destination address, port and protocol. A port-less VIP (all
+/// ports of the address for that protocol) has `port` 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VipKey {
+    /// Network order; IPv4 in the first 4 bytes, the rest zero.
+    pub addr: [u8; 16],
+    /// Host order; 0 = every port.
+    pub port: u16,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`].
+    pub family: u8,
+}
+
+/// What the balancer knows of a VIP.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VipMeta {
+    /// Index into `LB_RINGS` and `LB_VIP_STATS`.
+    pub vip_id: u32,
+    /// The VIP's ring size M (prime); the ring slot is `flow_hash % M`.
+    pub ring_size: u32,
+    /// [`VIP_F_*`](VIP_F_NO_CONN_TABLE) bits.
+    pub flags: u32,
+    /// The VIP id's generation (as in `LB_VIP_GENS`) when this VIP got it;
+    /// connections remember it, so they die with their VIP.
+    pub generation: u32,
+}
+
+/// VIP flag: do not use the connection table for this VIP (pure Maglev:
+/// every packet is hashed; flows move when reals change).
+pub const VIP_F_NO_CONN_TABLE: u32 = 1 << 0;
+
+/// Any VIP on an address (for packets that carry no usable port: ICMP,
+/// fragments, IPv4 options, unknown protocols).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VipAddrKey {
+    /// Network order; IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+    /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`].
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A real (backend) slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Real {
+    /// Network order; IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+    /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`]; 0 = unused slot.
+    pub family: u8,
+    /// One of [`REAL_STATE_UP`], [`REAL_STATE_DRAINING`], [`REAL_STATE_DOWN`].
+    pub state: u8,
+    pub _pad: [u8; 2],
+    /// Bumped each time the slot is given to another real; a connection
+    /// remembers the generation it was made with, so a reused slot never
+    /// inherits another real's flows.
+    pub generation: u32,
+}
+
+/// Real state: takes new flows (if in a ring) and keeps established ones.
+pub const REAL_STATE_UP: u8 = 1;
+/// Real state: keeps established flows, gets no new ones (weight 0).
+pub const REAL_STATE_DRAINING: u8 = 2;
+/// Real state: failed; its flows are hashed again onto the ring.
+pub const REAL_STATE_DOWN: u8 = 3;
+
+/// The connection table's key: a flow's 5-tuple as the client sent it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Client address, network order; IPv4 in the first 4 bytes.
+    pub src: [u8; 16],
+    /// VIP address, network order; IPv4 in the first 4 bytes.
+    pub dst: [u8; 16],
+    /// Host order.
+    pub sport: u16,
+    /// Host order.
+    pub dport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// The connection table's value. A hit is used only while both the real
+/// slot and the VIP id still have the generations recorded here, so the
+/// established path needs no VIP lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conn {
+    /// Index into `LB_REALS`.
+    pub real_id: u32,
+    /// The real slot's generation when the flow was pinned to it.
+    pub real_generation: u32,
+    /// The VIP's id (for its counters).
+    pub vip_id: u32,
+    /// The VIP id's generation when the flow was pinned.
+    pub vip_generation: u32,
+}
+
+/// Packet and byte counts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl core::ops::AddAssign for Traffic {
+    fn add_assign(&mut self, o: Traffic) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all are #[repr(C)], made of integers and byte arrays, with no
+    // implicit padding (checked by the size assertions below).
+    unsafe impl aya::Pod for super::VipKey {}
+    unsafe impl aya::Pod for super::VipMeta {}
+    unsafe impl aya::Pod for super::VipAddrKey {}
+    unsafe impl aya::Pod for super::Real {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::Conn {}
+    unsafe impl aya::Pod for super::Traffic {}
+}
+
+// No implicit padding anywhere: the sizes equal the sums of the fields.
+const _: () = {
+    assert!(core::mem::size_of::<VipKey>() == 20);
+    assert!(core::mem::size_of::<VipMeta>() == 16);
+    assert!(core::mem::size_of::<VipAddrKey>() == 20);
+    assert!(core::mem::size_of::<Real>() == 24);
+    assert!(core::mem::size_of::<FlowKey>() == 40);
+    assert!(core::mem::size_of::<Conn>() == 16);
+    assert!(core::mem::size_of::<Traffic>() == 16);
+};
+
+/// An address as stored in maps: 16 bytes in network order (IPv4 in the
+/// first 4) and its family.
+pub fn addr_bytes(addr: core::net::IpAddr) -> ([u8; 16], u8) {
+    let mut bytes = [0u8; 16];
+    match addr {
+        core::net::IpAddr::V4(a) => {
+            bytes[..4].copy_from_slice(&a.octets());
+            (bytes, crate::FAMILY_V4)
+        }
+        core::net::IpAddr::V6(a) => (a.octets(), crate::FAMILY_V6),
+    }
+}
+
+/// The address stored as `bytes` with `family`, if the family is known.
+pub fn addr_from_bytes(bytes: &[u8; 16], family: u8) -> Option<core::net::IpAddr> {
+    match family {
+        crate::FAMILY_V4 => Some(core::net::IpAddr::V4(core::net::Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
+        crate::FAMILY_V6 => Some(core::net::IpAddr::V6(core::net::Ipv6Addr::from(*bytes))),
+        _ => None,
+    }
+}
+
+impl VipKey {
+    /// The key of the VIP `addr:port/proto` (`port` 0: every port).
+    pub fn new(addr: core::net::IpAddr, port: u16, proto: u8) -> Self {
+        let (addr, family) = addr_bytes(addr);
+        VipKey {
+            addr,
+            port,
+            proto,
+            family,
+        }
+    }
+
+    pub fn ip(&self) -> Option<core::net::IpAddr> {
+        addr_from_bytes(&self.addr, self.family)
+    }
+}
+
+impl VipAddrKey {
+    pub fn new(addr: core::net::IpAddr) -> Self {
+        let (addr, family) = addr_bytes(addr);
+        VipAddrKey {
+            addr,
+            family,
+            _pad: [0; 3],
+        }
+    }
+}
+
+impl Real {
+    pub fn new(addr: core::net::IpAddr, state: u8, generation: u32) -> Self {
+        let (addr, family) = addr_bytes(addr);
+        Real {
+            addr,
+            family,
+            state,
+            _pad: [0; 2],
+            generation,
+        }
+    }
+
+    pub fn ip(&self) -> Option<core::net::IpAddr> {
+        addr_from_bytes(&self.addr, self.family)
+    }
+}
+
+impl FlowKey {
+    /// The key of the flow `src:sport -> dst:dport` over `proto`.
+    pub fn new(
+        src: core::net::IpAddr,
+        sport: u16,
+        dst: core::net::IpAddr,
+        dport: u16,
+        proto: u8,
+    ) -> Self {
+        let (src, family) = addr_bytes(src);
+        let (dst, _) = addr_bytes(dst);
+        FlowKey {
+            src,
+            dst,
+            sport,
+            dport,
+            proto,
+            family,
+            _pad: [0; 2],
+        }
+    }
+}

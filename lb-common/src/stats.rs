@@ -1,0 +1,111 @@
+//! The balancer's global counters (`LB_STATS`, per CPU): one named field per
+//! counter, and a [`Counter`] number for each that is also its metric label.
+//!
+//! Both come from one list (the `counters!` invocation below), so the enum
+//! and the struct cannot drift apart: `Counter::X as usize` is the index of
+//! field `x` in [`Stats`] viewed as `[u64; Counter::COUNT]`.
+
+macro_rules! counters {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $field:ident, )*) => {
+        /// A global counter: its number is its index in [`Stats`].
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Counter {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl Counter {
+            /// Every counter, in index order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
+            /// How many counters there are.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The counter's name: its field in [`Stats`] and its metric label.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( Counter::$variant => stringify!($field), )*
+                }
+            }
+        }
+
+        /// The global counters of one CPU; sum over CPUs for the total.
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $( $(#[doc = $doc])* pub $field: u64, )*
+        }
+
+        impl Stats {
+            /// The value of `counter`.
+            pub const fn get(&self, counter: Counter) -> u64 {
+                match counter {
+                    $( Counter::$variant => self.$field, )*
+                }
+            }
+
+            /// Adds `other` field by field.
+            pub fn add(&mut self, other: &Stats) {
+                $( self.$field += other.$field; )*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Verdict: passed to the stack.
+    XdpPass => xdp_pass,
+    /// Verdict: sent back out (encapsulated, or an ICMP answer).
+    XdpTx => xdp_tx,
+    /// Verdict: dropped.
+    XdpDrop => xdp_drop,
+    /// Verdict: aborted (a helper failed unexpectedly).
+    XdpAborted => xdp_aborted,
+    /// A flow found in the connection table with a usable real.
+    ConnHit => conn_hit,
+    /// A flow not in the connection table (hashed onto the ring).
+    ConnMiss => conn_miss,
+    /// A flow in the table whose real is gone, reused or down: hashed again.
+    ConnRehash => conn_rehash,
+    /// Inserting into the connection table failed (the flow is still sent).
+    ConnInsertFailed => conn_insert_failed,
+    /// Pass: not IPv4 or IPv6 (ARP, LLDP, ...).
+    PassNotIp => pass_not_ip,
+    /// Pass: not addressed to a VIP.
+    PassNotVip => pass_not_vip,
+    /// Pass: cut inside the Ethernet or IP header (no VIP can be told).
+    PassTruncated => pass_truncated,
+    /// Drop: for a VIP address, cut inside the transport header.
+    DropTruncated => drop_truncated,
+    /// Drop: for a VIP address, IPv4 with options.
+    DropIpv4Options => drop_ipv4_options,
+    /// Drop: for a VIP address, a fragment (IPv4 MF/offset, IPv6 fragment header).
+    DropFragment => drop_fragment,
+    /// Drop: for a VIP address, a protocol no VIP serves (and not ICMP).
+    DropUnknownProto => drop_unknown_proto,
+    /// Drop: ICMP for a VIP address that is not handled.
+    DropIcmp => drop_icmp,
+    /// Drop: the VIP has no ring or an empty slot (no usable real).
+    DropNoReal => drop_no_real,
+    /// Drop: the ring names a real slot that is unused.
+    DropRealInvalid => drop_real_invalid,
+    /// Drop: no outer source address configured for the real's family.
+    DropNoSource => drop_no_source,
+    /// Drop: an IPv6 packet for an IPv4 real (IPv6-in-IPv4 is not done).
+    DropFamily => drop_family,
+    /// Drop: bigger than the MTU once encapsulated.
+    DropMtu => drop_mtu,
+    /// Drop: `bpf_xdp_adjust_head`/`tail` failed.
+    DropAdjust => drop_adjust,
+    /// ICMP echo requests to a VIP answered.
+    IcmpEchoReply => icmp_echo_reply,
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent to clients.
+    IcmpTooBigSent => icmp_too_big_sent,
+    /// Packets that carried an 802.1Q tag.
+    Vlan => vlan,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)], only u64 fields, no padding.
+unsafe impl aya::Pod for Stats {}
+
+const _: () = assert!(core::mem::size_of::<Stats>() == Counter::COUNT * 8);

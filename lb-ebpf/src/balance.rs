@@ -1,0 +1,230 @@
+//! The balancer: for a TCP/UDP packet to a VIP, pick the real (connection
+//! table, else the VIP's Maglev ring), encapsulate toward it and send it
+//! back out. Everything else is passed untouched or dropped with a reason.
+use aya_ebpf::programs::XdpContext;
+use lb_common::{
+    NO_REAL,
+    config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config},
+    hash::{flow_hash, vip_filter_slot},
+    maps::{
+        Conn, FlowKey, REAL_STATE_DRAINING, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipAddrKey,
+        VipKey, VipMeta,
+    },
+    stats::Counter,
+};
+
+use crate::{
+    encap, icmp,
+    maps::{
+        LB_CONFIG, LB_CONNS, LB_REALS, LB_RINGS, LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
+    },
+    parse::{self, Parsed, Unbalanceable},
+    stats::{self, Verdict},
+};
+
+#[inline(always)]
+pub fn balance(ctx: &XdpContext) -> Verdict {
+    let frame_len = (ctx.data_end() - ctx.data()) as u64;
+    match parse::parse(ctx) {
+        Parsed::Truncated => Verdict::pass(Counter::PassTruncated),
+        Parsed::NotIp => Verdict::pass(Counter::PassNotIp),
+        Parsed::Unbalanceable {
+            l2,
+            family,
+            dst,
+            why,
+        } => {
+            if l2.vlan {
+                stats::count(Counter::Vlan);
+            }
+            if !maybe_vip(&dst) || !is_vip_addr(family, &dst) {
+                return Verdict::pass(Counter::PassNotVip);
+            }
+            match why {
+                Unbalanceable::Ipv4Options => Verdict::drop(Counter::DropIpv4Options),
+                Unbalanceable::Fragment => Verdict::drop(Counter::DropFragment),
+                Unbalanceable::UnknownProto => Verdict::drop(Counter::DropUnknownProto),
+                Unbalanceable::TruncatedL4 => Verdict::drop(Counter::DropTruncated),
+                Unbalanceable::Icmp => {
+                    let answer = config().is_some_and(|c| c.flags & CONFIG_F_ICMP_ECHO != 0);
+                    if answer && icmp::echo_reply(ctx, l2, family) {
+                        Verdict::tx(Counter::IcmpEchoReply)
+                    } else {
+                        Verdict::drop(Counter::DropIcmp)
+                    }
+                }
+            }
+        }
+        Parsed::Flow {
+            l2,
+            flow,
+            ip_len,
+            tos,
+        } => {
+            if l2.vlan {
+                stats::count(Counter::Vlan);
+            }
+            if !maybe_vip(&flow.dst) {
+                return Verdict::pass(Counter::PassNotVip);
+            }
+            // Established flows first: a usable connection names the VIP
+            // and the real, with no VIP lookup.
+            let (vip_id, real_id, real, conn_counter) = match established(&flow) {
+                Established::Hit {
+                    vip_id,
+                    real_id,
+                    real,
+                } => (vip_id, real_id, real, Counter::ConnHit),
+                found => {
+                    let Some(meta) = lookup_vip(&flow) else {
+                        return Verdict::pass(Counter::PassNotVip);
+                    };
+                    let counter = if matches!(found, Established::Stale) {
+                        Counter::ConnRehash
+                    } else {
+                        Counter::ConnMiss
+                    };
+                    match new_flow(&flow, &meta) {
+                        Ok((real_id, real)) => (meta.vip_id, real_id, real, counter),
+                        Err(reason) => return Verdict::drop(reason),
+                    }
+                }
+            };
+            // The IP header must not claim more bytes than the frame has.
+            if usize::from(ip_len) > ctx.data_end() - ctx.data() - l2.l3_off {
+                return Verdict::drop(Counter::DropTruncated);
+            }
+            let Some(cfg) = config() else {
+                return Verdict::drop(Counter::DropNoSource);
+            };
+            stats::count(conn_counter);
+            let ok = encap::encapsulate(ctx, l2, &flow, real, cfg, ip_len, tos);
+            match ok {
+                Ok(()) => {
+                    stats::traffic(vip_id, real_id, frame_len);
+                    Verdict::tx_only()
+                }
+                Err(Counter::DropMtu) if cfg.flags & CONFIG_F_ICMP_TOO_BIG != 0 => {
+                    stats::count(Counter::DropMtu);
+                    if icmp::too_big(ctx, l2, flow.family, cfg) {
+                        Verdict::tx(Counter::IcmpTooBigSent)
+                    } else {
+                        Verdict::drop_only()
+                    }
+                }
+                Err(reason) => Verdict::drop(reason),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn config() -> Option<&'static Config> {
+    LB_CONFIG.get(0)
+}
+
+/// False if `addr` is certainly not a VIP address (one array read).
+#[inline(always)]
+fn maybe_vip(addr: &[u8; 16]) -> bool {
+    LB_VIP_FILTER
+        .get(vip_filter_slot(addr))
+        .is_some_and(|&n| n != 0)
+}
+
+#[inline(always)]
+fn is_vip_addr(family: u8, addr: &[u8; 16]) -> bool {
+    let key = VipAddrKey {
+        addr: *addr,
+        family,
+        _pad: [0; 3],
+    };
+    // SAFETY: the value is only tested for presence.
+    unsafe { LB_VIP_ADDRS.get(key) }.is_some()
+}
+
+/// The VIP of `flow`: (address, port, protocol), else the port-less VIP.
+#[inline(always)]
+fn lookup_vip(flow: &FlowKey) -> Option<VipMeta> {
+    let mut key = VipKey {
+        addr: flow.dst,
+        port: flow.dport,
+        proto: flow.proto,
+        family: flow.family,
+    };
+    // SAFETY: values are copied out; lb-ctl replaces them whole.
+    if let Some(meta) = unsafe { LB_VIPS.get(key) } {
+        return Some(*meta);
+    }
+    key.port = 0;
+    unsafe { LB_VIPS.get(key) }.copied()
+}
+
+/// What the connection table says of a flow.
+enum Established {
+    /// A connection whose VIP and real are still the ones it was made with,
+    /// and the real takes established flows (up or draining).
+    Hit {
+        vip_id: u32,
+        real_id: u32,
+        real: &'static Real,
+    },
+    /// A connection whose VIP or real changed or went down: hash again.
+    Stale,
+    /// No connection.
+    Miss,
+}
+
+#[inline(always)]
+fn established(flow: &FlowKey) -> Established {
+    // SAFETY: the value is copied out at once.
+    let Some(conn) = unsafe { LB_CONNS.get(flow) }.copied() else {
+        return Established::Miss;
+    };
+    if let Some(real) = LB_REALS.get(conn.real_id)
+        && real.generation == conn.real_generation
+        && (real.state == REAL_STATE_UP || real.state == REAL_STATE_DRAINING)
+        && LB_VIP_GENS
+            .get(conn.vip_id)
+            .is_some_and(|&g| g == conn.vip_generation)
+    {
+        return Established::Hit {
+            vip_id: conn.vip_id,
+            real_id: conn.real_id,
+            real,
+        };
+    }
+    Established::Stale
+}
+
+/// The ring's real for a new (or re-hashed) flow of the VIP `meta`,
+/// remembered in the connection table unless the VIP opts out.
+#[inline(always)]
+fn new_flow(flow: &FlowKey, meta: &VipMeta) -> Result<(u32, &'static Real), Counter> {
+    let slot = flow_hash(flow) % meta.ring_size.max(1);
+    let Some(&real_id) = LB_RINGS.get_value(meta.vip_id, &slot) else {
+        return Err(Counter::DropNoReal);
+    };
+    if real_id == NO_REAL {
+        return Err(Counter::DropNoReal);
+    }
+    let Some(real) = LB_REALS.get(real_id) else {
+        return Err(Counter::DropRealInvalid);
+    };
+    // A ring may still name a real that just went down until lb-ctl
+    // rewrites it; it is sent there meanwhile. An unused slot is a bug.
+    if real.family == 0 {
+        return Err(Counter::DropRealInvalid);
+    }
+    if meta.flags & VIP_F_NO_CONN_TABLE == 0 {
+        let conn = Conn {
+            real_id,
+            real_generation: real.generation,
+            vip_id: meta.vip_id,
+            vip_generation: meta.generation,
+        };
+        if LB_CONNS.insert(flow, conn, 0).is_err() {
+            stats::count(Counter::ConnInsertFailed);
+        }
+    }
+    Ok((real_id, real))
+}

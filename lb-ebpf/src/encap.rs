@@ -1,0 +1,177 @@
+//! Encapsulation toward a real: IPv4-in-IPv4 (protocol 4), IPv6-in-IPv6 and
+//! IPv4-in-IPv6 (next header 41 / 4). The outer header goes between the
+//! Ethernet (and 802.1Q) header and the client's packet, which is left
+//! byte for byte as it came. Then the MACs are set toward the next hop.
+use aya_ebpf::{helpers::generated::bpf_xdp_adjust_head, programs::XdpContext};
+use lb_common::{
+    ENCAP_TTL, FAMILY_V4, FAMILY_V6, IPV4_ENCAP_LEN, IPV6_ENCAP_LEN,
+    config::{Config, MAC_MODE_GATEWAY},
+    hash::flow_hash,
+    maps::{FlowKey, Real},
+    stats::Counter,
+};
+
+use crate::{csum, headers::*, parse::L2};
+
+/// The saved link-layer header of the packet.
+#[derive(Clone, Copy)]
+pub struct SavedL2 {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    /// The 802.1Q TCI (network order), if the packet had a tag.
+    pub vlan_tci: Option<u16>,
+}
+
+/// Reads the link-layer header before the packet is moved.
+#[inline(always)]
+pub fn save_l2(ctx: &XdpContext, l2: L2) -> Option<SavedL2> {
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    // SAFETY: checked by ptr_at.
+    let eth = unsafe { *eth };
+    let vlan_tci = if l2.vlan {
+        let v = ptr_at::<VlanHdr>(ctx, ETH_LEN)?;
+        // SAFETY: checked by ptr_at.
+        Some(unsafe { (*v).tci })
+    } else {
+        None
+    };
+    Some(SavedL2 {
+        dst: eth.dst,
+        src: eth.src,
+        vlan_tci,
+    })
+}
+
+/// Writes the link-layer header at the (new) start of the packet with
+/// `ethertype`, `dst` and `src` MACs, keeping the VLAN tag if there was one.
+#[inline(always)]
+pub fn write_l2(
+    ctx: &XdpContext,
+    saved: &SavedL2,
+    dst: [u8; 6],
+    src: [u8; 6],
+    ethertype: u16,
+) -> Option<()> {
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    match saved.vlan_tci {
+        None => {
+            // SAFETY: checked by ptr_at.
+            unsafe {
+                *eth = EthHdr {
+                    dst,
+                    src,
+                    proto: ethertype.to_be(),
+                }
+            };
+        }
+        Some(tci) => {
+            let vlan = ptr_at::<VlanHdr>(ctx, ETH_LEN)?;
+            // SAFETY: both checked by ptr_at.
+            unsafe {
+                *eth = EthHdr {
+                    dst,
+                    src,
+                    proto: ETH_P_8021Q.to_be(),
+                };
+                *vlan = VlanHdr {
+                    tci,
+                    proto: ethertype.to_be(),
+                };
+            }
+        }
+    }
+    Some(())
+}
+
+/// The MACs of a packet sent toward the next hop.
+#[inline(always)]
+fn next_hop_macs(saved: &SavedL2, cfg: &Config) -> ([u8; 6], [u8; 6]) {
+    if cfg.mac_mode == MAC_MODE_GATEWAY {
+        (cfg.gateway_mac, cfg.iface_mac)
+    } else {
+        // Reflect: back to the router that delivered it.
+        (saved.src, saved.dst)
+    }
+}
+
+/// Encapsulates the packet toward `real`. `ip_len` is the client packet's
+/// length, `tos` its TOS / traffic class. An outer IPv6 header carries the
+/// flow hash as its flow label, so that routers spread flows.
+#[inline(always)]
+pub fn encapsulate(
+    ctx: &XdpContext,
+    l2: L2,
+    flow: &FlowKey,
+    real: &Real,
+    cfg: &Config,
+    ip_len: u16,
+    tos: u8,
+) -> Result<(), Counter> {
+    let outer_v4 = real.family == FAMILY_V4;
+    if outer_v4 && flow.family == FAMILY_V6 {
+        return Err(Counter::DropFamily);
+    }
+    let (outer_len, has_src) = if outer_v4 {
+        (IPV4_ENCAP_LEN, cfg.src_v4 != [0; 4])
+    } else {
+        (IPV6_ENCAP_LEN, cfg.src_v6 != [0; 16])
+    };
+    if !has_src {
+        return Err(Counter::DropNoSource);
+    }
+    if cfg.mtu != 0 && u32::from(ip_len) + u32::from(outer_len) > u32::from(cfg.mtu) {
+        return Err(Counter::DropMtu);
+    }
+    let Some(saved) = save_l2(ctx, l2) else {
+        return Err(Counter::DropTruncated);
+    };
+    // SAFETY: ctx.ctx is the program's context; a negative delta grows the
+    // packet at the front. Every packet pointer is re-derived afterwards.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(outer_len)) } != 0 {
+        return Err(Counter::DropAdjust);
+    }
+    let (dst_mac, src_mac) = next_hop_macs(&saved, cfg);
+    let inner_proto = if flow.family == FAMILY_V4 {
+        IPPROTO_IPIP
+    } else {
+        IPPROTO_IPV6
+    };
+    if outer_v4 {
+        write_l2(ctx, &saved, dst_mac, src_mac, ETH_P_IP).ok_or(Counter::DropAdjust)?;
+        let mut dst = [0u8; 4];
+        dst.copy_from_slice(&real.addr[..4]);
+        let mut hdr = Ipv4Hdr {
+            version_ihl: 0x45,
+            tos,
+            tot_len: (ip_len + IPV4_ENCAP_LEN).to_be(),
+            id: 0,
+            frag_off: 0,
+            ttl: ENCAP_TTL,
+            proto: inner_proto,
+            check: 0,
+            src: cfg.src_v4,
+            dst,
+        };
+        // SAFETY: Ipv4Hdr is 20 bytes of plain data, no padding.
+        let words: [u16; 10] = unsafe { core::mem::transmute(hdr) };
+        hdr.check = csum::ipv4_header(&words);
+        let out = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off).ok_or(Counter::DropAdjust)?;
+        // SAFETY: checked by ptr_at.
+        unsafe { *out = hdr };
+    } else {
+        write_l2(ctx, &saved, dst_mac, src_mac, ETH_P_IPV6).ok_or(Counter::DropAdjust)?;
+        let hash = flow_hash(flow);
+        let hdr = Ipv6Hdr {
+            vtc_flow: ((6u32 << 28) | (u32::from(tos) << 20) | (hash & 0x000f_ffff)).to_be(),
+            payload_len: ip_len.to_be(),
+            next_hdr: inner_proto,
+            hop_limit: ENCAP_TTL,
+            src: cfg.src_v6,
+            dst: real.addr,
+        };
+        let out = ptr_at::<Ipv6Hdr>(ctx, l2.l3_off).ok_or(Counter::DropAdjust)?;
+        // SAFETY: checked by ptr_at.
+        unsafe { *out = hdr };
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! ICMP the balancer answers itself: echo requests to a VIP (ping works
+//! against an anycast address), and "fragmentation needed" / "packet too
+//! big" to a client whose packet would exceed the MTU once encapsulated.
+use aya_ebpf::{
+    helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
+    programs::XdpContext,
+};
+use lb_common::{ENCAP_TTL, FAMILY_V4, config::Config};
+
+use crate::{
+    csum,
+    encap::{save_l2, write_l2},
+    headers::*,
+    parse::L2,
+};
+
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_FRAG_NEEDED: u8 = 4;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+const ICMPV6_ECHO_REPLY: u8 = 129;
+/// IPv4 "don't fragment" flag in `frag_off` (host order).
+const IP_DF: u16 = 0x4000;
+
+/// Bytes of the client's packet quoted in a too-big message: its IP header
+/// and the first 8 bytes after it (ports, enough to find the socket).
+const QUOTE_V4: usize = IPV4_LEN + 8;
+const QUOTE_V6: usize = IPV6_LEN + 8;
+const ICMP_HDR_LEN: usize = 8;
+
+/// Turns an echo request to a VIP into the echo reply, in place. Returns
+/// false (leave the packet alone) if it is not an echo request.
+#[inline(always)]
+pub fn echo_reply(ctx: &XdpContext, l2: L2, family: u8) -> bool {
+    if family == FAMILY_V4 {
+        echo_reply_v4(ctx, l2).is_some()
+    } else {
+        echo_reply_v6(ctx, l2).is_some()
+    }
+}
+
+#[inline(always)]
+fn swap_macs(ctx: &XdpContext) -> Option<()> {
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    // SAFETY: checked by ptr_at.
+    unsafe {
+        let e = &mut *eth;
+        core::mem::swap(&mut e.dst, &mut e.src);
+    }
+    Some(())
+}
+
+#[inline(never)]
+fn echo_reply_v4(ctx: &XdpContext, l2: L2) -> Option<()> {
+    let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off)?;
+    let icmp = ptr_at::<IcmpHdr>(ctx, l2.l3_off + IPV4_LEN)?;
+    // SAFETY: both checked by ptr_at; parse guaranteed a 20-byte header.
+    unsafe {
+        if (*icmp).kind != ICMP_ECHO_REQUEST || (*icmp).code != 0 {
+            return None;
+        }
+        let old = u16::from_ne_bytes([ICMP_ECHO_REQUEST, 0]);
+        let new = u16::from_ne_bytes([ICMP_ECHO_REPLY, 0]);
+        (*icmp).kind = ICMP_ECHO_REPLY;
+        (*icmp).check = csum::replace16((*icmp).check, old, new);
+        let mut hdr = *ip;
+        core::mem::swap(&mut hdr.src, &mut hdr.dst);
+        hdr.ttl = ENCAP_TTL;
+        hdr.check = 0;
+        let words: [u16; 10] = core::mem::transmute(hdr);
+        hdr.check = csum::ipv4_header(&words);
+        *ip = hdr;
+    }
+    swap_macs(ctx)
+}
+
+#[inline(never)]
+fn echo_reply_v6(ctx: &XdpContext, l2: L2) -> Option<()> {
+    let ip = ptr_at::<Ipv6Hdr>(ctx, l2.l3_off)?;
+    let icmp = ptr_at::<IcmpHdr>(ctx, l2.l3_off + IPV6_LEN)?;
+    // SAFETY: both checked by ptr_at.
+    unsafe {
+        if (*icmp).kind != ICMPV6_ECHO_REQUEST || (*icmp).code != 0 {
+            return None;
+        }
+        // Swapping the addresses leaves the pseudo-header sum unchanged.
+        let old = u16::from_ne_bytes([ICMPV6_ECHO_REQUEST, 0]);
+        let new = u16::from_ne_bytes([ICMPV6_ECHO_REPLY, 0]);
+        (*icmp).kind = ICMPV6_ECHO_REPLY;
+        (*icmp).check = csum::replace16((*icmp).check, old, new);
+        let h = &mut *ip;
+        core::mem::swap(&mut h.src, &mut h.dst);
+        h.hop_limit = ENCAP_TTL;
+    }
+    swap_macs(ctx)
+}
+
+/// Replaces the packet with an ICMP "fragmentation needed" (IPv4, only when
+/// the client set DF) or ICMPv6 "packet too big" telling the client the MTU
+/// left once the outer header is added. Returns false if no message is due
+/// (the packet is then dropped).
+#[inline(always)]
+pub fn too_big(ctx: &XdpContext, l2: L2, family: u8, cfg: &Config) -> bool {
+    if family == FAMILY_V4 {
+        too_big_v4(ctx, l2, cfg).is_some()
+    } else {
+        too_big_v6(ctx, l2, cfg).is_some()
+    }
+}
+
+/// The sum of the 16-bit words at `words` (inside the packet, checked).
+#[inline(always)]
+fn sum_words<const N: usize>(words: *const [u16; N]) -> u32 {
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i < N {
+        // SAFETY: the caller got `words` from ptr_at, so all N are inside.
+        sum += u32::from(unsafe { (*words)[i] });
+        i += 1;
+    }
+    sum
+}
+
+/// Cuts the packet to `l3_off + keep` bytes, then makes `room` bytes of room
+/// in front of the IP header; the link-layer header is rewritten by the
+/// caller.
+#[inline(always)]
+fn reshape(ctx: &XdpContext, l3_off: usize, keep: usize, room: usize) -> Option<()> {
+    let len = ctx.data_end() - ctx.data();
+    let want = l3_off + keep;
+    if len < want {
+        return None;
+    }
+    // SAFETY: the context is ours; pointers are re-derived by the caller.
+    unsafe {
+        if len > want && bpf_xdp_adjust_tail(ctx.ctx, -((len - want) as i32)) != 0 {
+            return None;
+        }
+        if bpf_xdp_adjust_head(ctx.ctx, -(room as i32)) != 0 {
+            return None;
+        }
+    }
+    Some(())
+}
+
+#[inline(never)]
+fn too_big_v4(ctx: &XdpContext, l2: L2, cfg: &Config) -> Option<()> {
+    let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off)?;
+    // SAFETY: checked by ptr_at.
+    if u16::from_be(unsafe { (*ip).frag_off }) & IP_DF == 0 {
+        return None;
+    }
+    let saved = save_l2(ctx, l2)?;
+    reshape(ctx, l2.l3_off, QUOTE_V4, IPV4_LEN + ICMP_HDR_LEN)?;
+    write_l2(ctx, &saved, saved.src, saved.dst, ETH_P_IP)?;
+    // The next-hop MTU the client must use: ours minus the outer header.
+    let mtu = cfg.mtu.saturating_sub(lb_common::IPV4_ENCAP_LEN);
+    let icmp_off = l2.l3_off + IPV4_LEN;
+    let out = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off)?;
+    let icmp = ptr_at::<[u16; 4]>(ctx, icmp_off)?;
+    let quote = ptr_at::<[u16; QUOTE_V4 / 2]>(ctx, icmp_off + ICMP_HDR_LEN)?;
+    let orig = ptr_at::<Ipv4Hdr>(ctx, icmp_off + ICMP_HDR_LEN)?;
+    // SAFETY: all checked by ptr_at; `orig` is the quoted client header.
+    unsafe {
+        let kind = u16::from_ne_bytes([ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED]);
+        let mtu = mtu.to_be();
+        *icmp = [kind, 0, 0, mtu];
+        (*icmp)[1] = csum::fold(u32::from(kind) + u32::from(mtu) + sum_words(quote));
+        let o = &mut *out;
+        o.version_ihl = 0x45;
+        o.tos = 0;
+        o.tot_len = ((IPV4_LEN + ICMP_HDR_LEN + QUOTE_V4) as u16).to_be();
+        o.id = 0;
+        o.frag_off = 0;
+        o.ttl = ENCAP_TTL;
+        o.proto = IPPROTO_ICMP;
+        o.check = 0;
+        o.src = (*orig).dst;
+        o.dst = (*orig).src;
+        o.check = csum::fold(sum_words(out.cast::<[u16; 10]>()));
+    }
+    Some(())
+}
+
+#[inline(never)]
+fn too_big_v6(ctx: &XdpContext, l2: L2, cfg: &Config) -> Option<()> {
+    let saved = save_l2(ctx, l2)?;
+    reshape(ctx, l2.l3_off, QUOTE_V6, IPV6_LEN + ICMP_HDR_LEN)?;
+    write_l2(ctx, &saved, saved.src, saved.dst, ETH_P_IPV6)?;
+    // IPv6 links carry at least 1280 bytes.
+    let mtu = u32::from(cfg.mtu.saturating_sub(lb_common::IPV6_ENCAP_LEN).max(1280));
+    let icmp_off = l2.l3_off + IPV6_LEN;
+    let quote_off = icmp_off + ICMP_HDR_LEN;
+    let out = ptr_at::<Ipv6Hdr>(ctx, l2.l3_off)?;
+    let icmp = ptr_at::<[u16; 4]>(ctx, icmp_off)?;
+    let quote = ptr_at::<[u16; QUOTE_V6 / 2]>(ctx, quote_off)?;
+    // The quoted header's two addresses: the pseudo-header's, swapped,
+    // which does not change their sum.
+    let addrs = ptr_at::<[u16; 16]>(ctx, quote_off + 8)?;
+    let orig = ptr_at::<Ipv6Hdr>(ctx, quote_off)?;
+    let payload_len = (ICMP_HDR_LEN + QUOTE_V6) as u16;
+    // SAFETY: all checked by ptr_at; `orig` is the quoted client header.
+    unsafe {
+        let kind = u16::from_ne_bytes([ICMPV6_PACKET_TOO_BIG, 0]);
+        let m = mtu.to_be_bytes();
+        let (m_hi, m_lo) = (
+            u16::from_ne_bytes([m[0], m[1]]),
+            u16::from_ne_bytes([m[2], m[3]]),
+        );
+        *icmp = [kind, 0, m_hi, m_lo];
+        let sum = sum_words(addrs)
+            + u32::from(payload_len.to_be())
+            + u32::from(u16::from(IPPROTO_ICMPV6).to_be())
+            + u32::from(kind)
+            + u32::from(m_hi)
+            + u32::from(m_lo)
+            + sum_words(quote);
+        (*icmp)[1] = csum::fold(sum);
+        let o = &mut *out;
+        o.vtc_flow = (6u32 << 28).to_be();
+        o.payload_len = payload_len.to_be();
+        o.next_hdr = IPPROTO_ICMPV6;
+        o.hop_limit = ENCAP_TTL;
+        o.src = (*orig).dst;
+        o.dst = (*orig).src;
+    }
+    Some(())
+}

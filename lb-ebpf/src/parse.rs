@@ -1,0 +1,191 @@
+//! Parsing: Ethernet (one optional 802.1Q tag), then IPv4 or IPv6, then the
+//! ports of TCP or UDP, into the flow key the balancer looks up. Anything the
+//! balancer does not forward comes back as a [`Parsed`] variant saying why,
+//! so every path has its own counter.
+use aya_ebpf::programs::XdpContext;
+use lb_common::{FAMILY_V4, FAMILY_V6, maps::FlowKey};
+
+use crate::headers::*;
+
+/// Where the IP header is and what is in front of it.
+#[derive(Clone, Copy)]
+pub struct L2 {
+    /// Offset of the IP header: 14, or 18 with an 802.1Q tag.
+    pub l3_off: usize,
+    pub vlan: bool,
+}
+
+/// A packet's place in the balancer's world.
+pub enum Parsed {
+    /// A TCP or UDP packet with its flow key; `ip_len` is the IP packet's
+    /// length (header included), `tos` its TOS / traffic class.
+    Flow {
+        l2: L2,
+        flow: FlowKey,
+        ip_len: u16,
+        tos: u8,
+    },
+    /// Not IPv4 or IPv6.
+    NotIp,
+    /// Cut inside the Ethernet or IP header.
+    Truncated,
+    /// A packet to `dst` whose transport cannot be balanced: see `why`.
+    Unbalanceable {
+        l2: L2,
+        family: u8,
+        dst: [u8; 16],
+        why: Unbalanceable,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Unbalanceable {
+    Ipv4Options,
+    Fragment,
+    /// ICMP or ICMPv6 (unfragmented, no options).
+    Icmp,
+    UnknownProto,
+    /// Cut inside the TCP/UDP ports.
+    TruncatedL4,
+}
+
+#[inline(always)]
+pub fn parse(ctx: &XdpContext) -> Parsed {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return Parsed::Truncated;
+    };
+    // SAFETY: ptr_at checked that the header is inside the packet.
+    let mut proto = u16::from_be(unsafe { (*eth).proto });
+    let mut l2 = L2 {
+        l3_off: ETH_LEN,
+        vlan: false,
+    };
+    if proto == ETH_P_8021Q {
+        let Some(vlan) = ptr_at::<VlanHdr>(ctx, ETH_LEN) else {
+            return Parsed::Truncated;
+        };
+        // SAFETY: checked by ptr_at.
+        proto = u16::from_be(unsafe { (*vlan).proto });
+        l2 = L2 {
+            l3_off: ETH_LEN + VLAN_LEN,
+            vlan: true,
+        };
+    }
+    match proto {
+        ETH_P_IP => parse_v4(ctx, l2),
+        ETH_P_IPV6 => parse_v6(ctx, l2),
+        _ => Parsed::NotIp,
+    }
+}
+
+#[inline(always)]
+fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
+    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off) else {
+        return Parsed::Truncated;
+    };
+    // SAFETY: checked by ptr_at.
+    let ip = unsafe { &*ip };
+    if ip.version_ihl >> 4 != 4 {
+        return Parsed::NotIp;
+    }
+    let mut dst = [0u8; 16];
+    dst[..4].copy_from_slice(&ip.dst);
+    let why = if ip.version_ihl & 0x0f != 5 {
+        Some(Unbalanceable::Ipv4Options)
+    } else if u16::from_be(ip.frag_off) & 0x3fff != 0 {
+        // More-fragments set or a non-zero offset.
+        Some(Unbalanceable::Fragment)
+    } else if ip.proto == IPPROTO_ICMP {
+        Some(Unbalanceable::Icmp)
+    } else if ip.proto != IPPROTO_TCP && ip.proto != IPPROTO_UDP {
+        Some(Unbalanceable::UnknownProto)
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Parsed::Unbalanceable {
+            l2,
+            family: FAMILY_V4,
+            dst,
+            why,
+        };
+    }
+    let Some(ports) = ptr_at::<Ports>(ctx, l2.l3_off + IPV4_LEN) else {
+        return Parsed::Unbalanceable {
+            l2,
+            family: FAMILY_V4,
+            dst,
+            why: Unbalanceable::TruncatedL4,
+        };
+    };
+    // SAFETY: checked by ptr_at.
+    let ports = unsafe { *ports };
+    let mut src = [0u8; 16];
+    src[..4].copy_from_slice(&ip.src);
+    Parsed::Flow {
+        l2,
+        flow: FlowKey {
+            src,
+            dst,
+            sport: u16::from_be(ports.src),
+            dport: u16::from_be(ports.dst),
+            proto: ip.proto,
+            family: FAMILY_V4,
+            _pad: [0; 2],
+        },
+        ip_len: u16::from_be(ip.tot_len),
+        tos: ip.tos,
+    }
+}
+
+#[inline(always)]
+fn parse_v6(ctx: &XdpContext, l2: L2) -> Parsed {
+    let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, l2.l3_off) else {
+        return Parsed::Truncated;
+    };
+    // SAFETY: checked by ptr_at.
+    let ip = unsafe { &*ip };
+    let first = u32::from_be(ip.vtc_flow);
+    if first >> 28 != 6 {
+        return Parsed::NotIp;
+    }
+    let why = match ip.next_hdr {
+        IPPROTO_TCP | IPPROTO_UDP => None,
+        IPPROTO_ICMPV6 => Some(Unbalanceable::Icmp),
+        IPPROTO_FRAGMENT => Some(Unbalanceable::Fragment),
+        // Other extension headers and protocols: not balanced.
+        _ => Some(Unbalanceable::UnknownProto),
+    };
+    if let Some(why) = why {
+        return Parsed::Unbalanceable {
+            l2,
+            family: FAMILY_V6,
+            dst: ip.dst,
+            why,
+        };
+    }
+    let Some(ports) = ptr_at::<Ports>(ctx, l2.l3_off + IPV6_LEN) else {
+        return Parsed::Unbalanceable {
+            l2,
+            family: FAMILY_V6,
+            dst: ip.dst,
+            why: Unbalanceable::TruncatedL4,
+        };
+    };
+    // SAFETY: checked by ptr_at.
+    let ports = unsafe { *ports };
+    Parsed::Flow {
+        l2,
+        flow: FlowKey {
+            src: ip.src,
+            dst: ip.dst,
+            sport: u16::from_be(ports.src),
+            dport: u16::from_be(ports.dst),
+            proto: ip.next_hdr,
+            family: FAMILY_V6,
+            _pad: [0; 2],
+        },
+        ip_len: u16::from_be(ip.payload_len).wrapping_add(IPV6_LEN as u16),
+        tos: ((first >> 20) & 0xff) as u8,
+    }
+}

@@ -1,0 +1,257 @@
+//! How the balancer in the kernel spreads and pins flows: the kernel's
+//! choice equals user space's prediction from the shared flow hash; flows
+//! stay on their real when reals are added and move when it goes; shares
+//! follow weights.
+use std::{collections::HashMap, net::IpAddr};
+
+use lb_common::{
+    PROTO_TCP, PROTO_UDP,
+    maps::{FlowKey, REAL_STATE_DOWN, REAL_STATE_UP, Real},
+};
+use lb_tests::{
+    balancer::{Rng, TestBalancer, TestReal, XDP_TX, ip, maglev_ring, outer_dst, predict},
+    packet::{Packet, TCP_ACK, TCP_SYN},
+    require_root,
+};
+
+const VIP: &str = "203.0.113.10";
+const VIP6: &str = "2001:db8:100::10";
+const M: u32 = 65_537;
+
+fn reals(n: u32, weights: &[u32]) -> Vec<TestReal> {
+    (0..n)
+        .map(|i| TestReal {
+            id: i + 1,
+            addr: IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 100 + i as u8)),
+            weight: weights.get(i as usize).copied().unwrap_or(1),
+        })
+        .collect()
+}
+
+fn reals6(n: u32, weights: &[u32]) -> Vec<TestReal> {
+    (0..n)
+        .map(|i| TestReal {
+            id: i + 1,
+            addr: IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0x200,
+                0,
+                0,
+                0,
+                0,
+                i as u16 + 1,
+            )),
+            weight: weights.get(i as usize).copied().unwrap_or(1),
+        })
+        .collect()
+}
+
+/// Sends one packet of the flow and returns the real it was sent to.
+fn send(
+    lb: &mut TestBalancer,
+    src: IpAddr,
+    sport: u16,
+    dst: IpAddr,
+    dport: u16,
+    proto: u8,
+    flags: u8,
+) -> IpAddr {
+    let p = if proto == PROTO_TCP {
+        Packet::tcp(src, sport, dst, dport, flags)
+    } else {
+        Packet::udp(src, sport, dst, dport)
+    };
+    let out = lb.run(&p.bytes());
+    assert_eq!(
+        out.verdict, XDP_TX,
+        "flow {src}:{sport} -> {dst}:{dport} was not forwarded"
+    );
+    outer_dst(&out.output).expect("an encapsulated frame")
+}
+
+#[test]
+fn kernel_picks_the_real_user_space_predicts_for_10000_flows() {
+    if !require_root("kernel_picks_the_real_user_space_predicts_for_10000_flows") {
+        return;
+    }
+    let mut lb = TestBalancer::new(32_768);
+    let rs = reals(7, &[1, 2, 1, 3, 1, 1, 2]);
+    lb.add_vip(VIP, 80, PROTO_TCP, &rs, M);
+    lb.add_vip(VIP, 53, PROTO_UDP, &rs, M);
+    let ring = maglev_ring(&rs, M);
+    assert_eq!(
+        lb.dp.ring(0).unwrap(),
+        ring,
+        "the kernel's ring is what user space built"
+    );
+    let by_id: HashMap<u32, IpAddr> = rs.iter().map(|r| (r.id, r.addr)).collect();
+    let mut rng = Rng::new(7);
+    for i in 0..10_000 {
+        let (src, sport) = rng.client(false);
+        let (proto, dport) = if i % 2 == 0 {
+            (PROTO_TCP, 80)
+        } else {
+            (PROTO_UDP, 53)
+        };
+        let predicted = by_id[&predict(&ring, &FlowKey::new(src, sport, ip(VIP), dport, proto))];
+        let got = send(&mut lb, src, sport, ip(VIP), dport, proto, TCP_SYN);
+        assert_eq!(got, predicted, "flow {i}: {src}:{sport} proto {proto}");
+    }
+}
+
+#[test]
+fn flows_stay_when_reals_are_added_and_move_when_their_real_goes() {
+    if !require_root("flows_stay_when_reals_are_added_and_move_when_their_real_goes") {
+        return;
+    }
+    let mut lb = TestBalancer::new(32_768);
+    let first = reals(3, &[]);
+    let vip_id = lb.add_vip(VIP, 80, PROTO_TCP, &first, M);
+    let mut rng = Rng::new(11);
+    let flows: Vec<(IpAddr, u16)> = (0..300).map(|_| rng.client(false)).collect();
+    let placed: Vec<IpAddr> = flows
+        .iter()
+        .map(|&(s, p)| send(&mut lb, s, p, ip(VIP), 80, PROTO_TCP, TCP_SYN))
+        .collect();
+
+    // Add four reals: the new ring would move many flows, but established
+    // ones stay where they are (connection table).
+    let more = reals(7, &[]);
+    for r in &more[3..] {
+        lb.dp
+            .set_real(r.id, &Real::new(r.addr, REAL_STATE_UP, 1))
+            .unwrap();
+    }
+    let ring = lb.set_ring(vip_id, &more, M);
+    let would_move = flows
+        .iter()
+        .zip(&placed)
+        .filter(|&(&(s, p), &real)| {
+            let id = predict(&ring, &FlowKey::new(s, p, ip(VIP), 80, PROTO_TCP));
+            more[id as usize - 1].addr != real
+        })
+        .count();
+    assert!(
+        would_move > 100,
+        "the new ring moves many flows ({would_move}), so stickiness is tested"
+    );
+    for (&(s, p), &real) in flows.iter().zip(&placed) {
+        assert_eq!(
+            send(&mut lb, s, p, ip(VIP), 80, PROTO_TCP, TCP_ACK),
+            real,
+            "flow {s}:{p} kept its real"
+        );
+    }
+
+    // Mark real 1 down (ring rebuilt without it): its flows move, the
+    // others stay.
+    let down = first[0];
+    lb.dp
+        .set_real(down.id, &Real::new(down.addr, REAL_STATE_DOWN, 1))
+        .unwrap();
+    let without: Vec<TestReal> = more.iter().copied().filter(|r| r.id != down.id).collect();
+    lb.set_ring(vip_id, &without, M);
+    let mut moved = 0;
+    for (&(s, p), &real) in flows.iter().zip(&placed) {
+        let now = send(&mut lb, s, p, ip(VIP), 80, PROTO_TCP, TCP_ACK);
+        if real == down.addr {
+            assert_ne!(now, down.addr, "flow {s}:{p} left the down real");
+            moved += 1;
+        } else {
+            assert_eq!(now, real, "flow {s}:{p} on a healthy real stayed");
+        }
+    }
+    assert!(moved > 0, "some flows were on the real marked down");
+    let stats = lb.dp.stats().unwrap();
+    assert_eq!(
+        stats.conn_rehash, moved,
+        "each moved flow was hashed again once"
+    );
+
+    // Remove real 2 entirely and give its slot to a new real: a reused id
+    // (new generation) does not inherit the old real's flows.
+    let gone = first[1];
+    let reused = TestReal {
+        id: gone.id,
+        addr: ip("198.51.100.200"),
+        weight: 1,
+    };
+    lb.dp
+        .set_real(gone.id, &Real::new(reused.addr, REAL_STATE_UP, 2))
+        .unwrap();
+    let after: Vec<TestReal> = without
+        .iter()
+        .copied()
+        .filter(|r| r.id != gone.id)
+        .collect();
+    let ring = lb.set_ring(vip_id, &after, M);
+    for (&(s, p), &real) in flows.iter().zip(&placed) {
+        if real == gone.addr {
+            let now = send(&mut lb, s, p, ip(VIP), 80, PROTO_TCP, TCP_ACK);
+            let id = predict(&ring, &FlowKey::new(s, p, ip(VIP), 80, PROTO_TCP));
+            assert_ne!(
+                now, reused.addr,
+                "flow {s}:{p} not inherited by the slot's new real"
+            );
+            assert_eq!(
+                now,
+                more[id as usize - 1].addr,
+                "flow {s}:{p} hashed onto the new ring"
+            );
+        }
+    }
+}
+
+/// Sends `n` random new flows and returns how many each real got.
+fn spread(lb: &mut TestBalancer, n: usize, v6: bool, seed: u64) -> HashMap<IpAddr, usize> {
+    let mut rng = Rng::new(seed);
+    let vip = if v6 { ip(VIP6) } else { ip(VIP) };
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let (src, sport) = rng.client(v6);
+        *counts
+            .entry(send(lb, src, sport, vip, 80, PROTO_TCP, TCP_SYN))
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn flows_spread_evenly_and_by_weight() {
+    if !require_root("flows_spread_evenly_and_by_weight") {
+        return;
+    }
+    const FLOWS: usize = 100_000;
+    // Equal reals: each within ±3% of 1/5. IPv6 clients so that 100,000
+    // flows are distinct (the IPv4 client range is one /24).
+    let mut lb = TestBalancer::new(1 << 18);
+    let equal = reals6(5, &[]);
+    lb.add_vip(VIP6, 80, PROTO_TCP, &equal, M);
+    let counts = spread(&mut lb, FLOWS, true, 3);
+    for r in &equal {
+        let share = counts.get(&r.addr).copied().unwrap_or(0) as f64 / FLOWS as f64;
+        assert!(
+            (share - 0.2).abs() <= 0.2 * 0.03,
+            "real {} got {:.4} of flows",
+            r.addr,
+            share
+        );
+    }
+
+    // Weighted reals 1:2:3:4: shares in proportion, ±3%.
+    let mut lb = TestBalancer::new(1 << 18);
+    let weighted = reals6(4, &[1, 2, 3, 4]);
+    lb.add_vip(VIP6, 80, PROTO_TCP, &weighted, M);
+    let counts = spread(&mut lb, FLOWS, true, 5);
+    for r in &weighted {
+        let want = f64::from(r.weight) / 10.0;
+        let share = counts.get(&r.addr).copied().unwrap_or(0) as f64 / FLOWS as f64;
+        assert!(
+            (share - want).abs() <= want * 0.03,
+            "real {} weight {} got {share:.4}, want {want:.2}",
+            r.addr,
+            r.weight
+        );
+    }
+}

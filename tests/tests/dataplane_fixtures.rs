@@ -1,0 +1,562 @@
+//! The balancer's packet fixtures, in the style of Katran's: a table of
+//! {description, input packet, expected verdict, expected output packet,
+//! counter}, run through the real program with BPF_PROG_TEST_RUN and
+//! compared byte for byte; then every counter is checked against the table.
+use lb_common::{
+    PROTO_TCP, PROTO_UDP,
+    hash::flow_hash,
+    maps::FlowKey,
+    stats::{Counter, Stats},
+};
+use lb_tests::{
+    balancer::{
+        LB_SRC_V4, LB_SRC_V6, ROUTER_MAC, TEST_MTU, TestBalancer, TestReal, XDP_DROP, XDP_PASS,
+        XDP_TX, ip,
+    },
+    packet::{
+        ETH_P_ARP, L4, LB_MAC, Packet, TCP_ACK, TCP_PSH, TCP_SYN, echo_reply, encapsulated,
+        eth_header, too_big_reply,
+    },
+    require_root,
+};
+
+const CLIENT4: &str = "198.51.100.7";
+const CLIENT6: &str = "2001:db8:c::7";
+const VIP4: &str = "203.0.113.10";
+const VIP4_PORTLESS: &str = "203.0.113.20";
+const VIP4_TO_V6: &str = "203.0.113.30";
+const VIP4_EMPTY: &str = "203.0.113.40";
+const VIP6: &str = "2001:db8:100::10";
+const VIP6_TO_V4: &str = "2001:db8:100::20";
+const NOT_VIP4: &str = "203.0.113.99";
+const NOT_VIP6: &str = "2001:db8:100::99";
+const REAL1: &str = "198.51.100.101";
+const REAL2: &str = "198.51.100.102";
+const REAL3: &str = "2001:db8:200::1";
+const REAL4: &str = "2001:db8:200::2";
+const RING: u32 = 13;
+
+/// What the balancer should do with a packet.
+enum Expect {
+    /// Passed untouched.
+    Pass,
+    /// Dropped.
+    Drop,
+    /// Sent out as these bytes.
+    Tx(Vec<u8>),
+}
+
+struct Case {
+    what: &'static str,
+    input: Vec<u8>,
+    expect: Expect,
+    /// The counters (besides the verdict's) this packet adds one to.
+    counters: &'static [Counter],
+}
+
+fn real(id: u32, addr: &str) -> TestReal {
+    TestReal {
+        id,
+        addr: ip(addr),
+        weight: 1,
+    }
+}
+
+/// The balancer with the fixture VIPs.
+fn balancer() -> TestBalancer {
+    let mut lb = TestBalancer::new(4096);
+    lb.add_vip(VIP4, 80, PROTO_TCP, &[real(1, REAL1)], RING);
+    lb.add_vip(VIP4, 53, PROTO_UDP, &[real(2, REAL2)], RING);
+    lb.add_vip(VIP6, 443, PROTO_TCP, &[real(3, REAL3)], RING);
+    lb.add_vip(VIP6, 53, PROTO_UDP, &[real(3, REAL3)], RING);
+    lb.add_vip(VIP4_PORTLESS, 0, PROTO_TCP, &[real(1, REAL1)], RING);
+    lb.add_vip(VIP4_TO_V6, 80, PROTO_TCP, &[real(4, REAL4)], RING);
+    lb.add_vip(VIP4_EMPTY, 80, PROTO_TCP, &[], RING);
+    lb.add_vip(VIP6_TO_V4, 80, PROTO_TCP, &[real(1, REAL1)], RING);
+    lb
+}
+
+/// `p` encapsulated toward `real`, as the balancer must send it.
+fn encap(p: &Packet, real: &str) -> Vec<u8> {
+    let real = ip(real);
+    let src = if real.is_ipv4() {
+        ip(LB_SRC_V4)
+    } else {
+        ip(LB_SRC_V6)
+    };
+    let (sport, dport) = match p.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+        _ => panic!("not TCP/UDP"),
+    };
+    let proto = if matches!(p.l4, L4::Tcp { .. }) {
+        PROTO_TCP
+    } else {
+        PROTO_UDP
+    };
+    let label = flow_hash(&FlowKey::new(p.src, sport, p.dst, dport, proto)) & 0xf_ffff;
+    encapsulated(p, real, src, ROUTER_MAC, LB_MAC, label)
+}
+
+fn tcp(src: &str, dst: &str, dport: u16, flags: u8) -> Packet {
+    Packet::tcp(ip(src), 40_000, ip(dst), dport, flags)
+}
+
+fn udp(src: &str, dst: &str, dport: u16) -> Packet {
+    Packet::udp(ip(src), 40_001, ip(dst), dport)
+}
+
+fn cut(p: &Packet, len: usize) -> Vec<u8> {
+    p.bytes()[..len].to_vec()
+}
+
+fn cases() -> Vec<Case> {
+    use Counter::*;
+    use Expect::*;
+    let mut v = Vec::new();
+    let mut add = |what, input: Vec<u8>, expect, counters| {
+        v.push(Case {
+            what,
+            input,
+            expect,
+            counters,
+        })
+    };
+
+    // Balanced traffic.
+    let p = tcp(CLIENT4, VIP4, 80, TCP_SYN);
+    add(
+        "v4 TCP SYN to a VIP: IPv4-in-IPv4 to its real",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT4, VIP4, 80, TCP_ACK | TCP_PSH);
+    add(
+        "v4 TCP non-SYN of the same flow: connection table hit",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnHit],
+    );
+    let p = Packet::tcp(ip(CLIENT4), 40_100, ip(VIP4), 80, TCP_ACK);
+    add(
+        "v4 TCP non-SYN of a new flow: hashed (mid-flow after a failover)",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnMiss],
+    );
+    let p = udp(CLIENT4, VIP4, 53);
+    add(
+        "v4 UDP to a VIP",
+        p.bytes(),
+        Tx(encap(&p, REAL2)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT6, VIP6, 443, TCP_SYN);
+    add(
+        "v6 TCP SYN to a VIP: IPv6-in-IPv6",
+        p.bytes(),
+        Tx(encap(&p, REAL3)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT6, VIP6, 443, TCP_ACK);
+    add(
+        "v6 TCP non-SYN of the same flow",
+        p.bytes(),
+        Tx(encap(&p, REAL3)),
+        &[ConnHit],
+    );
+    let p = udp(CLIENT6, VIP6, 53);
+    add(
+        "v6 UDP to a VIP",
+        p.bytes(),
+        Tx(encap(&p, REAL3)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT4, VIP4_PORTLESS, 8080, TCP_SYN);
+    add(
+        "v4 TCP to a port-less VIP, any port",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT4, VIP4_TO_V6, 80, TCP_SYN);
+    add(
+        "v4 TCP to a VIP with an IPv6 real: IPv4-in-IPv6",
+        p.bytes(),
+        Tx(encap(&p, REAL4)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT4, VIP4, 80, TCP_SYN).with_vlan(42);
+    add(
+        "802.1Q-tagged v4 TCP: the tag is kept",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnHit],
+    );
+    let p = Packet::tcp(ip(CLIENT6), 40_200, ip(VIP6), 443, TCP_SYN).with_vlan(7);
+    add(
+        "802.1Q-tagged v6 TCP",
+        p.bytes(),
+        Tx(encap(&p, REAL3)),
+        &[ConnMiss],
+    );
+    let p = Packet::tcp(ip(CLIENT4), 40_300, ip(VIP4), 80, TCP_SYN).with_tos(0xb8);
+    add(
+        "TOS is copied to the outer header",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnMiss],
+    );
+    let p = Packet::tcp(ip(CLIENT4), 40_400, ip(VIP4), 80, TCP_ACK).with_payload(&[0x55; 1440]);
+    add(
+        "v4 packet exactly at the MTU once encapsulated",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnMiss],
+    );
+
+    // Not for a VIP: passed untouched.
+    add(
+        "v4 TCP to a non-VIP address",
+        tcp(CLIENT4, NOT_VIP4, 80, TCP_SYN).bytes(),
+        Pass,
+        &[PassNotVip],
+    );
+    add(
+        "v6 TCP to a non-VIP address",
+        tcp(CLIENT6, NOT_VIP6, 443, TCP_SYN).bytes(),
+        Pass,
+        &[PassNotVip],
+    );
+    add(
+        "VIP address, port no VIP serves",
+        tcp(CLIENT4, VIP4, 8080, TCP_SYN).bytes(),
+        Pass,
+        &[PassNotVip],
+    );
+    add(
+        "VIP address, protocol the port-less VIP does not serve",
+        udp(CLIENT4, VIP4_PORTLESS, 53).bytes(),
+        Pass,
+        &[PassNotVip],
+    );
+    let mut arp = eth_header([0xff; 6], [2, 0, 0, 0, 0, 1], None, ETH_P_ARP);
+    arp.extend_from_slice(&[0u8; 28]);
+    add("ARP", arp, Pass, &[PassNotIp]);
+    let p = tcp(CLIENT4, VIP4, 80, TCP_SYN);
+    // (BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.)
+    add(
+        "Ethernet header and nothing more",
+        cut(&p, 14),
+        Pass,
+        &[PassTruncated],
+    );
+    add(
+        "cut inside the 802.1Q tag",
+        cut(&p.clone().with_vlan(3), 16),
+        Pass,
+        &[PassTruncated],
+    );
+    add(
+        "cut inside the IPv4 header",
+        cut(&p, 14 + 12),
+        Pass,
+        &[PassTruncated],
+    );
+    add(
+        "cut inside the IPv6 header",
+        cut(&tcp(CLIENT6, VIP6, 443, TCP_SYN), 14 + 30),
+        Pass,
+        &[PassTruncated],
+    );
+    add(
+        "IPv4 with options to a non-VIP",
+        tcp(CLIENT4, NOT_VIP4, 80, TCP_SYN)
+            .with_ipv4_options(&[1, 1, 1, 0])
+            .bytes(),
+        Pass,
+        &[PassNotVip],
+    );
+    add(
+        "ICMP to a non-VIP",
+        Packet::icmp(ip(CLIENT4), ip(NOT_VIP4), 8, 0).bytes(),
+        Pass,
+        &[PassNotVip],
+    );
+    add(
+        "v4 fragment to a non-VIP",
+        tcp(CLIENT4, NOT_VIP4, 80, TCP_ACK)
+            .with_frag(0x2000)
+            .bytes(),
+        Pass,
+        &[PassNotVip],
+    );
+
+    // For a VIP, but not balanceable: dropped with a reason.
+    add(
+        "v4 cut inside the TCP ports",
+        cut(&p, 14 + 20 + 2),
+        Drop,
+        &[DropTruncated],
+    );
+    add(
+        "v6 cut inside the UDP ports",
+        cut(&udp(CLIENT6, VIP6, 53), 14 + 40 + 3),
+        Drop,
+        &[DropTruncated],
+    );
+    add(
+        "v4 cut after the ports (IP length longer than the frame)",
+        cut(&p, 14 + 20 + 10),
+        Drop,
+        &[DropTruncated],
+    );
+    add(
+        "IPv4 with options to a VIP",
+        tcp(CLIENT4, VIP4, 80, TCP_SYN)
+            .with_ipv4_options(&[1, 1, 1, 0])
+            .bytes(),
+        Drop,
+        &[DropIpv4Options],
+    );
+    add(
+        "v4 first fragment (MF) to a VIP",
+        tcp(CLIENT4, VIP4, 80, TCP_ACK).with_frag(0x2000).bytes(),
+        Drop,
+        &[DropFragment],
+    );
+    add(
+        "v4 later fragment (offset) to a VIP",
+        Packet::raw(ip(CLIENT4), ip(VIP4), 6)
+            .with_frag(0x00b9)
+            .bytes(),
+        Drop,
+        &[DropFragment],
+    );
+    add(
+        "v6 fragment header to a VIP",
+        tcp(CLIENT6, VIP6, 443, TCP_ACK).with_frag(0x0001).bytes(),
+        Drop,
+        &[DropFragment],
+    );
+    add(
+        "GRE to a VIP address",
+        Packet::raw(ip(CLIENT4), ip(VIP4), 47).bytes(),
+        Drop,
+        &[DropUnknownProto],
+    );
+    add(
+        "ICMP destination unreachable to a VIP",
+        Packet::icmp(ip(CLIENT4), ip(VIP4), 3, 1).bytes(),
+        Drop,
+        &[DropIcmp],
+    );
+    add(
+        "VIP with no reals",
+        tcp(CLIENT4, VIP4_EMPTY, 80, TCP_SYN).bytes(),
+        Drop,
+        &[DropNoReal],
+    );
+    add(
+        "v6 VIP whose real is IPv4 (IPv6-in-IPv4 not done)",
+        tcp(CLIENT6, VIP6_TO_V4, 80, TCP_SYN).bytes(),
+        Drop,
+        &[ConnMiss, DropFamily],
+    );
+    let big = Packet::tcp(ip(CLIENT4), 40_500, ip(VIP4), 80, TCP_ACK).with_payload(&[0x66; 1441]);
+    add(
+        "v4 over the MTU without DF",
+        big.bytes(),
+        Drop,
+        &[ConnMiss, DropMtu],
+    );
+
+    // Answered by the balancer itself.
+    let ping = Packet::icmp(ip(CLIENT4), ip(VIP4), 8, 0);
+    add(
+        "ICMP echo request to a VIP: echo reply",
+        ping.bytes(),
+        Tx(echo_reply(&ping)),
+        &[IcmpEchoReply],
+    );
+    let ping6 = Packet::icmp(ip(CLIENT6), ip(VIP6), 128, 0);
+    add(
+        "ICMPv6 echo request to a VIP: echo reply",
+        ping6.bytes(),
+        Tx(echo_reply(&ping6)),
+        &[IcmpEchoReply],
+    );
+    let mut big_df =
+        Packet::tcp(ip(CLIENT4), 40_600, ip(VIP4), 80, TCP_ACK).with_payload(&[0x77; 1441]);
+    big_df.frag = 0x4000;
+    let mtu4 = u32::from(TEST_MTU) - 20;
+    add(
+        "v4 over the MTU with DF: ICMP fragmentation needed",
+        big_df.bytes(),
+        Tx(too_big_reply(&big_df, mtu4)),
+        &[ConnMiss, DropMtu, IcmpTooBigSent],
+    );
+    let big6 = Packet::tcp(ip(CLIENT6), 40_700, ip(VIP6), 443, TCP_ACK).with_payload(&[0x88; 1401]);
+    let mtu6 = u32::from(TEST_MTU) - 40;
+    add(
+        "v6 over the MTU: ICMPv6 packet too big",
+        big6.bytes(),
+        Tx(too_big_reply(&big6, mtu6)),
+        &[ConnMiss, DropMtu, IcmpTooBigSent],
+    );
+    v
+}
+
+fn hex(b: &[u8]) -> String {
+    b.chunks(16)
+        .map(|c| {
+            c.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn fixtures() {
+    if !require_root("fixtures") {
+        return;
+    }
+    let mut lb = balancer();
+    let cases = cases();
+    assert!(
+        cases.len() >= 30,
+        "at least 30 fixtures, have {}",
+        cases.len()
+    );
+    let mut expected = Stats::default();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let out = lb.run(&case.input);
+        let (verdict, bytes, verdict_counter) = match &case.expect {
+            Expect::Pass => (XDP_PASS, case.input.clone(), Counter::XdpPass),
+            Expect::Drop => (XDP_DROP, case.input.clone(), Counter::XdpDrop),
+            Expect::Tx(b) => (XDP_TX, b.clone(), Counter::XdpTx),
+        };
+        for &c in case.counters {
+            bump(&mut expected, c);
+        }
+        bump(&mut expected, verdict_counter);
+        if out.verdict != verdict {
+            failures.push(format!(
+                "{}: verdict {} (expected {verdict})",
+                case.what, out.verdict
+            ));
+        } else if verdict != XDP_DROP && out.output != bytes {
+            failures.push(format!(
+                "{}: output differs\n--- got ({} bytes)\n{}\n--- expected ({} bytes)\n{}",
+                case.what,
+                out.output.len(),
+                hex(&out.output),
+                bytes.len(),
+                hex(&bytes)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+
+    // Every counter equals what the table says, one for one.
+    let stats = lb.dp.stats().expect("stats");
+    for &c in Counter::ALL {
+        if c == Counter::Vlan {
+            continue;
+        }
+        assert_eq!(stats.get(c), expected.get(c), "counter {}", c.name());
+    }
+    assert_eq!(stats.get(Counter::Vlan), 2, "two complete tagged fixtures");
+    // Per-VIP and per-real traffic: VIP 0 (VIP4:80) got its TX fixtures.
+    let vip0 = lb.dp.vip_traffic(0).expect("vip stats");
+    let real1 = lb.dp.real_traffic(1).expect("real stats");
+    assert_eq!(vip0.packets, 6, "VIP4:80 forwarded packets");
+    assert_eq!(real1.packets, 7, "real 1 (VIP4:80, port-less VIP) packets");
+    assert!(vip0.bytes > 1500, "bytes are counted");
+}
+
+fn bump(s: &mut Stats, c: Counter) {
+    // Stats is Counter::COUNT u64s in counter order.
+    let words: &mut [u64; Counter::COUNT] = unsafe { &mut *(s as *mut Stats).cast() };
+    words[c as usize] += 1;
+}
+
+#[test]
+fn reflect_mode_sends_back_to_the_sender_mac() {
+    if !require_root("reflect_mode_sends_back_to_the_sender_mac") {
+        return;
+    }
+    let mut lb = balancer();
+    let mut cfg = lb.dp.config().unwrap();
+    cfg.mac_mode = lb_common::config::MAC_MODE_REFLECT;
+    lb.dp.set_config(&cfg).unwrap();
+    let p = tcp(CLIENT4, VIP4, 80, TCP_SYN);
+    let out = lb.run(&p.bytes());
+    assert_eq!(out.verdict, XDP_TX);
+    let label = 0; // IPv4 outer: no flow label.
+    let want = encapsulated(&p, ip(REAL1), ip(LB_SRC_V4), p.eth_src, p.eth_dst, label);
+    assert_eq!(out.output, want);
+}
+
+#[test]
+fn icmp_answers_follow_the_config_flags() {
+    if !require_root("icmp_answers_follow_the_config_flags") {
+        return;
+    }
+    let mut lb = balancer();
+    let mut cfg = lb.dp.config().unwrap();
+    cfg.flags = 0;
+    lb.dp.set_config(&cfg).unwrap();
+    let ping = Packet::icmp(ip(CLIENT4), ip(VIP4), 8, 0);
+    assert_eq!(
+        lb.run(&ping.bytes()).verdict,
+        XDP_DROP,
+        "no echo reply when off"
+    );
+    let mut big_df =
+        Packet::tcp(ip(CLIENT4), 40_600, ip(VIP4), 80, TCP_ACK).with_payload(&[0x77; 1441]);
+    big_df.frag = 0x4000;
+    assert_eq!(
+        lb.run(&big_df.bytes()).verdict,
+        XDP_DROP,
+        "no too-big when off"
+    );
+    let stats = lb.dp.stats().unwrap();
+    assert_eq!(stats.drop_icmp, 1);
+    assert_eq!(stats.drop_mtu, 1);
+    assert_eq!(stats.icmp_too_big_sent, 0);
+}
+
+#[test]
+fn a_vip_whose_ring_is_removed_drops_with_no_real() {
+    if !require_root("a_vip_whose_ring_is_removed_drops_with_no_real") {
+        return;
+    }
+    let mut lb = balancer();
+    let established = tcp(CLIENT4, VIP4, 80, TCP_SYN);
+    assert_eq!(lb.run(&established.bytes()).verdict, XDP_TX);
+    lb.dp.remove_ring(0).expect("remove ring");
+    assert!(lb.dp.ring(0).is_err(), "ring forgotten");
+    let p = Packet::tcp(ip(CLIENT4), 41_000, ip(VIP4), 80, TCP_SYN);
+    assert_eq!(lb.run(&p.bytes()).verdict, XDP_DROP);
+    assert_eq!(lb.dp.stats().unwrap().drop_no_real, 1);
+    // Its established flow still has its connection and real.
+    assert_eq!(lb.run(&established.bytes()).verdict, XDP_TX);
+    // Removing the VIP too: its traffic, established flows included, is
+    // passed untouched again (the connection died with the VIP).
+    lb.dp
+        .remove_vip(&lb_common::maps::VipKey::new(ip(VIP4), 80, PROTO_TCP))
+        .unwrap();
+    assert_eq!(lb.run(&p.bytes()).verdict, XDP_PASS);
+    assert_eq!(lb.run(&established.bytes()).verdict, XDP_PASS);
+}
