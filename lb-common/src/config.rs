@@ -34,6 +34,13 @@ pub struct Config {
 pub const MAC_MODE_REFLECT: u8 = 0;
 /// Send encapsulated packets to `gateway_mac` from `iface_mac`.
 pub const MAC_MODE_GATEWAY: u8 = 1;
+/// Ask the kernel's FIB (`bpf_fib_lookup`) for the next hop toward each
+/// real: its MAC, our MAC, and the interface (another one: redirect). With
+/// no neighbour entry yet, the packet goes through the stack, which
+/// forwards it and resolves the neighbour. The lookup is a router's, so the
+/// LB host must forward (`net.ipv4.ip_forward=1`,
+/// `net.ipv6.conf.all.forwarding=1`); otherwise packets count as `drop_fib`.
+pub const MAC_MODE_FIB: u8 = 2;
 
 /// Answer ICMP echo requests (ping) addressed to a VIP.
 pub const CONFIG_F_ICMP_ECHO: u32 = 1 << 0;

@@ -60,6 +60,8 @@ counters! {
     XdpDrop => xdp_drop,
     /// Verdict: aborted (a helper failed unexpectedly).
     XdpAborted => xdp_aborted,
+    /// Verdict: redirected out of another interface (FIB mode).
+    XdpRedirect => xdp_redirect,
     /// A flow found in the connection table with a usable real.
     ConnHit => conn_hit,
     /// A flow not in the connection table (hashed onto the ring).
@@ -74,6 +76,9 @@ counters! {
     PassNotVip => pass_not_vip,
     /// Pass: cut inside the Ethernet or IP header (no VIP can be told).
     PassTruncated => pass_truncated,
+    /// Pass, encapsulated: the FIB knows no MAC for the next hop yet; the
+    /// stack forwards the packet and resolves it (FIB mode).
+    PassFibNoNeighbour => pass_fib_no_neighbour,
     /// Drop: for a VIP address, cut inside the transport header.
     DropTruncated => drop_truncated,
     /// Drop: for a VIP address, IPv4 with options.
@@ -96,6 +101,8 @@ counters! {
     DropMtu => drop_mtu,
     /// Drop: `bpf_xdp_adjust_head`/`tail` failed.
     DropAdjust => drop_adjust,
+    /// Drop: the FIB has no route to the real (FIB mode).
+    DropFib => drop_fib,
     /// ICMP echo requests to a VIP answered.
     IcmpEchoReply => icmp_echo_reply,
     /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent to clients.

@@ -1,7 +1,7 @@
 //! The balancer: for a TCP/UDP packet to a VIP, pick the real (connection
 //! table, else the VIP's Maglev ring), encapsulate toward it and send it
 //! back out. Everything else is passed untouched or dropped with a reason.
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{helpers::generated::bpf_redirect, programs::XdpContext};
 use lb_common::{
     NO_REAL,
     config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config},
@@ -14,7 +14,8 @@ use lb_common::{
 };
 
 use crate::{
-    encap, icmp,
+    encap::{self, Forward},
+    icmp,
     maps::{
         LB_CONFIG, LB_CONNS, LB_REALS, LB_RINGS, LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
     },
@@ -100,9 +101,17 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
             stats::count(conn_counter);
             let ok = encap::encapsulate(ctx, l2, &flow, real, cfg, ip_len, tos);
             match ok {
-                Ok(()) => {
+                Ok(how) => {
                     stats::traffic(vip_id, real_id, frame_len);
-                    Verdict::tx_only()
+                    match how {
+                        Forward::Tx => Verdict::tx_only(),
+                        // SAFETY: a helper with no memory arguments.
+                        Forward::Redirect(ifindex) => Verdict {
+                            action: unsafe { bpf_redirect(ifindex, 0) } as u32,
+                            reason: None,
+                        },
+                        Forward::Stack => Verdict::pass(Counter::PassFibNoNeighbour),
+                    }
                 }
                 Err(Counter::DropMtu) if cfg.flags & CONFIG_F_ICMP_TOO_BIG != 0 => {
                     stats::count(Counter::DropMtu);

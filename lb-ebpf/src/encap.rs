@@ -5,13 +5,18 @@
 use aya_ebpf::{helpers::generated::bpf_xdp_adjust_head, programs::XdpContext};
 use lb_common::{
     ENCAP_TTL, FAMILY_V4, FAMILY_V6, IPV4_ENCAP_LEN, IPV6_ENCAP_LEN,
-    config::{Config, MAC_MODE_GATEWAY},
+    config::{Config, MAC_MODE_FIB, MAC_MODE_GATEWAY},
     hash::flow_hash,
     maps::{FlowKey, Real},
     stats::Counter,
 };
 
-use crate::{csum, headers::*, parse::L2};
+use crate::{
+    csum,
+    fib::{self, Fib, NextHop},
+    headers::*,
+    parse::L2,
+};
 
 /// The saved link-layer header of the packet.
 #[derive(Clone, Copy)]
@@ -83,14 +88,53 @@ pub fn write_l2(
     Some(())
 }
 
-/// The MACs of a packet sent toward the next hop.
+/// How an encapsulated packet leaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// Back out of the interface it came in on.
+    Tx,
+    /// Out of another interface (FIB mode).
+    Redirect(u32),
+    /// To the stack, which routes it and resolves the next hop's MAC (FIB
+    /// mode, neighbour not known yet).
+    Stack,
+}
+
+/// The MACs and the way out of a packet toward `real`.
 #[inline(always)]
-fn next_hop_macs(saved: &SavedL2, cfg: &Config) -> ([u8; 6], [u8; 6]) {
-    if cfg.mac_mode == MAC_MODE_GATEWAY {
-        (cfg.gateway_mac, cfg.iface_mac)
-    } else {
+fn next_hop(
+    ctx: &XdpContext,
+    saved: &SavedL2,
+    real: &Real,
+    cfg: &Config,
+    tot_len: u16,
+) -> Result<([u8; 6], [u8; 6], Forward), Counter> {
+    match cfg.mac_mode {
+        MAC_MODE_GATEWAY => Ok((cfg.gateway_mac, cfg.iface_mac, Forward::Tx)),
+        MAC_MODE_FIB => {
+            let mut hop = NextHop {
+                dst_mac: [0; 6],
+                src_mac: [0; 6],
+                ifindex: 0,
+            };
+            match fib::next_hop(ctx, real, cfg, tot_len, &mut hop) {
+                Fib::Found => {
+                    // SAFETY: reading the context's ingress ifindex.
+                    let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+                    let how = if hop.ifindex == ingress {
+                        Forward::Tx
+                    } else {
+                        Forward::Redirect(hop.ifindex)
+                    };
+                    Ok((hop.dst_mac, hop.src_mac, how))
+                }
+                // Addressed to us, so the stack takes it and forwards it.
+                Fib::NoNeighbour => Ok((saved.dst, saved.src, Forward::Stack)),
+                Fib::Failed => Err(Counter::DropFib),
+            }
+        }
         // Reflect: back to the router that delivered it.
-        (saved.src, saved.dst)
+        _ => Ok((saved.src, saved.dst, Forward::Tx)),
     }
 }
 
@@ -106,7 +150,7 @@ pub fn encapsulate(
     cfg: &Config,
     ip_len: u16,
     tos: u8,
-) -> Result<(), Counter> {
+) -> Result<Forward, Counter> {
     let outer_v4 = real.family == FAMILY_V4;
     if outer_v4 && flow.family == FAMILY_V6 {
         return Err(Counter::DropFamily);
@@ -125,12 +169,12 @@ pub fn encapsulate(
     let Some(saved) = save_l2(ctx, l2) else {
         return Err(Counter::DropTruncated);
     };
+    let (dst_mac, src_mac, how) = next_hop(ctx, &saved, real, cfg, ip_len + outer_len)?;
     // SAFETY: ctx.ctx is the program's context; a negative delta grows the
     // packet at the front. Every packet pointer is re-derived afterwards.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(outer_len)) } != 0 {
         return Err(Counter::DropAdjust);
     }
-    let (dst_mac, src_mac) = next_hop_macs(&saved, cfg);
     let inner_proto = if flow.family == FAMILY_V4 {
         IPPROTO_IPIP
     } else {
@@ -173,5 +217,5 @@ pub fn encapsulate(
         // SAFETY: checked by ptr_at.
         unsafe { *out = hdr };
     }
-    Ok(())
+    Ok(how)
 }

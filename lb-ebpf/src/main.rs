@@ -17,6 +17,7 @@ mod balance;
 mod bench;
 mod csum;
 mod encap;
+mod fib;
 mod headers;
 mod icmp;
 mod maps;

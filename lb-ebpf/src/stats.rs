@@ -80,6 +80,7 @@ pub fn record(verdict: Verdict) -> u32 {
         xdp_action::XDP_PASS => Counter::XdpPass,
         xdp_action::XDP_TX => Counter::XdpTx,
         xdp_action::XDP_DROP => Counter::XdpDrop,
+        xdp_action::XDP_REDIRECT => Counter::XdpRedirect,
         _ => Counter::XdpAborted,
     });
     verdict.action

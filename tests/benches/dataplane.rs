@@ -24,7 +24,7 @@ use lb_common::{
 };
 use lb_ctl::dataplane::LoadOptions;
 use lb_tests::{
-    balancer::{TestBalancer, TestReal, ip},
+    balancer::{TestBalancer, TestReal, ifindex, ip, xdp_md},
     netns::{self, Netns},
     packet::{Packet, TCP_ACK},
 };
@@ -49,15 +49,6 @@ fn frame(p: &Packet) -> [u8; BENCH_FRAME_LEN] {
     p.bytes()
         .try_into()
         .expect("frame of BENCH_FRAME_LEN bytes")
-}
-
-/// An `xdp_md` for BPF_PROG_TEST_RUN: packet of `len` bytes arriving on
-/// `ifindex`, queue 0.
-fn xdp_md(len: usize, ifindex: u32) -> [u8; 24] {
-    let mut md = [0u8; 24];
-    md[4..8].copy_from_slice(&(len as u32).to_ne_bytes()); // data_end
-    md[12..16].copy_from_slice(&ifindex.to_ne_bytes()); // ingress_ifindex
-    md
 }
 
 struct Bench {
@@ -255,7 +246,7 @@ fn main() {
         let ifindex = if std::env::var_os("LB_BENCH_LO").is_some() {
             1
         } else {
-            nix_ifindex(&tx_if)
+            ifindex(&tx_if)
         };
         let mut b = Bench {
             lb: TestBalancer::with_options(&LoadOptions {
@@ -350,13 +341,4 @@ fn main() {
         println!("| {name} | {ns:.1} | {:.1} |", ns - floor);
     }
     drop(ns);
-}
-
-/// The index of `name` in the calling thread's namespace.
-fn nix_ifindex(name: &str) -> u32 {
-    let c = std::ffi::CString::new(name).unwrap();
-    // SAFETY: a valid C string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert!(i != 0, "no interface {name}");
-    i
 }

@@ -132,13 +132,21 @@ impl TestBalancer {
 
     /// Runs `input` through the balancer once.
     pub fn run(&mut self, input: &[u8]) -> RunResult {
+        self.run_from(input, None)
+    }
+
+    /// Runs `input` through the balancer once as if it arrived on interface
+    /// `ifindex` (of the calling thread's namespace), if given.
+    pub fn run_from(&mut self, input: &[u8], ifindex: Option<u32>) -> RunResult {
         let mut output = vec![0u8; input.len() + 512];
+        let md = ifindex.map(|i| xdp_md(input.len(), i));
         let result = self
             .dp
             .program()
             .test_run(TestRunOptions {
                 data_in: Some(input),
                 data_out: Some(&mut output),
+                ctx_in: md.as_ref().map(|m| &m[..]),
                 ..Default::default()
             })
             .expect("BPF_PROG_TEST_RUN");
@@ -148,6 +156,24 @@ impl TestBalancer {
             output,
         }
     }
+}
+
+/// An `xdp_md` for BPF_PROG_TEST_RUN: a packet of `len` bytes arriving on
+/// `ifindex`, queue 0.
+pub fn xdp_md(len: usize, ifindex: u32) -> [u8; 24] {
+    let mut md = [0u8; 24];
+    md[4..8].copy_from_slice(&(len as u32).to_ne_bytes()); // data_end
+    md[12..16].copy_from_slice(&ifindex.to_ne_bytes()); // ingress_ifindex
+    md
+}
+
+/// The index of interface `name` in the calling thread's namespace.
+pub fn ifindex(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).expect("interface name");
+    // SAFETY: a valid C string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert!(i != 0, "no interface {name}");
+    i
 }
 
 /// The ring (real ids by slot) Maglev builds for `reals`.
