@@ -12,6 +12,7 @@
 #![no_std]
 
 pub mod config;
+pub mod decap;
 pub mod hash;
 pub mod maps;
 pub mod stats;

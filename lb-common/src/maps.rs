@@ -3,7 +3,7 @@
 //! | map | kind | key -> value |
 //! |---|---|---|
 //! | `LB_VIPS` | hash | [`VipKey`] -> [`VipMeta`] |
-//! | `LB_VIP_ADDRS` | hash | [`VipAddrKey`] -> `u32` (VIPs on that address) |
+//! | `LB_VIP_ADDRS` | hash | [`AddrKey`] -> `u32` (VIPs on that address) |
 //! | `LB_VIP_FILTER` | array | [`crate::hash::vip_filter_slot`] -> `u32` (VIP addresses in the slot) |
 //! | `LB_VIP_GENS` | array | VIP id -> its generation (bumped when the id changes hands or its VIP goes) |
 //! | `LB_REALS` | array | real id -> [`Real`] |
@@ -68,11 +68,13 @@ pub struct VipMeta {
 /// every packet is hashed; flows move when reals change).
 pub const VIP_F_NO_CONN_TABLE: u32 = 1 << 0;
 
-/// Any VIP on an address (for packets that carry no usable port: ICMP,
-/// fragments, IPv4 options, unknown protocols).
+/// An address and its family: the key of `LB_VIP_ADDRS` (addresses with a
+/// VIP, for packets that carry no usable port: ICMP, fragments, IPv4
+/// options, unknown protocols) and of `LB_DECAP_ADDRS` (the decapsulator's
+/// local addresses).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VipAddrKey {
+pub struct AddrKey {
     /// Network order; IPv4 in the first 4 bytes.
     pub addr: [u8; 16],
     /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`].
@@ -95,6 +97,10 @@ pub struct Real {
     /// remembers the generation it was made with, so a reused slot never
     /// inherits another real's flows.
     pub generation: u32,
+    /// The VIP this real serves (lb-ctl's bookkeeping: a restarted lb-ctl
+    /// learns from it which slots belong to which VIP; the program does not
+    /// read it).
+    pub vip_id: u32,
 }
 
 /// Real state: takes new flows (if in a ring) and keeps established ones.
@@ -158,7 +164,7 @@ mod pod {
     // implicit padding (checked by the size assertions below).
     unsafe impl aya::Pod for super::VipKey {}
     unsafe impl aya::Pod for super::VipMeta {}
-    unsafe impl aya::Pod for super::VipAddrKey {}
+    unsafe impl aya::Pod for super::AddrKey {}
     unsafe impl aya::Pod for super::Real {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::Conn {}
@@ -169,8 +175,8 @@ mod pod {
 const _: () = {
     assert!(core::mem::size_of::<VipKey>() == 20);
     assert!(core::mem::size_of::<VipMeta>() == 16);
-    assert!(core::mem::size_of::<VipAddrKey>() == 20);
-    assert!(core::mem::size_of::<Real>() == 24);
+    assert!(core::mem::size_of::<AddrKey>() == 20);
+    assert!(core::mem::size_of::<Real>() == 28);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<Conn>() == 16);
     assert!(core::mem::size_of::<Traffic>() == 16);
@@ -217,10 +223,10 @@ impl VipKey {
     }
 }
 
-impl VipAddrKey {
+impl AddrKey {
     pub fn new(addr: core::net::IpAddr) -> Self {
         let (addr, family) = addr_bytes(addr);
-        VipAddrKey {
+        AddrKey {
             addr,
             family,
             _pad: [0; 3],
@@ -237,6 +243,7 @@ impl Real {
             state,
             _pad: [0; 2],
             generation,
+            vip_id: 0,
         }
     }
 

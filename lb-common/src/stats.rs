@@ -5,53 +5,65 @@
 //! and the struct cannot drift apart: `Counter::X as usize` is the index of
 //! field `x` in [`Stats`] viewed as `[u64; Counter::COUNT]`.
 
+/// Defines a counter enum and its per-CPU struct from one list.
 macro_rules! counters {
-    ($( $(#[doc = $doc:literal])* $variant:ident => $field:ident, )*) => {
-        /// A global counter: its number is its index in [`Stats`].
+    (
+        $(#[doc = $edoc:literal])* enum $Counter:ident;
+        $(#[doc = $sdoc:literal])* struct $Stats:ident;
+        $( $(#[doc = $doc:literal])* $variant:ident => $field:ident, )*
+    ) => {
+        $(#[doc = $edoc])*
         #[repr(u32)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Counter {
+        pub enum $Counter {
             $( $(#[doc = $doc])* $variant, )*
         }
 
-        impl Counter {
+        impl $Counter {
             /// Every counter, in index order.
-            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
+            pub const ALL: &'static [$Counter] = &[$($Counter::$variant,)*];
             /// How many counters there are.
             pub const COUNT: usize = Self::ALL.len();
 
-            /// The counter's name: its field in [`Stats`] and its metric label.
+            /// The counter's name: its field in the struct and its metric label.
             pub const fn name(self) -> &'static str {
                 match self {
-                    $( Counter::$variant => stringify!($field), )*
+                    $( $Counter::$variant => stringify!($field), )*
                 }
             }
         }
 
-        /// The global counters of one CPU; sum over CPUs for the total.
+        $(#[doc = $sdoc])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct Stats {
+        pub struct $Stats {
             $( $(#[doc = $doc])* pub $field: u64, )*
         }
 
-        impl Stats {
+        impl $Stats {
             /// The value of `counter`.
-            pub const fn get(&self, counter: Counter) -> u64 {
+            pub const fn get(&self, counter: $Counter) -> u64 {
                 match counter {
-                    $( Counter::$variant => self.$field, )*
+                    $( $Counter::$variant => self.$field, )*
                 }
             }
 
             /// Adds `other` field by field.
-            pub fn add(&mut self, other: &Stats) {
+            pub fn add(&mut self, other: &$Stats) {
                 $( self.$field += other.$field; )*
             }
         }
+
+        const _: () = assert!(core::mem::size_of::<$Stats>() == $Counter::COUNT * 8);
     };
 }
+pub(crate) use counters;
 
 counters! {
+    /// A balancer counter: its number is its index in [`Stats`].
+    enum Counter;
+    /// The balancer's counters on one CPU; sum over CPUs for the total.
+    struct Stats;
     /// Verdict: passed to the stack.
     XdpPass => xdp_pass,
     /// Verdict: sent back out (encapsulated, or an ICMP answer).
@@ -114,5 +126,3 @@ counters! {
 #[cfg(feature = "user")]
 // SAFETY: #[repr(C)], only u64 fields, no padding.
 unsafe impl aya::Pod for Stats {}
-
-const _: () = assert!(core::mem::size_of::<Stats>() == Counter::COUNT * 8);

@@ -3,6 +3,8 @@
 //! The binary (`src/main.rs`) is a thin CLI over these modules; the
 //! integration tests in `tests/` use them directly against the real kernel.
 pub mod dataplane;
+pub mod decap;
+pub mod iface;
 pub mod maglev;
 pub mod netns;
 pub mod programs;

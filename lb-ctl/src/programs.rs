@@ -16,14 +16,20 @@ use aya::{
     },
 };
 
-/// The compiled `lb-ebpf` object (ELF for `bpfel-unknown-none`, with BTF).
+/// The balancer's compiled object (ELF for `bpfel-unknown-none`, with BTF):
+/// `lb_balance`, `lb_pass` and the benchmark harness.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb"));
+
+/// The backends' compiled object: `lb_decap` and its maps only.
+pub static DECAP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb-decap"));
 
 /// The XDP programs the object holds, by role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Program {
     /// The balancer: VIP traffic to reals, IP-in-IP.
     Balance,
+    /// The backends' decapsulator.
+    Decap,
     /// Passes every packet: for veth peers that must run an XDP program so
     /// that `XDP_TX` frames are delivered, and as a smoke test.
     Pass,
@@ -31,13 +37,24 @@ pub enum Program {
 
 impl Program {
     /// Every program in the object.
-    pub const ALL: [Program; 2] = [Program::Balance, Program::Pass];
+    pub const ALL: [Program; 3] = [Program::Balance, Program::Decap, Program::Pass];
 
     /// The program's symbol name in the object.
     pub const fn symbol(self) -> &'static str {
         match self {
             Program::Balance => "lb_balance",
+            Program::Decap => "lb_decap",
             Program::Pass => "lb_pass",
+        }
+    }
+}
+
+impl Program {
+    /// The object that holds the program.
+    pub const fn object(self) -> &'static [u8] {
+        match self {
+            Program::Balance | Program::Pass => OBJECT,
+            Program::Decap => DECAP_OBJECT,
         }
     }
 }
@@ -119,9 +136,14 @@ pub enum ProgramsError {
     },
 }
 
-/// Parses the embedded object and creates its maps.
+/// Parses the balancer's object and creates its maps.
 pub fn open() -> Result<Ebpf, ProgramsError> {
-    Ebpf::load(OBJECT).map_err(ProgramsError::Object)
+    open_for(Program::Balance)
+}
+
+/// Parses the object that holds `program` and creates its maps.
+pub fn open_for(program: Program) -> Result<Ebpf, ProgramsError> {
+    Ebpf::load(program.object()).map_err(ProgramsError::Object)
 }
 
 /// Looks up `program` in `ebpf` and loads it into the kernel (the verifier

@@ -7,7 +7,7 @@ use lb_common::{
     config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config},
     hash::{flow_hash, vip_filter_slot},
     maps::{
-        Conn, FlowKey, REAL_STATE_DRAINING, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipAddrKey,
+        AddrKey, Conn, FlowKey, REAL_STATE_DRAINING, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE,
         VipKey, VipMeta,
     },
     stats::Counter,
@@ -142,7 +142,7 @@ fn maybe_vip(addr: &[u8; 16]) -> bool {
 
 #[inline(always)]
 fn is_vip_addr(family: u8, addr: &[u8; 16]) -> bool {
-    let key = VipAddrKey {
+    let key = AddrKey {
         addr: *addr,
         family,
         _pad: [0; 3],

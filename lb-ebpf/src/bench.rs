@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use lb_common::bench::{BENCH_FRAME_LEN, BenchFrame, VARY_ADDR_BYTE_OFFSET, VARY_PORT_OFFSET};
 
-use crate::headers::ptr_at;
+use lb_ebpf::headers::ptr_at;
 
 /// The frame template.
 #[btf_map]

@@ -7,11 +7,10 @@ use aya_ebpf::{
 };
 use lb_common::{ENCAP_TTL, FAMILY_V4, config::Config};
 
-use crate::{
+use lb_ebpf::{
     csum,
-    encap::{save_l2, write_l2},
     headers::*,
-    parse::L2,
+    l2::{L2, save_l2, write_l2},
 };
 
 const ICMP_ECHO_REPLY: u8 = 0;

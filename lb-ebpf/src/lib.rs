@@ -1,4 +1,10 @@
-//! Empty on purpose: this library target exists so that `lb-ctl` can list
-//! `lb-ebpf` as a build-dependency and cargo re-runs its build script when
-//! the XDP sources or `lb-common` change. The programs live in `main.rs`.
+//! What lb's XDP objects share: wire headers and bounds-checked packet
+//! access, checksums, and the link layer (Ethernet and 802.1Q). The
+//! programs and their maps live in the binaries: `lb` (the balancer,
+//! `src/main.rs`) and `lb-decap` (the backends' decapsulator,
+//! `src/decap/main.rs`); `lb-ctl` embeds both objects.
 #![no_std]
+
+pub mod csum;
+pub mod headers;
+pub mod l2;

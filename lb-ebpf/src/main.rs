@@ -1,4 +1,7 @@
-//! lb's XDP programs, built for `bpfel-unknown-none` and embedded in `lb-ctl`.
+//! The balancer's XDP object (`lb`), built for `bpfel-unknown-none` and
+//! embedded in `lb-ctl`. The backends' decapsulator is a separate object
+//! (`lb-decap`, `src/decap/main.rs`), so that a backend loads none of the
+//! balancer's maps.
 //!
 //! - `lb_balance`: the balancer. TCP/UDP packets to a VIP are sent to a real
 //!   (connection table, else the VIP's Maglev ring) inside an IP-in-IP
@@ -15,10 +18,8 @@
 
 mod balance;
 mod bench;
-mod csum;
 mod encap;
 mod fib;
-mod headers;
 mod icmp;
 mod maps;
 mod parse;

@@ -8,7 +8,7 @@ use lb_common::{
     DEFAULT_CONN_TABLE_SIZE, MAX_REALS, MAX_VIPS, RING_MAP_FLAGS, RING_TEMPLATE_SIZE,
     config::Config,
     hash::VIP_FILTER_SLOTS,
-    maps::{Conn, FlowKey, Real, Traffic, VipAddrKey, VipKey, VipMeta},
+    maps::{AddrKey, Conn, FlowKey, Real, Traffic, VipKey, VipMeta},
     stats::Stats,
 };
 
@@ -23,7 +23,7 @@ pub static LB_VIPS: HashMap<VipKey, VipMeta, MAX_VIPS_N> = HashMap::new();
 /// Address -> number of VIPs on it: tells "for a VIP address" for packets
 /// without a usable port (ICMP, fragments, options, truncated).
 #[btf_map]
-pub static LB_VIP_ADDRS: HashMap<VipAddrKey, u32, MAX_VIPS_N> = HashMap::new();
+pub static LB_VIP_ADDRS: HashMap<AddrKey, u32, MAX_VIPS_N> = HashMap::new();
 
 /// Filter slot of an address -> how many VIP addresses fall in it; zero
 /// means "certainly not a VIP" at the cost of one array read.

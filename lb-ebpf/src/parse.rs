@@ -5,15 +5,10 @@
 use aya_ebpf::programs::XdpContext;
 use lb_common::{FAMILY_V4, FAMILY_V6, maps::FlowKey};
 
-use crate::headers::*;
-
-/// Where the IP header is and what is in front of it.
-#[derive(Clone, Copy)]
-pub struct L2 {
-    /// Offset of the IP header: 14, or 18 with an 802.1Q tag.
-    pub l3_off: usize,
-    pub vlan: bool,
-}
+use lb_ebpf::{
+    headers::*,
+    l2::{L2, parse_l2},
+};
 
 /// A packet's place in the balancer's world.
 pub enum Parsed {
@@ -51,26 +46,9 @@ pub enum Unbalanceable {
 
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Parsed {
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+    let Some((proto, l2)) = parse_l2(ctx) else {
         return Parsed::Truncated;
     };
-    // SAFETY: ptr_at checked that the header is inside the packet.
-    let mut proto = u16::from_be(unsafe { (*eth).proto });
-    let mut l2 = L2 {
-        l3_off: ETH_LEN,
-        vlan: false,
-    };
-    if proto == ETH_P_8021Q {
-        let Some(vlan) = ptr_at::<VlanHdr>(ctx, ETH_LEN) else {
-            return Parsed::Truncated;
-        };
-        // SAFETY: checked by ptr_at.
-        proto = u16::from_be(unsafe { (*vlan).proto });
-        l2 = L2 {
-            l3_off: ETH_LEN + VLAN_LEN,
-            vlan: true,
-        };
-    }
     match proto {
         ETH_P_IP => parse_v4(ctx, l2),
         ETH_P_IPV6 => parse_v6(ctx, l2),

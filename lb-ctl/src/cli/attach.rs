@@ -6,7 +6,7 @@ use lb_ctl::programs;
 use super::{AttachArgs, DetachArgs};
 
 pub fn attach(args: &AttachArgs) -> anyhow::Result<ExitCode> {
-    let mut ebpf = programs::open()?;
+    let mut ebpf = programs::open_for(args.program)?;
     let xdp = programs::load(&mut ebpf, args.program)?;
     let path = programs::attach_pinned(xdp, args.program, &args.iface, args.mode, &args.pin_dir)?;
     tracing::info!(program = %args.program, iface = %args.iface, pin = %path.display(), "attached");

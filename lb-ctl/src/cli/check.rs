@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use lb_ctl::programs::{self, Program};
 
 pub fn run() -> anyhow::Result<ExitCode> {
-    let mut ebpf = programs::open()?;
     for program in Program::ALL {
+        let mut ebpf = programs::open_for(program)?;
         programs::load(&mut ebpf, program)?;
         println!("{program}: loaded, verifier accepted it");
     }

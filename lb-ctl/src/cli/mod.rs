@@ -5,6 +5,7 @@ use lb_ctl::programs::{AttachMode, Program};
 
 mod attach;
 mod check;
+mod decap;
 mod maglev;
 
 /// lb-ctl: the controller of the lb anycast layer-4 load balancer.
@@ -44,6 +45,8 @@ pub enum Command {
     ///
     /// Example: `lb-ctl attach --iface eth0 --program pass --mode native`
     Attach(AttachArgs),
+    /// The backends' decapsulator: attach, detach, counters.
+    Decap(decap::DecapArgs),
     /// Print the Maglev table this host builds for a set of reals (digest,
     /// shares): equal digests on two hosts mean equal tables.
     ///
@@ -109,5 +112,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Attach(a) => attach::attach(&a),
         Command::Detach(a) => attach::detach(&a),
         Command::Maglev(a) => maglev::run(&a),
+        Command::Decap(a) => decap::run(&a),
     }
 }

@@ -20,7 +20,7 @@ use lb_common::{
     DEFAULT_CONN_TABLE_SIZE, MAX_REALS, MAX_VIPS,
     config::Config,
     hash::vip_filter_slot,
-    maps::{Conn, FlowKey, Real, Traffic, VipAddrKey, VipKey, VipMeta, names},
+    maps::{AddrKey, Conn, FlowKey, Real, Traffic, VipKey, VipMeta, names},
     stats::Stats,
 };
 pub use ring::{Ring, RingError};
@@ -90,7 +90,7 @@ fn map_err(name: &'static str, what: &'static str) -> impl FnOnce(MapError) -> D
 pub struct Dataplane {
     ebpf: Ebpf,
     vips: HashMap<MapData, VipKey, VipMeta>,
-    vip_addrs: HashMap<MapData, VipAddrKey, u32>,
+    vip_addrs: HashMap<MapData, AddrKey, u32>,
     vip_filter: Array<MapData, u32>,
     vip_gens: Array<MapData, u32>,
     reals: Array<MapData, Real>,
@@ -296,7 +296,7 @@ impl Dataplane {
     }
 
     fn adjust_addr_count(&mut self, key: &VipKey, delta: i32) -> Result<()> {
-        let addr = VipAddrKey {
+        let addr = AddrKey {
             addr: key.addr,
             family: key.family,
             _pad: [0; 3],

@@ -1,0 +1,54 @@
+//! The decapsulator's counters (`LB_DECAP_STATS`, per CPU). Its map of
+//! local addresses (`LB_DECAP_ADDRS`) is keyed by [`crate::maps::AddrKey`].
+//!
+//! | map | kind | key -> value |
+//! |---|---|---|
+//! | `LB_DECAP_ADDRS` | hash, 64 | [`crate::maps::AddrKey`] -> `u32` (1) |
+//! | `LB_DECAP_STATS` | per-CPU array[1] | [`DecapStats`] |
+
+/// How many local addresses the decapsulator accepts tunnels for.
+pub const MAX_DECAP_ADDRS: u32 = 64;
+
+/// Names of the decapsulator's maps (also their pin file names).
+pub mod names {
+    pub const ADDRS: &str = "LB_DECAP_ADDRS";
+    pub const STATS: &str = "LB_DECAP_STATS";
+    pub const ALL: [&str; 2] = [ADDRS, STATS];
+}
+
+crate::stats::counters! {
+    /// A decapsulator counter: its number is its index in [`DecapStats`].
+    enum DecapCounter;
+    /// The decapsulator's counters on one CPU.
+    struct DecapStats;
+    /// Verdict: passed to the stack (decapsulated or untouched).
+    XdpPass => xdp_pass,
+    /// Verdict: dropped.
+    XdpDrop => xdp_drop,
+    /// Decapsulated IPv4-in-IPv4.
+    DecapIpip => decap_ipip,
+    /// Decapsulated IPv6-in-IPv6.
+    DecapIp6ip6 => decap_ip6ip6,
+    /// Decapsulated IPv4-in-IPv6.
+    DecapIpip6 => decap_ipip6,
+    /// Decapsulated IPv6-in-IPv4.
+    DecapIp6ip => decap_ip6ip,
+    /// Pass, untouched: not IPv4 or IPv6.
+    PassNotIp => pass_not_ip,
+    /// Pass, untouched: not a tunnel (or an outer header with options or
+    /// fragmented, which the stack handles).
+    PassNotTunnel => pass_not_tunnel,
+    /// Pass, untouched: a tunnel packet for another address.
+    PassNotLocal => pass_not_local,
+    /// Pass, untouched: cut inside the outer headers.
+    PassTruncated => pass_truncated,
+    /// Drop: a tunnel to us whose inner header is cut or of the wrong IP
+    /// version.
+    DropBadInner => drop_bad_inner,
+    /// Drop: `bpf_xdp_adjust_head` failed.
+    DropAdjust => drop_adjust,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)], only u64 fields, no padding.
+unsafe impl aya::Pod for DecapStats {}
