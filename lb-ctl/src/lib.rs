@@ -8,3 +8,4 @@ pub mod iface;
 pub mod maglev;
 pub mod netns;
 pub mod programs;
+pub mod reconcile;

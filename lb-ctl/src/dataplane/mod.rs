@@ -342,6 +342,18 @@ impl Dataplane {
             .map_err(map_err(names::REALS, "write"))
     }
 
+    /// Every real slot that is or was used (non-zero family or generation).
+    pub fn reals(&self) -> Result<Vec<(u32, Real)>> {
+        let mut out = Vec::new();
+        for (id, real) in self.reals.iter().enumerate() {
+            let real = real.map_err(map_err(names::REALS, "read"))?;
+            if real.family != 0 || real.generation != 0 {
+                out.push((id as u32, real));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn real(&self, id: u32) -> Result<Real> {
         self.reals
             .get(&id, 0)

@@ -1,0 +1,480 @@
+//! Desired state -> the balancer's maps. Given the VIPs and reals that
+//! should be (from the config, the API and health checks), diff against what
+//! the kernel holds and apply in place: VIP and real ids are allocated and
+//! kept, rings are rebuilt with Maglev and only changed slots are written.
+//!
+//! Order of writes, so that no packet meets a half-made VIP: reals first,
+//! then the ring, then the VIP entry; a removed real leaves the ring before
+//! its slot is cleared. A restarted lb-ctl adopts the ids, reals and rings
+//! it finds in the (pinned) maps.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    net::IpAddr,
+};
+
+use lb_common::{
+    MAX_REALS, MAX_VIPS, NO_REAL, PROTO_TCP, PROTO_UDP,
+    maps::{
+        REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipKey,
+        VipMeta,
+    },
+};
+
+use crate::{
+    dataplane::{Dataplane, DataplaneError},
+    maglev::{self, MaglevError, Member, RingSize},
+};
+
+/// A VIP's transport protocol.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub const fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => PROTO_TCP,
+            Proto::Udp => PROTO_UDP,
+        }
+    }
+
+    pub const fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            PROTO_TCP => Some(Proto::Tcp),
+            PROTO_UDP => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+/// Identifies a VIP: address, port (0 = every port) and protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VipId {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub proto: Proto,
+}
+
+impl VipId {
+    pub fn key(&self) -> VipKey {
+        VipKey::new(self.addr, self.port, self.proto.number())
+    }
+}
+
+impl fmt::Display for VipId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{a}:{}/{}", self.port, self.proto),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}/{}", self.port, self.proto),
+        }
+    }
+}
+
+/// A real as the desired state has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealSpec {
+    pub addr: IpAddr,
+    /// Maglev weight; 0 = drain (established flows stay, no new ones).
+    pub weight: u32,
+    /// What health checks say; a real that is not healthy gets no flows and
+    /// its established flows move.
+    pub healthy: bool,
+}
+
+impl RealSpec {
+    /// The data plane's state for this real.
+    pub fn state(&self) -> u8 {
+        if !self.healthy {
+            REAL_STATE_DOWN
+        } else if self.weight == 0 {
+            REAL_STATE_DRAINING
+        } else {
+            REAL_STATE_UP
+        }
+    }
+}
+
+/// A VIP as the desired state has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipSpec {
+    pub id: VipId,
+    pub ring_size: RingSize,
+    /// Hash every packet (no connection table) for this VIP.
+    pub no_conn_table: bool,
+    pub reals: Vec<RealSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error("VIP {vip}: {source}")]
+    Maglev {
+        vip: VipId,
+        #[source]
+        source: MaglevError,
+    },
+    #[error("VIP {0} appears twice")]
+    DuplicateVip(VipId),
+    #[error("VIP {vip}: real {real} appears twice")]
+    DuplicateReal { vip: VipId, real: IpAddr },
+    #[error("VIP {vip} is IPv6 but real {real} is IPv4 (IPv6-in-IPv4 is not supported)")]
+    Family { vip: VipId, real: IpAddr },
+    #[error("more than {MAX_VIPS} VIPs")]
+    TooManyVips,
+    #[error("more than {} reals in all", MAX_REALS - 1)]
+    TooManyReals,
+}
+
+/// What one [`Reconciler::apply`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub vips_added: usize,
+    pub vips_removed: usize,
+    pub vips_changed: usize,
+    pub reals_added: usize,
+    pub reals_removed: usize,
+    pub reals_changed: usize,
+    /// Ring slots written (0 when nothing moved).
+    pub slots_written: usize,
+}
+
+impl ApplyReport {
+    pub fn is_empty(&self) -> bool {
+        *self == ApplyReport::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RealEntry {
+    id: u32,
+    generation: u32,
+    spec: RealSpec,
+}
+
+#[derive(Debug, Clone)]
+struct VipEntry {
+    vip_id: u32,
+    ring_size: RingSize,
+    flags: u32,
+    reals: BTreeMap<IpAddr, RealEntry>,
+    /// The ring as written (real ids by slot).
+    ring: Vec<u32>,
+}
+
+/// The controller's view of the maps, and what it takes to change them.
+#[derive(Debug, Default)]
+pub struct Reconciler {
+    vips: BTreeMap<VipId, VipEntry>,
+    /// The last generation given to each real id (ids never reuse one).
+    real_generations: BTreeMap<u32, u32>,
+}
+
+fn lowest_free(used: &BTreeSet<u32>, from: u32, below: u32) -> Option<u32> {
+    (from..below).find(|i| !used.contains(i))
+}
+
+impl Reconciler {
+    /// An empty view: for a fresh data plane.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Learns what the data plane holds (pinned maps of an earlier run):
+    /// VIPs with their ids, reals with their ids and generations, rings.
+    pub fn adopt(dp: &Dataplane) -> Result<Self, ReconcileError> {
+        let mut r = Reconciler::default();
+        let mut by_vip_id: BTreeMap<u32, VipId> = BTreeMap::new();
+        for (key, meta) in dp.vips()? {
+            let (Some(addr), Some(proto)) = (key.ip(), Proto::from_number(key.proto)) else {
+                continue;
+            };
+            let id = VipId {
+                addr,
+                port: key.port,
+                proto,
+            };
+            let ring = dp.ring(meta.vip_id).unwrap_or_default();
+            let Ok(ring_size) = RingSize::new(meta.ring_size) else {
+                continue;
+            };
+            by_vip_id.insert(meta.vip_id, id);
+            r.vips.insert(
+                id,
+                VipEntry {
+                    vip_id: meta.vip_id,
+                    ring_size,
+                    flags: meta.flags,
+                    reals: BTreeMap::new(),
+                    ring,
+                },
+            );
+        }
+        for (real_id, real) in dp.reals()? {
+            r.real_generations.insert(real_id, real.generation);
+            let Some(addr) = real.ip() else { continue };
+            let Some(vip) = by_vip_id.get(&real.vip_id) else {
+                continue;
+            };
+            let entry = r.vips.get_mut(vip).expect("indexed above");
+            let in_ring = entry.ring.contains(&real_id);
+            let spec = RealSpec {
+                addr,
+                // The weight is not in the maps; the next apply restores it
+                // from the desired state (ring slots only move if it differs).
+                weight: u32::from(real.state == REAL_STATE_UP && in_ring),
+                healthy: real.state != REAL_STATE_DOWN,
+            };
+            entry.reals.insert(
+                addr,
+                RealEntry {
+                    id: real_id,
+                    generation: real.generation,
+                    spec,
+                },
+            );
+        }
+        Ok(r)
+    }
+
+    /// The VIPs held, with their data-plane ids.
+    pub fn vip_ids(&self) -> impl Iterator<Item = (&VipId, u32)> {
+        self.vips.iter().map(|(k, v)| (k, v.vip_id))
+    }
+
+    /// The data-plane id of real `addr` of VIP `vip`.
+    pub fn real_id(&self, vip: &VipId, addr: &IpAddr) -> Option<u32> {
+        self.vips.get(vip)?.reals.get(addr).map(|r| r.id)
+    }
+
+    /// The ring of VIP `vip` as written (real ids by slot).
+    pub fn ring(&self, vip: &VipId) -> Option<&[u32]> {
+        self.vips.get(vip).map(|v| v.ring.as_slice())
+    }
+
+    fn check(desired: &[VipSpec]) -> Result<(), ReconcileError> {
+        let mut seen = BTreeSet::new();
+        for v in desired {
+            if !seen.insert(v.id) {
+                return Err(ReconcileError::DuplicateVip(v.id));
+            }
+            let mut reals = BTreeSet::new();
+            for r in &v.reals {
+                if !reals.insert(r.addr) {
+                    return Err(ReconcileError::DuplicateReal {
+                        vip: v.id,
+                        real: r.addr,
+                    });
+                }
+                if v.id.addr.is_ipv6() && r.addr.is_ipv4() {
+                    return Err(ReconcileError::Family {
+                        vip: v.id,
+                        real: r.addr,
+                    });
+                }
+            }
+        }
+        if desired.len() > MAX_VIPS as usize {
+            return Err(ReconcileError::TooManyVips);
+        }
+        let total: usize = desired.iter().map(|v| v.reals.len()).sum();
+        if total >= MAX_REALS as usize {
+            return Err(ReconcileError::TooManyReals);
+        }
+        Ok(())
+    }
+
+    /// Makes the data plane hold `desired`, changing only what differs.
+    pub fn apply(
+        &mut self,
+        dp: &mut Dataplane,
+        desired: &[VipSpec],
+    ) -> Result<ApplyReport, ReconcileError> {
+        Self::check(desired)?;
+        // Rings first, computed before any write: a Maglev error leaves the
+        // data plane as it was.
+        let mut rings = Vec::with_capacity(desired.len());
+        for v in desired {
+            let ids: Vec<Vec<u8>> = v.reals.iter().map(|r| maglev::identity(&r.addr)).collect();
+            let members: Vec<Member<'_>> = ids
+                .iter()
+                .zip(&v.reals)
+                .map(|(id, r)| Member {
+                    identity: id,
+                    weight: if r.state() == REAL_STATE_UP {
+                        r.weight
+                    } else {
+                        0
+                    },
+                })
+                .collect();
+            let table = maglev::build(v.ring_size, &members)
+                .map_err(|source| ReconcileError::Maglev { vip: v.id, source })?;
+            rings.push(table);
+        }
+
+        let mut report = ApplyReport::default();
+        let wanted: BTreeSet<VipId> = desired.iter().map(|v| v.id).collect();
+        let gone: Vec<VipId> = self
+            .vips
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .copied()
+            .collect();
+        for id in gone {
+            let entry = self.vips.remove(&id).expect("listed above");
+            dp.remove_vip(&id.key())?;
+            dp.remove_ring(entry.vip_id)?;
+            for real in entry.reals.values() {
+                self.clear_real(dp, real)?;
+                report.reals_removed += 1;
+            }
+            report.vips_removed += 1;
+        }
+
+        for (spec, table) in desired.iter().zip(rings) {
+            let flags = if spec.no_conn_table {
+                VIP_F_NO_CONN_TABLE
+            } else {
+                0
+            };
+            let is_new = !self.vips.contains_key(&spec.id);
+            if is_new {
+                let used: BTreeSet<u32> = self.vips.values().map(|v| v.vip_id).collect();
+                let vip_id = lowest_free(&used, 0, MAX_VIPS).ok_or(ReconcileError::TooManyVips)?;
+                self.vips.insert(
+                    spec.id,
+                    VipEntry {
+                        vip_id,
+                        ring_size: spec.ring_size,
+                        flags,
+                        reals: BTreeMap::new(),
+                        ring: Vec::new(),
+                    },
+                );
+                report.vips_added += 1;
+            }
+            // Reals: new ones get ids, changed ones are rewritten.
+            let mut used_real_ids: BTreeSet<u32> = self
+                .vips
+                .values()
+                .flat_map(|v| v.reals.values().map(|r| r.id))
+                .collect();
+            let vip_id = self.vips[&spec.id].vip_id;
+            for r in &spec.reals {
+                let existing = self.vips[&spec.id].reals.get(&r.addr).cloned();
+                let entry = match existing {
+                    Some(mut e) => {
+                        if e.spec.state() != r.state() {
+                            report.reals_changed += 1;
+                            e.spec = *r;
+                            write_real(dp, &e, vip_id)?;
+                        }
+                        e.spec = *r;
+                        e
+                    }
+                    None => {
+                        let id = lowest_free(&used_real_ids, 1, MAX_REALS)
+                            .ok_or(ReconcileError::TooManyReals)?;
+                        used_real_ids.insert(id);
+                        let generation = self
+                            .real_generations
+                            .get(&id)
+                            .copied()
+                            .unwrap_or(0)
+                            .wrapping_add(1)
+                            .max(1);
+                        self.real_generations.insert(id, generation);
+                        let e = RealEntry {
+                            id,
+                            generation,
+                            spec: *r,
+                        };
+                        write_real(dp, &e, vip_id)?;
+                        report.reals_added += 1;
+                        e
+                    }
+                };
+                self.vips
+                    .get_mut(&spec.id)
+                    .expect("inserted")
+                    .reals
+                    .insert(r.addr, entry);
+            }
+            // The ring: in place when the size is unchanged.
+            let entry = self.vips.get_mut(&spec.id).expect("inserted");
+            let ids: Vec<u32> = spec.reals.iter().map(|r| entry.reals[&r.addr].id).collect();
+            let slots = table.map_ids(&ids, NO_REAL);
+            if slots != entry.ring || entry.ring_size != spec.ring_size {
+                report.slots_written += dp.set_ring(entry.vip_id, &slots)?;
+                entry.ring = slots;
+            }
+            // Reals no longer wanted leave after the ring stopped naming them.
+            let keep: BTreeSet<IpAddr> = spec.reals.iter().map(|r| r.addr).collect();
+            let removed: Vec<RealEntry> = entry
+                .reals
+                .iter()
+                .filter(|(a, _)| !keep.contains(a))
+                .map(|(_, r)| r.clone())
+                .collect();
+            for r in &removed {
+                entry.reals.remove(&r.spec.addr);
+            }
+            let meta_changed =
+                !is_new && (entry.ring_size != spec.ring_size || entry.flags != flags);
+            entry.ring_size = spec.ring_size;
+            entry.flags = flags;
+            let meta = VipMeta {
+                vip_id: entry.vip_id,
+                ring_size: spec.ring_size.get(),
+                flags,
+                generation: 0,
+            };
+            for r in &removed {
+                self.clear_real(dp, r)?;
+                report.reals_removed += 1;
+            }
+            if is_new || meta_changed {
+                dp.set_vip(spec.id.key(), meta)?;
+                if meta_changed {
+                    report.vips_changed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Empties a real slot, keeping its generation for the next owner.
+    fn clear_real(&mut self, dp: &mut Dataplane, real: &RealEntry) -> Result<(), ReconcileError> {
+        let cleared = Real {
+            generation: real.generation,
+            ..Real::default()
+        };
+        dp.set_real(real.id, &cleared)?;
+        Ok(())
+    }
+}
+
+fn write_real(dp: &mut Dataplane, e: &RealEntry, vip_id: u32) -> Result<(), ReconcileError> {
+    let real = Real {
+        vip_id,
+        ..Real::new(e.spec.addr, e.spec.state(), e.generation)
+    };
+    dp.set_real(e.id, &real)?;
+    Ok(())
+}
