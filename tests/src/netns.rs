@@ -65,9 +65,17 @@ impl Netns {
     /// result. Sockets, interface lookups and XDP attachments made by `f`
     /// belong to the namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
+        run_in(&self.name, f)
+    }
+}
+
+/// Runs `f` on a thread that has entered the namespace `name` (under
+/// /run/netns), and returns its result; a panic in `f` is re-raised.
+pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/run/netns/{name}");
+    std::thread::scope(|s| {
+        match s
+            .spawn(|| {
                 let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
                 // SAFETY: setns on a valid namespace fd changes only this
                 // thread's network namespace.
@@ -76,9 +84,11 @@ impl Netns {
                 f()
             })
             .join()
-            .expect("thread in namespace panicked")
-        })
-    }
+        {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 impl Drop for Netns {

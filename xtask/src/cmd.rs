@@ -74,8 +74,3 @@ pub fn build() -> anyhow::Result<()> {
     step("building the workspace (lb-ctl embeds the XDP programs it builds)");
     run(cargo().args(["build", "--bins"]))
 }
-
-/// The path of the built lb-ctl binary.
-pub fn lb_ctl_bin() -> PathBuf {
-    workspace_root().join("target/debug/lb-ctl")
-}

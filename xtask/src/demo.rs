@@ -1,9 +1,7 @@
-//! `cargo xtask demo`: the README's first command. Sets up, builds, and shows
-//! lb's XDP program loaded and attached inside throwaway network namespaces,
-//! with traffic crossing it; then removes everything it made.
+//! `cargo xtask demo` (the README's first command) and `cargo xtask lab`:
+//! set up, build, then run the lab binary (`lb-lab`, from the tests crate)
+//! that builds the namespaces, the balancers and the backends.
 use std::process::Command;
-
-use anyhow::Context as _;
 
 use crate::{
     cmd::{self, step},
@@ -12,121 +10,63 @@ use crate::{
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Leave the namespaces in place at the end (remove them with
-    /// `ip netns del lbdemo-client; ip netns del lbdemo-lb`).
+    /// Leave the lab up at the end (`cargo xtask lab down` removes it).
     #[arg(long)]
     keep: bool,
 }
 
-const CLIENT_NS: &str = "lbdemo-client";
-const LB_NS: &str = "lbdemo-lb";
-const CLIENT_IF: &str = "lbdemo-c";
-const LB_IF: &str = "lbdemo-l";
-const CLIENT_ADDR: &str = "192.0.2.1";
-const LB_ADDR: &str = "192.0.2.2";
-const PIN_DIR: &str = "/sys/fs/bpf/lbdemo";
-
-/// Removes the demo's namespaces and pins when dropped, also on failure.
-struct Cleanup {
-    keep: bool,
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    #[arg(value_enum)]
+    action: LabAction,
 }
 
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if self.keep {
-            println!("==> keeping namespaces {CLIENT_NS} and {LB_NS} (--keep)");
-            return;
-        }
-        remove_all();
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LabAction {
+    /// Build the lab and leave it running.
+    Up,
+    /// Remove the lab (also after a crash).
+    Down,
+    /// Show what is up, with counters.
+    Status,
 }
 
-fn remove_all() {
-    for ns in [CLIENT_NS, LB_NS] {
-        let _ = cmd::output(Command::new("ip").args(["netns", "del", ns]));
-    }
-    let _ = std::fs::remove_dir_all(PIN_DIR);
+fn lb_lab() -> Command {
+    Command::new(cmd::workspace_root().join("target/debug/lb-lab"))
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    cmd::run(Command::new("ip").args(args))
-}
-
-pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+fn prepare() -> anyhow::Result<()> {
     setup::run()?;
     cmd::build()?;
     anyhow::ensure!(
         setup::is_root(),
-        "the demo creates network namespaces: run it as root"
+        "the lab creates network namespaces: run it as root"
     );
-
-    step("removing leftovers of an earlier demo, if any");
-    remove_all();
-    let _cleanup = Cleanup { keep: args.keep };
-
-    step("lab: two namespaces joined by a veth pair (192.0.2.0/24, documentation range)");
-    ip(&["netns", "add", CLIENT_NS])?;
-    ip(&["netns", "add", LB_NS])?;
-    ip(&[
-        "link", "add", CLIENT_IF, "netns", CLIENT_NS, "type", "veth", "peer", "name", LB_IF,
-        "netns", LB_NS,
-    ])?;
-    for (ns, ifname, addr) in [(CLIENT_NS, CLIENT_IF, CLIENT_ADDR), (LB_NS, LB_IF, LB_ADDR)] {
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            ifname,
-        ])?;
-        ip(&["-n", ns, "link", "set", ifname, "up"])?;
-        ip(&["-n", ns, "link", "set", "lo", "up"])?;
-    }
-
-    let lb_ctl = cmd::lb_ctl_bin();
-    step("lb-ctl check: loading every XDP program through the kernel verifier");
-    cmd::run(Command::new(&lb_ctl).arg("check"))?;
-
-    step(&format!(
-        "lb-ctl attach: the pass program on {LB_IF} in {LB_NS}, native XDP, link pinned"
-    ));
-    cmd::run(Command::new(&lb_ctl).args([
-        "--netns",
-        LB_NS,
-        "attach",
-        "--iface",
-        LB_IF,
-        "--program",
-        "pass",
-        "--mode",
-        "native",
-        "--pin-dir",
-        PIN_DIR,
-    ]))?;
-    let link = cmd::stdout(Command::new("ip").args(["-n", LB_NS, "-d", "link", "show", LB_IF]))?;
-    println!("{}", link.trim_end());
-
-    step("traffic: 3 pings from the client through the XDP program");
-    let out = cmd::stdout(Command::new("ip").args([
-        "netns", "exec", CLIENT_NS, "ping", "-c", "3", "-i", "0.2", "-W", "1", LB_ADDR,
-    ]))
-    .context("ping through the XDP program failed")?;
-    println!("{}", out.trim_end());
-
-    step("lb-ctl detach");
-    cmd::run(Command::new(&lb_ctl).args([
-        "--netns",
-        LB_NS,
-        "detach",
-        "--iface",
-        LB_IF,
-        "--program",
-        "pass",
-        "--pin-dir",
-        PIN_DIR,
-    ]))?;
-    println!("==> demo done");
     Ok(())
+}
+
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    prepare()?;
+    step("demo: the lab up, traffic, a backend failure, the lab down");
+    let mut c = lb_lab();
+    c.arg("demo");
+    if args.keep {
+        c.arg("--keep");
+    }
+    cmd::run(&mut c)
+}
+
+pub fn lab(args: &LabArgs) -> anyhow::Result<()> {
+    match args.action {
+        LabAction::Down => cmd::run(lb_lab().arg("down")).or_else(|_| {
+            // Not built yet: nothing of ours can be up.
+            println!("lb-lab is not built; nothing to take down");
+            Ok(())
+        }),
+        LabAction::Up => {
+            prepare()?;
+            cmd::run(lb_lab().arg("up"))
+        }
+        LabAction::Status => cmd::run(lb_lab().arg("status")),
+    }
 }

@@ -32,8 +32,10 @@ enum Command {
     /// Run the benchmarks (release build) and print their figures.
     Bench(bench::BenchArgs),
     /// Set up, build, and show the load balancer at work in network
-    /// namespaces.
+    /// namespaces: clients, a router, two LB hosts, backends.
     Demo(demo::DemoArgs),
+    /// The lab by hand: `up`, `status`, `down`.
+    Lab(demo::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Build => setup::run().and_then(|()| cmd::build()),
         Command::Test(a) => test::run(&a),
         Command::Demo(a) => demo::run(&a),
+        Command::Lab(a) => demo::lab(&a),
         Command::Bench(a) => bench::run(&a),
     };
     match result {

@@ -12,6 +12,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip netns / veth for the lab and the tests"),
     ("iputils-ping", "ping across the test namespaces"),
     ("bpftool", "inspecting the pinned maps and programs"),
+    (
+        "ethtool",
+        "the lab's veth links: checksum offload off toward the LB hosts",
+    ),
 ];
 
 /// The bpf-linker release that works with the nightly's LLVM here (newer ones

@@ -1,0 +1,45 @@
+//! `lb-lab`: the lab by hand. `cargo xtask lab ...` and `cargo xtask demo`
+//! build the workspace and run this.
+//!
+//! - `lb-lab up`: build the lab and leave it running (namespaces `lab-*`).
+//! - `lb-lab status`: what is up, with counters.
+//! - `lb-lab down`: remove everything (also after a crash).
+//! - `lb-lab demo [--keep]`: up, traffic, a readable report, a backend
+//!   failure, then down (unless `--keep`).
+use std::process::ExitCode;
+
+use lb_tests::lab::{self, LabBins};
+
+/// The persistent lab's prefix: namespaces `lab-r`, `lab-c1`, ...
+const PREFIX: &str = "lab";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bins = LabBins::in_dir(
+        std::env::current_exe()
+            .expect("own path")
+            .parent()
+            .expect("in a directory"),
+    );
+    let result = match args.first().map(String::as_str) {
+        Some("up") => lab::cli::up(PREFIX, bins),
+        Some("down") => {
+            lab::down(PREFIX);
+            println!("lab down");
+            Ok(())
+        }
+        Some("status") => lab::cli::status(PREFIX, bins),
+        Some("demo") => lab::cli::demo(PREFIX, bins, args.iter().any(|a| a == "--keep")),
+        _ => {
+            eprintln!("usage: lb-lab up|down|status|demo [--keep]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lb-lab: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! What `lb-lab` does: bring the lab up or report on it, and the demo.
+use std::{collections::BTreeMap, net::IpAddr};
+
+use lb_ctl::reconcile::{Proto, VipId};
+
+use super::{
+    HTTP_PORT, Lab, LabBins, LabOptions, UDP_PORT, VIP4, VIP6,
+    client::{http_get, udp_echo},
+    topology::{Role, backend_by_name, leaves},
+};
+
+/// Builds the lab and leaves it running.
+pub fn up(prefix: &str, bins: LabBins) -> anyhow::Result<()> {
+    let mut opts = LabOptions::new(prefix, bins);
+    opts.keep = true;
+    let lab = Lab::up(opts)?;
+    println!(
+        "lab up: namespaces {}-* (`ip netns`); VIPs {VIP4} and {VIP6}",
+        lab.prefix
+    );
+    println!("try: ip netns exec {}-c1 ping -c 2 {VIP4}", lab.prefix);
+    Ok(())
+}
+
+/// Prints what is up.
+pub fn status(prefix: &str, bins: LabBins) -> anyhow::Result<()> {
+    let lab = Lab::attach(prefix, bins)?;
+    for (site, lb) in &lab.lbs {
+        let s = lb.dp.stats()?;
+        println!(
+            "site {site}: backends {:?}; forwarded {} packets ({} connection-table hits, {} misses), passed {}, dropped {}",
+            lb.backends, s.xdp_tx, s.conn_hit, s.conn_miss, s.xdp_pass, s.xdp_drop
+        );
+    }
+    for b in leaves(Role::Backend, None) {
+        let d = lab.decap_stats(b.name)?;
+        println!(
+            "backend {}: decapsulated {} packets",
+            b.name,
+            d.decap_ipip + d.decap_ip6ip6 + d.decap_ipip6
+        );
+    }
+    Ok(())
+}
+
+const CLIENTS: [&str; 2] = ["c1", "c2"];
+
+fn vips() -> [VipId; 4] {
+    let a = |s: &str| -> IpAddr { s.parse().expect("VIP") };
+    [
+        VipId {
+            addr: a(VIP4),
+            port: HTTP_PORT,
+            proto: Proto::Tcp,
+        },
+        VipId {
+            addr: a(VIP6),
+            port: HTTP_PORT,
+            proto: Proto::Tcp,
+        },
+        VipId {
+            addr: a(VIP4),
+            port: UDP_PORT,
+            proto: Proto::Udp,
+        },
+        VipId {
+            addr: a(VIP6),
+            port: UDP_PORT,
+            proto: Proto::Udp,
+        },
+    ]
+}
+
+/// Outcome of a round of requests.
+#[derive(Default)]
+struct Round {
+    /// (backend, VIP index) -> answers.
+    answers: BTreeMap<(String, usize), usize>,
+    failed: usize,
+    predicted: usize,
+    total: usize,
+}
+
+fn round(lab: &Lab, per_client: usize, vip_filter: &[usize]) -> Round {
+    let mut r = Round::default();
+    for client in CLIENTS {
+        let ns = lab.ns(client);
+        for (i, v) in vips()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| vip_filter.contains(i))
+        {
+            for _ in 0..per_client {
+                r.total += 1;
+                let reply = match v.proto {
+                    Proto::Tcp => http_get(&ns, v.addr, v.port),
+                    Proto::Udp => udp_echo(&ns, v.addr, v.port),
+                };
+                match reply {
+                    Ok(reply) => {
+                        if let Some(b) = backend_by_name(&reply.backend)
+                            && lab.predict(b.site.expect("site"), v, reply.local) == Some(b.name)
+                        {
+                            r.predicted += 1;
+                        }
+                        *r.answers.entry((reply.backend, i)).or_insert(0) += 1;
+                    }
+                    Err(_) => r.failed += 1,
+                }
+            }
+        }
+    }
+    r
+}
+
+fn print_round(r: &Round) {
+    let names: Vec<String> = vips().iter().map(ToString::to_string).collect();
+    println!(
+        "    {:<8} {}",
+        "backend",
+        names.iter().map(|n| format!("{n:>26}")).collect::<String>()
+    );
+    for b in leaves(Role::Backend, None) {
+        let row: String = (0..4)
+            .map(|i| {
+                format!(
+                    "{:>26}",
+                    r.answers.get(&(b.name.to_owned(), i)).copied().unwrap_or(0)
+                )
+            })
+            .collect();
+        println!(
+            "    {:<8} {row}",
+            format!("{} ({})", b.name, b.site.expect("site"))
+        );
+    }
+    println!(
+        "    {} of {} requests answered; {} of the answers came from exactly the backend user space predicts from the flow hash and the site's ring",
+        r.total - r.failed,
+        r.total,
+        r.predicted
+    );
+}
+
+/// The demo: the lab up, traffic, where it went, a backend failure, down.
+pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
+    println!(
+        "==> lab: clients c1 c2 -> router r -(ECMP)-> LB hosts lba (site A), lbb (site B) -> backends a1 a2 | b1 b2"
+    );
+    println!(
+        "    VIPs {VIP4} and {VIP6}: HTTP on TCP {HTTP_PORT}, UDP echo on {UDP_PORT}; backends run `lb-ctl decap` and have the VIPs on lo"
+    );
+    let mut opts = LabOptions::new(prefix, bins);
+    opts.keep = keep;
+    let mut lab = Lab::up(opts)?;
+
+    println!(
+        "\n==> traffic: every client sends 25 requests to each VIP (new connection / socket each time)"
+    );
+    let r = round(&lab, 25, &[0, 1, 2, 3]);
+    print_round(&r);
+
+    println!("\n==> direct server return: replies do not pass through the LB hosts");
+    let mut reply_ways = 0;
+    for site in ['A', 'B'] {
+        let s = lab.lb_stats(site)?;
+        let other = s.pass_not_vip + s.pass_not_ip;
+        reply_ways += other;
+        println!(
+            "    LB host site {site}: encapsulated and sent {} client->VIP packets to backends; saw {other} other packets (neighbour discovery)",
+            s.xdp_tx
+        );
+    }
+    let mut opened = 0;
+    for b in leaves(Role::Backend, None) {
+        let d = lab.decap_stats(b.name)?;
+        opened += d.decap_ipip + d.decap_ip6ip6 + d.decap_ipip6;
+    }
+    println!(
+        "    backends decapsulated {opened} packets; {} requests were answered with at least as many reply packets, none seen by an LB host (it saw {reply_ways} non-VIP packets in all)",
+        r.total - r.failed
+    );
+
+    println!("\n==> backend a1 fails (its server is stopped)");
+    lab.stop_server("a1")?;
+    let r = round(&lab, 25, &[0, 1]);
+    print_round(&r);
+    println!(
+        "    {} HTTP requests failed: those whose flows site A's ring sends to a1",
+        r.failed
+    );
+
+    println!(
+        "\n==> a1 leaves site A's VIPs (lb-ctl's health checks do this by themselves; here the lab does it)"
+    );
+    lab.set_backends('A', &["a2"])?;
+    let r = round(&lab, 25, &[0, 1]);
+    print_round(&r);
+    println!(
+        "    {} failed: new flows go to the backends that answer",
+        r.failed
+    );
+
+    if keep {
+        println!(
+            "\n==> the lab stays up (--keep): `cargo xtask lab status`, `cargo xtask lab down`"
+        );
+    } else {
+        println!("\n==> lab down");
+    }
+    Ok(())
+}

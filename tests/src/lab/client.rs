@@ -1,0 +1,115 @@
+//! Clients in the lab: HTTP requests (new or kept-alive connections) and
+//! UDP echoes from a client namespace to a VIP, each telling which backend
+//! answered and from which local address and port it was sent (what the
+//! balancer hashed). Every call is bounded by a timeout.
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::netns::run_in;
+
+/// How long a connect, a request or an echo may take.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An answer and where the request came from.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub backend: String,
+    pub local: SocketAddr,
+}
+
+/// A kept-alive HTTP connection from a client namespace to a VIP.
+pub struct HttpConn {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    pub local: SocketAddr,
+}
+
+impl HttpConn {
+    /// Connects from namespace `ns` to `vip:port`.
+    pub fn open(ns: &str, vip: IpAddr, port: u16) -> anyhow::Result<Self> {
+        let stream = run_in(ns, || {
+            TcpStream::connect_timeout(&SocketAddr::new(vip, port), TIMEOUT)
+        })
+        .with_context(|| format!("connect from {ns} to {vip}:{port}"))?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.set_write_timeout(Some(TIMEOUT))?;
+        let local = stream.local_addr()?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(HttpConn {
+            stream,
+            reader,
+            local,
+        })
+    }
+
+    /// Sends one request and returns the backend that answered.
+    pub fn get(&mut self) -> anyhow::Result<String> {
+        self.stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: lab\r\nUser-Agent: lb-lab\r\n\r\n")
+            .context("send request")?;
+        let mut length = None;
+        let mut line = String::new();
+        let mut status = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line).context("read response")? == 0 {
+                bail!("connection closed");
+            }
+            if status.is_empty() {
+                status = line.trim().to_owned();
+                continue;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+        if !status.contains(" 200 ") {
+            bail!("status `{status}`");
+        }
+        let mut body = vec![0u8; length.context("no content-length")?];
+        self.reader.read_exact(&mut body).context("read body")?;
+        Ok(String::from_utf8_lossy(&body).trim().to_owned())
+    }
+}
+
+/// One HTTP request on a new connection.
+pub fn http_get(ns: &str, vip: IpAddr, port: u16) -> anyhow::Result<Reply> {
+    let mut conn = HttpConn::open(ns, vip, port)?;
+    let backend = conn.get()?;
+    Ok(Reply {
+        backend,
+        local: conn.local,
+    })
+}
+
+/// One UDP echo from a new socket.
+pub fn udp_echo(ns: &str, vip: IpAddr, port: u16) -> anyhow::Result<Reply> {
+    let any: SocketAddr = if vip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+        .parse()
+        .expect("any");
+    let socket = run_in(ns, || UdpSocket::bind(any)).context("bind UDP")?;
+    socket.set_read_timeout(Some(TIMEOUT))?;
+    socket.connect(SocketAddr::new(vip, port))?;
+    socket.send(b"ping").context("send")?;
+    let mut buf = [0u8; 512];
+    let n = socket
+        .recv(&mut buf)
+        .with_context(|| format!("no echo from {vip}:{port}"))?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    let (backend, payload) = text.split_once(' ').context("malformed echo")?;
+    if payload != "ping" {
+        bail!("echo `{payload}` differs from what was sent");
+    }
+    Ok(Reply {
+        backend: backend.to_owned(),
+        local: socket.local_addr()?,
+    })
+}

@@ -1,0 +1,204 @@
+//! End to end in the lab: clients reach the VIPs over TCP (HTTP) and UDP,
+//! IPv4 and IPv6, through the router, the LB hosts' XDP balancer and the
+//! backends' decapsulator; backends answer clients directly.
+use std::{collections::BTreeMap, net::IpAddr};
+
+use lb_ctl::reconcile::{Proto, VipId};
+use lb_tests::{
+    lab::{
+        HTTP_PORT, Lab, LabOptions, UDP_PORT, VIP4, VIP6,
+        client::{HttpConn, http_get, udp_echo},
+        test_bins,
+        topology::backend_by_name,
+    },
+    netns::unique_tag,
+    require_root,
+};
+
+fn vip(addr: &str, port: u16, proto: Proto) -> VipId {
+    VipId {
+        addr: addr.parse().unwrap(),
+        port,
+        proto,
+    }
+}
+
+fn lab(prefix: &str) -> Lab {
+    Lab::up(LabOptions::new(
+        &format!("lbt{prefix}{}", unique_tag()),
+        test_bins(),
+    ))
+    .expect("lab up")
+}
+
+/// Sends `n` requests per client per VIP; checks every answer came from the
+/// backend the answering site's ring predicts; returns answers per backend.
+fn requests_follow_predictions(lab: &Lab, n: usize) -> BTreeMap<String, usize> {
+    let mut per_backend = BTreeMap::new();
+    let vips = [
+        vip(VIP4, HTTP_PORT, Proto::Tcp),
+        vip(VIP6, HTTP_PORT, Proto::Tcp),
+        vip(VIP4, UDP_PORT, Proto::Udp),
+        vip(VIP6, UDP_PORT, Proto::Udp),
+    ];
+    for client in ["c1", "c2"] {
+        let ns = lab.ns(client);
+        for v in &vips {
+            for i in 0..n {
+                let reply = match v.proto {
+                    Proto::Tcp => http_get(&ns, v.addr, v.port),
+                    Proto::Udp => udp_echo(&ns, v.addr, v.port),
+                }
+                .unwrap_or_else(|e| panic!("{client} -> {v} request {i}: {e:#}"));
+                let backend = backend_by_name(&reply.backend)
+                    .unwrap_or_else(|| panic!("unknown backend {}", reply.backend));
+                let site = backend.site.expect("site");
+                let predicted = lab.predict(site, v, reply.local);
+                assert_eq!(
+                    predicted,
+                    Some(backend.name),
+                    "{client} {} -> {v}: site {site} answered from {}",
+                    reply.local,
+                    backend.name
+                );
+                *per_backend.entry(reply.backend).or_insert(0) += 1;
+            }
+        }
+    }
+    per_backend
+}
+
+#[test]
+fn clients_reach_vips_and_backends_answer_directly() {
+    if !require_root("clients_reach_vips_and_backends_answer_directly") {
+        return;
+    }
+    let lab = lab("e");
+    const N: usize = 25;
+    let per_backend = requests_follow_predictions(&lab, N);
+    eprintln!("answers per backend: {per_backend:?}");
+    let total: usize = per_backend.values().sum();
+    assert_eq!(total, 2 * 4 * N, "every request answered");
+    // Both sites and all four backends served (ECMP at the router, Maglev
+    // at each site): with 200 flows, a backend missing would mean broken
+    // spreading, not chance (each backend's share is about 1/4).
+    for b in ["a1", "a2", "b1", "b2"] {
+        assert!(
+            per_backend.get(b).copied().unwrap_or(0) > 0,
+            "backend {b} answered nothing: {per_backend:?}"
+        );
+    }
+
+    // What the LB hosts forwarded is what the backends decapsulated, and
+    // no reply went through an LB host: what the balancer saw besides VIP
+    // traffic is a few neighbour-discovery packets, while 200 requests got
+    // at least 200 reply packets.
+    let mut forwarded = 0;
+    let mut other = 0;
+    for site in ['A', 'B'] {
+        let s = lab.lb_stats(site).unwrap();
+        forwarded += s.xdp_tx;
+        other += s.pass_not_vip + s.pass_not_ip;
+        assert_eq!(s.xdp_drop, 0, "site {site} dropped nothing: {s:?}");
+    }
+    let mut decapsulated = 0;
+    for b in ["a1", "a2", "b1", "b2"] {
+        let d = lab.decap_stats(b).unwrap();
+        decapsulated += d.decap_ipip + d.decap_ip6ip6;
+    }
+    assert_eq!(
+        forwarded, decapsulated,
+        "every forwarded packet reached a backend"
+    );
+    assert!(
+        forwarded >= total as u64,
+        "at least one packet per request went through an LB host"
+    );
+    assert!(
+        other < 40,
+        "replies bypass the LB hosts: they saw only {other} non-VIP packets"
+    );
+}
+
+#[test]
+fn long_lived_connections_survive_backend_changes() {
+    if !require_root("long_lived_connections_survive_backend_changes") {
+        return;
+    }
+    let mut lab = lab("k");
+    // Site A only, so that every flow's site is known.
+    lab.route_vips(&['A']).unwrap();
+    let ns = lab.ns("c1");
+    let vip4: IpAddr = VIP4.parse().unwrap();
+    let mut conns: Vec<(HttpConn, String)> = (0..30)
+        .map(|_| {
+            let mut c = HttpConn::open(&ns, vip4, HTTP_PORT).expect("connect");
+            let first = c.get().expect("first request");
+            (c, first)
+        })
+        .collect();
+
+    // A backend is added: the new ring moves some flows, but established
+    // connections keep their backend (connection table).
+    lab.set_backends('A', &["a1", "a2", "a3"]).unwrap();
+    let v = vip(VIP4, HTTP_PORT, Proto::Tcp);
+    let moved = conns
+        .iter()
+        .filter(|(c, b)| lab.predict('A', &v, c.local) != Some(b.as_str()))
+        .count();
+    assert!(moved > 0, "the new ring would move some of the 30 flows");
+    for (c, first) in &mut conns {
+        assert_eq!(
+            &c.get().expect("request on a kept connection"),
+            first,
+            "kept connection stayed on its backend"
+        );
+    }
+    // New connections use the new ring, a3 included.
+    let mut seen = BTreeMap::new();
+    for _ in 0..40 {
+        let r = http_get(&ns, vip4, HTTP_PORT).expect("new connection");
+        assert_eq!(lab.predict('A', &v, r.local), Some(r.backend.as_str()));
+        *seen.entry(r.backend).or_insert(0) += 1;
+    }
+    assert!(
+        seen.contains_key("a3"),
+        "the added backend gets new connections: {seen:?}"
+    );
+
+    // A backend is removed: new connections avoid it.
+    lab.set_backends('A', &["a2", "a3"]).unwrap();
+    for _ in 0..40 {
+        let r = http_get(&ns, vip4, HTTP_PORT).expect("new connection");
+        assert_ne!(r.backend, "a1", "removed backend got a new connection");
+    }
+}
+
+#[test]
+fn lab_down_removes_everything_after_a_crash() {
+    if !require_root("lab_down_removes_everything_after_a_crash") {
+        return;
+    }
+    let prefix = format!("lbtd{}", unique_tag());
+    let mut opts = LabOptions::new(&prefix, test_bins());
+    // As if the process that built the lab died: nothing is cleaned on drop.
+    opts.keep = true;
+    drop(Lab::up(opts).expect("lab up"));
+    assert!(lb_tests::lab::is_up(&prefix));
+    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/{prefix}"));
+    assert!(pins.exists(), "balancers and decapsulators are pinned");
+
+    lb_tests::lab::down(&prefix);
+    let listed = String::from_utf8(
+        std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(!listed.contains(&prefix), "namespaces left: {listed}");
+    assert!(!pins.exists(), "pins left");
+    // Running down again (nothing there) is harmless.
+    lb_tests::lab::down(&prefix);
+}
