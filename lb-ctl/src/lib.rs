@@ -2,6 +2,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over these modules; the
 //! integration tests in `tests/` use them directly against the real kernel.
+pub mod config;
 pub mod dataplane;
 pub mod decap;
 pub mod iface;

@@ -16,6 +16,14 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "ethtool",
         "the lab's veth links: checksum offload off toward the LB hosts",
     ),
+    (
+        "protobuf-compiler",
+        "protoc, for lb-ctl's control API and the GoBGP client",
+    ),
+    (
+        "libprotobuf-dev",
+        "the protobuf well-known types (GoBGP's API imports them)",
+    ),
 ];
 
 /// The bpf-linker release that works with the nightly's LLVM here (newer ones

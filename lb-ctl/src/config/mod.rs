@@ -1,0 +1,271 @@
+//! The daemon's configuration: a TOML file (see `examples/lb.toml`), parsed
+//! into [`raw`] types, then validated into [`Settings`]. A mistake is
+//! reported as `file:line:column: reason`; nothing is applied from a file
+//! that does not validate.
+//!
+//! [`VipConfig`] (a VIP, its reals and their health checks) is also what
+//! the control API changes and what the state file stores (as JSON).
+mod raw;
+mod validate;
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    maglev::RingSize,
+    programs::AttachMode,
+    reconcile::{Proto, VipId},
+};
+pub use validate::{parse_duration, validate_vips};
+
+/// Where the maps and programs are pinned unless configured otherwise.
+pub const DEFAULT_PIN_DIR: &str = lb_common::DEFAULT_PIN_DIR;
+/// The control API's socket unless configured otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/lb/lb.sock";
+/// Where API changes are kept unless configured otherwise.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/lb/state.json";
+/// The MTU toward the reals unless configured otherwise.
+pub const DEFAULT_MTU: u16 = 1500;
+/// Health check defaults: fast failover (a dead real leaves within
+/// interval * fall, about 1 s), without flapping on one lost probe.
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_millis(400);
+pub const DEFAULT_CHECK_RISE: u32 = 2;
+pub const DEFAULT_CHECK_FALL: u32 = 2;
+pub const DEFAULT_HTTP_PATH: &str = "/";
+pub const DEFAULT_HTTP_STATUS: u16 = 200;
+pub const DEFAULT_UDP_PAYLOAD: &str = "lb-health";
+/// Bounds of checks.
+pub const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+pub const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+/// Bounds of the connection table.
+pub const MIN_CONN_TABLE_SIZE: u32 = 1024;
+pub const MAX_CONN_TABLE_SIZE: u32 = 1 << 27;
+
+/// A configuration error with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Reading the file failed (before any parsing).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+/// How encapsulated packets find the next hop (see docs/DATAPLANE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextHop {
+    /// Back to the MAC they came from.
+    Reflect,
+    /// From the kernel's FIB.
+    Fib,
+    /// To this MAC.
+    Gateway([u8; 6]),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    pub interface: String,
+    pub mode: AttachMode,
+    pub pin_dir: PathBuf,
+    pub socket: PathBuf,
+    pub state_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataplaneSettings {
+    pub source_v4: Option<Ipv4Addr>,
+    pub source_v6: Option<Ipv6Addr>,
+    pub next_hop: NextHop,
+    pub conn_table_size: u32,
+    pub mtu: u16,
+    pub icmp_echo: bool,
+    pub icmp_too_big: bool,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub daemon: DaemonSettings,
+    pub dataplane: DataplaneSettings,
+    pub vips: Vec<VipConfig>,
+}
+
+/// What a health check does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CheckKind {
+    /// No check: the real is always healthy.
+    None,
+    /// A TCP connection is accepted.
+    Tcp,
+    /// `GET path` answers with `expect_status`.
+    Http { path: String, expect_status: u16 },
+    /// A datagram with `payload` gets any reply.
+    Udp { payload: String },
+    /// `sh -c command` exits 0 (LB_REAL and LB_PORT in its environment).
+    Exec { command: String },
+}
+
+/// A health check of one real.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Check {
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    /// The port probed; `None` = the VIP's port.
+    pub port: Option<u16>,
+    #[serde(with = "millis")]
+    pub interval: Duration,
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+impl Check {
+    /// No check.
+    pub fn none() -> Self {
+        Check {
+            kind: CheckKind::None,
+            port: None,
+            interval: DEFAULT_CHECK_INTERVAL,
+            timeout: DEFAULT_CHECK_TIMEOUT,
+            rise: DEFAULT_CHECK_RISE,
+            fall: DEFAULT_CHECK_FALL,
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        match &self.kind {
+            CheckKind::None => return f.write_str("none"),
+            CheckKind::Tcp => write!(f, "tcp{port}")?,
+            CheckKind::Http {
+                path,
+                expect_status,
+            } => write!(f, "http{port}{path} -> {expect_status}")?,
+            CheckKind::Udp { .. } => write!(f, "udp{port}")?,
+            CheckKind::Exec { command } => write!(f, "exec `{command}`")?,
+        }
+        write!(
+            f,
+            " every {:?} (timeout {:?}, rise {}, fall {})",
+            self.interval, self.timeout, self.rise, self.fall
+        )
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// A real of a VIP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealConfig {
+    pub address: IpAddr,
+    pub weight: u32,
+    /// Overrides the VIP's check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Check>,
+}
+
+/// A VIP with its reals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipConfig {
+    pub address: IpAddr,
+    /// 0 = every port.
+    pub port: u16,
+    pub protocol: Proto,
+    pub ring_size: u32,
+    #[serde(default)]
+    pub no_conn_table: bool,
+    /// The check of its reals (unless a real has its own).
+    pub health: Check,
+    pub reals: Vec<RealConfig>,
+}
+
+impl VipConfig {
+    pub fn id(&self) -> VipId {
+        VipId {
+            addr: self.address,
+            port: self.port,
+            proto: self.protocol,
+        }
+    }
+
+    pub fn ring(&self) -> RingSize {
+        RingSize::new(self.ring_size).unwrap_or_default()
+    }
+
+    /// The check of real `r`.
+    pub fn check_of<'a>(&'a self, r: &'a RealConfig) -> &'a Check {
+        r.health.as_ref().unwrap_or(&self.health)
+    }
+}
+
+/// Reads and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Settings, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(parse(path, &text)?)
+}
+
+/// Parses and validates `text` (read from `path`, for messages).
+pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let at = |span: Option<std::ops::Range<usize>>, message: String| {
+        let (line, column) = span.map_or((1, 1), |s| line_col(text, s.start));
+        ConfigError {
+            file: path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    };
+    let raw: raw::RawConfig =
+        toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+    validate::settings(raw).map_err(|(span, msg)| at(Some(span), msg))
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests;

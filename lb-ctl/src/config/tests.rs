@@ -1,0 +1,149 @@
+//! The example loads; defaults are what the constants say; each kind of
+//! mistake is refused with its line.
+use std::path::Path;
+
+use super::*;
+
+fn parse_str(text: &str) -> Result<Settings, ConfigError> {
+    parse(Path::new("lb.toml"), text)
+}
+
+const BASE: &str = "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.2\"\nsource_v6 = \"2001:db8::2\"\n";
+
+/// BASE followed by `rest`; the error (which must happen) and its line.
+fn refused(rest: &str) -> ConfigError {
+    let text = format!("{BASE}{rest}");
+    parse_str(&text).expect_err("must be refused")
+}
+
+#[test]
+fn the_example_loads() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/lb.toml"));
+    let s = load(path).expect("examples/lb.toml loads");
+    assert_eq!(s.daemon.interface, "eth0");
+    assert_eq!(s.vips.len(), 4);
+    assert_eq!(s.vips[0].reals[2].weight, 2);
+    assert!(matches!(s.vips[0].health.kind, CheckKind::Http { .. }));
+    assert_eq!(s.vips[2].reals[1].weight, 0, "drained real");
+    assert_eq!(s.vips[3].port, 0, "port-less VIP");
+    assert!(matches!(s.vips[3].health.kind, CheckKind::Exec { .. }));
+    assert_eq!(s.dataplane.mtu, 1600);
+}
+
+#[test]
+fn defaults_are_the_named_constants() {
+    let s = parse_str("[daemon]\ninterface = \"eth0\"\n[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"tcp\"\nport = 80\nhealth = { kind = \"tcp\" }\n").unwrap();
+    assert_eq!(s.daemon.pin_dir, Path::new(DEFAULT_PIN_DIR));
+    assert_eq!(s.daemon.socket, Path::new(DEFAULT_SOCKET));
+    assert_eq!(s.daemon.state_file, Path::new(DEFAULT_STATE_FILE));
+    assert_eq!(s.daemon.mode, AttachMode::Native);
+    assert_eq!(s.dataplane.next_hop, NextHop::Reflect);
+    assert_eq!(s.dataplane.mtu, DEFAULT_MTU);
+    assert_eq!(
+        s.dataplane.conn_table_size,
+        lb_common::DEFAULT_CONN_TABLE_SIZE
+    );
+    assert!(s.dataplane.icmp_echo && s.dataplane.icmp_too_big);
+    let v = &s.vips[0];
+    assert_eq!(v.ring_size, crate::maglev::DEFAULT_RING_SIZE);
+    assert_eq!(v.health.interval, DEFAULT_CHECK_INTERVAL);
+    assert_eq!(v.health.timeout, DEFAULT_CHECK_TIMEOUT);
+    assert_eq!(
+        (v.health.rise, v.health.fall),
+        (DEFAULT_CHECK_RISE, DEFAULT_CHECK_FALL)
+    );
+    // The defaults make a dead real leave within about a second.
+    assert!(DEFAULT_CHECK_INTERVAL * DEFAULT_CHECK_FALL <= std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn each_kind_of_mistake_is_refused_with_its_line() {
+    // (the rest of the file, the line the error must name, words it must say)
+    let vip = "[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"tcp\"\nport = 80\n";
+    let cases: Vec<(String, usize, &str)> = vec![
+        ("[[vip]]\naddress = \"203.0.113.300\"\nprotocol = \"tcp\"\n".into(), 7, "not an IP address"),
+        ("[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"sctp\"\n".into(), 8, "protocol `sctp`"),
+        ("[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"tcp\"\nport = 70000\n".into(), 9, "above 65535"),
+        (format!("{vip}ring_size = 65536\n"), 10, "not prime"),
+        (format!("{vip}[[vip.real]]\naddress = \"192.0.2.1\"\nweight = 2000000\n"), 12, "weight 2000000"),
+        (format!("{vip}[[vip.real]]\naddress = \"192.0.2.1\"\n[[vip.real]]\naddress = \"192.0.2.1\"\n"), 13, "listed twice"),
+        (format!("{vip}{vip}"), 10, "configured twice"),
+        ("[[vip]]\naddress = \"2001:db8::10\"\nprotocol = \"tcp\"\n[[vip.real]]\naddress = \"192.0.2.1\"\n".into(), 10, "IPv6-in-IPv4"),
+        (format!("{vip}health = {{ kind = \"ping\" }}\n"), 10, "health kind `ping`"),
+        (format!("{vip}health = {{ kind = \"tcp\", interval = \"fast\" }}\n"), 10, "not a duration"),
+        (format!("{vip}health = {{ kind = \"tcp\", interval = \"1s\", timeout = \"2s\" }}\n"), 10, "at most the interval"),
+        (format!("{vip}health = {{ kind = \"tcp\", fall = 0 }}\n"), 10, "fall 0"),
+        (format!("{vip}health = {{ kind = \"exec\" }}\n"), 10, "needs a command"),
+        (format!("{vip}health = {{ kind = \"http\", path = \"healthz\" }}\n"), 10, "must start with /"),
+        ("[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"tcp\"\nhealth = { kind = \"tcp\" }\n".into(), 9, "give the check a port"),
+        (format!("{vip}colour = \"blue\"\n"), 10, "unknown field `colour`"),
+        (format!("{vip}port = \"eighty\"\n"), 10, "duplicate key"),
+        ("[[vip]\naddress = 1\n".into(), 6, ""),
+    ];
+    for (rest, line, words) in cases {
+        let e = refused(&rest);
+        assert_eq!(e.line, line, "line of `{e}` for:\n{rest}");
+        assert!(e.message.contains(words), "`{e}` says `{words}`");
+        assert!(
+            e.to_string().starts_with(&format!("lb.toml:{line}:")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn dataplane_mistakes_are_refused_with_their_line() {
+    let cases = [
+        ("source_v4 = \"2001:db8::1\"", "must be an IPv4"),
+        ("source_v6 = \"192.0.2.1\"", "must be an IPv6"),
+        ("next_hop = \"router\"", "next_hop `router`"),
+        ("mtu = 100", "mtu 100"),
+        ("conn_table_size = 10", "conn_table_size 10"),
+    ];
+    for (line, words) in cases {
+        let text = format!("[daemon]\ninterface = \"eth0\"\n[dataplane]\n{line}\n");
+        let e = parse_str(&text).expect_err(line);
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains(words), "{e}");
+    }
+    let e = parse_str("[daemon]\ninterface = \"eth0\"\nxdp_mode = \"turbo\"\n").unwrap_err();
+    assert_eq!(e.line, 3);
+    let e = parse_str("[daemon]\n").unwrap_err();
+    assert!(e.message.contains("interface"), "{e}");
+    // A real of a family without a source address.
+    let e = parse_str("[daemon]\ninterface = \"eth0\"\n[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"tcp\"\n[[vip.real]]\naddress = \"192.0.2.1\"\n").unwrap_err();
+    assert_eq!(e.line, 7);
+    assert!(e.message.contains("no source_v4"), "{e}");
+}
+
+#[test]
+fn durations_parse() {
+    assert_eq!(
+        parse_duration("500ms"),
+        Some(std::time::Duration::from_millis(500))
+    );
+    assert_eq!(
+        parse_duration("2s"),
+        Some(std::time::Duration::from_secs(2))
+    );
+    assert_eq!(
+        parse_duration("1m"),
+        Some(std::time::Duration::from_secs(60))
+    );
+    assert_eq!(parse_duration("1.5s"), None);
+    assert_eq!(parse_duration("s"), None);
+    assert_eq!(parse_duration("10h"), None);
+}
+
+#[test]
+fn vip_configs_round_trip_through_json() {
+    let s = load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/lb.toml"
+    )))
+    .unwrap();
+    let json = serde_json::to_string(&s.vips).unwrap();
+    let back: Vec<VipConfig> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, s.vips);
+    validate_vips(&back, &s.dataplane).unwrap();
+}
