@@ -2,9 +2,12 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over these modules; the
 //! integration tests in `tests/` use them directly against the real kernel.
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod dataplane;
 pub mod decap;
+pub mod health;
 pub mod iface;
 pub mod maglev;
 pub mod netns;

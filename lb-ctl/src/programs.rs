@@ -195,6 +195,50 @@ pub fn attach_pinned(
     Ok(path)
 }
 
+/// How [`attach_or_update_pinned`] attached the program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attached {
+    /// A new attachment, pinned at this path.
+    New(PathBuf),
+    /// The attachment pinned at this path (an earlier run's) now runs this
+    /// program: swapped atomically, no packet missed.
+    Updated(PathBuf),
+}
+
+/// Attaches `program` to `iface` with a pinned link; if a link is pinned
+/// already (an earlier lb-ctl), it is switched to this program in place.
+pub fn attach_or_update_pinned(
+    xdp: &mut Xdp,
+    program: Program,
+    iface: &str,
+    mode: AttachMode,
+    pin_dir: &Path,
+) -> Result<Attached, ProgramsError> {
+    let path = link_pin_path(pin_dir, program, iface);
+    if let Ok(pinned) = PinnedLink::from_pin(&path) {
+        let fd_link: FdLink = pinned.into();
+        let updated = aya::programs::xdp::XdpLink::try_from(fd_link)
+            .map_err(|e| e.to_string())
+            .and_then(|link| xdp.attach_to_link(link).map_err(|e| e.to_string()));
+        match updated {
+            Ok(id) => {
+                // The pin keeps the link; this process need not.
+                drop(xdp.take_link(id));
+                return Ok(Attached::Updated(path));
+            }
+            Err(source) => {
+                // A link whose interface is gone: start afresh.
+                tracing::warn!(path = %path.display(), error = %source, "the pinned link cannot be updated; attaching anew");
+                std::fs::remove_file(&path).map_err(|source| ProgramsError::Unpin {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
+    attach_pinned(xdp, program, iface, mode, pin_dir).map(Attached::New)
+}
+
 /// Removes the pinned attachment of `program` on `iface`: the program is
 /// detached once no process holds the link any more.
 pub fn detach_pinned(program: Program, iface: &str, pin_dir: &Path) -> Result<(), ProgramsError> {

@@ -262,6 +262,16 @@ impl Reconciler {
         self.vips.get(vip)?.reals.get(addr).map(|r| r.id)
     }
 
+    /// Whether each real held is healthy (its state is not down); for a
+    /// restarted controller, what the health checks start from.
+    pub fn real_health(&self) -> BTreeMap<IpAddr, bool> {
+        self.vips
+            .values()
+            .flat_map(|v| v.reals.values())
+            .map(|r| (r.spec.addr, r.spec.healthy))
+            .collect()
+    }
+
     /// The ring of VIP `vip` as written (real ids by slot).
     pub fn ring(&self, vip: &VipId) -> Option<&[u32]> {
         self.vips.get(vip).map(|v| v.ring.as_slice())

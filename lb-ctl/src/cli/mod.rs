@@ -5,8 +5,14 @@ use lb_ctl::programs::{AttachMode, Program};
 
 mod attach;
 mod check;
+mod client;
+mod daemon;
 mod decap;
+mod health_args;
 mod maglev;
+mod real;
+mod show;
+mod vip;
 
 /// lb-ctl: the controller of the lb anycast layer-4 load balancer.
 #[derive(Debug, clap::Parser)]
@@ -18,6 +24,9 @@ pub struct Args {
     /// does; unlike `ip netns exec` it keeps /sys/fs/bpf visible.
     #[arg(long, global = true, env = "LB_NETNS")]
     pub netns: Option<String>,
+    /// The daemon's control socket (for the commands that talk to it).
+    #[arg(long, global = true, env = "LB_SOCKET", default_value = lb_ctl::config::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -35,6 +44,43 @@ pub struct LogArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Run the controller: attach (or adopt) the balancer, keep the kernel
+    /// in line with the configuration, the API and health checks.
+    ///
+    /// Example: `lb-ctl daemon --config /etc/lb/lb.toml`
+    Daemon(daemon::DaemonArgs),
+    /// VIPs: add, del, list (through the daemon).
+    #[command(subcommand)]
+    Vip(vip::VipCommand),
+    /// Reals: add, del, weight, drain, list (through the daemon).
+    #[command(subcommand)]
+    Real(real::RealCommand),
+    /// What the daemon runs.
+    ///
+    /// Example: `lb-ctl status --json`
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counters, and traffic per VIP and per real, with rates.
+    ///
+    /// Example: `lb-ctl stats`
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Health checks and their state.
+    ///
+    /// Example: `lb-ctl health`
+    Health {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read the daemon's configuration file (as SIGHUP does); a file
+    /// with a mistake is refused and nothing changes.
+    ///
+    /// Example: `lb-ctl reload`
+    Reload,
     /// Load every embedded XDP program into the kernel (the verifier runs)
     /// and report; attaches nothing.
     ///
@@ -108,6 +154,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         lb_ctl::netns::enter(ns)?;
     }
     match args.command {
+        Command::Daemon(a) => daemon::run(&a),
+        Command::Vip(c) => vip::run(&args.socket, c),
+        Command::Real(c) => real::run(&args.socket, c),
+        Command::Status { json } => show::status(&args.socket, json),
+        Command::Stats { json } => show::stats(&args.socket, json),
+        Command::Health { json } => show::health(&args.socket, json),
+        Command::Reload => show::reload(&args.socket),
         Command::Check => check::run(),
         Command::Attach(a) => attach::attach(&a),
         Command::Detach(a) => attach::detach(&a),

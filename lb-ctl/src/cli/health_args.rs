@@ -1,0 +1,59 @@
+//! Health check options shared by `vip add` and `real add`.
+use lb_ctl::{api::pb, config::parse_duration};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthArgs {
+    /// Check kind: none, tcp, http, udp or exec.
+    #[arg(long = "health")]
+    pub kind: Option<String>,
+    /// Port probed on the real (default: the VIP's port).
+    #[arg(long = "health-port")]
+    pub port: Option<u16>,
+    /// http: the path requested.
+    #[arg(long = "health-path")]
+    pub path: Option<String>,
+    /// http: the status expected.
+    #[arg(long = "health-status")]
+    pub status: Option<u16>,
+    /// udp: the payload sent.
+    #[arg(long = "health-payload")]
+    pub payload: Option<String>,
+    /// exec: the command (LB_REAL and LB_PORT in its environment).
+    #[arg(long = "health-command")]
+    pub command: Option<String>,
+    /// How often, e.g. 500ms or 2s.
+    #[arg(long = "health-interval", value_parser = duration)]
+    pub interval: Option<std::time::Duration>,
+    /// How long a probe may take.
+    #[arg(long = "health-timeout", value_parser = duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Successes in a row to come up.
+    #[arg(long = "health-rise")]
+    pub rise: Option<u32>,
+    /// Failures in a row to go down.
+    #[arg(long = "health-fall")]
+    pub fall: Option<u32>,
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration like 500ms, 2s or 1m"))
+}
+
+impl HealthArgs {
+    /// The check asked for, if any option was given.
+    pub fn to_pb(&self) -> Option<pb::HealthCheck> {
+        let kind = self.kind.clone()?;
+        Some(pb::HealthCheck {
+            kind,
+            port: self.port.map_or(0, u32::from),
+            path: self.path.clone().unwrap_or_default(),
+            expect_status: self.status.map_or(0, u32::from),
+            payload: self.payload.clone().unwrap_or_default(),
+            command: self.command.clone().unwrap_or_default(),
+            interval_ms: self.interval.map_or(0, |d| d.as_millis() as u64),
+            timeout_ms: self.timeout.map_or(0, |d| d.as_millis() as u64),
+            rise: self.rise.unwrap_or(0),
+            fall: self.fall.unwrap_or(0),
+        })
+    }
+}

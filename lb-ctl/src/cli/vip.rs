@@ -1,0 +1,98 @@
+//! `lb-ctl vip add|del|list`.
+use std::{path::Path, process::ExitCode};
+
+use lb_ctl::{api::pb, reconcile::VipId};
+
+use super::{
+    client::{print_json, status_error, with_client},
+    health_args::HealthArgs,
+};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum VipCommand {
+    /// Add a VIP (no reals yet: `lb-ctl real add`).
+    ///
+    /// Example: `lb-ctl vip add 203.0.113.10:80/tcp --health http --health-path /healthz`
+    Add {
+        /// ADDRESS:PORT/PROTOCOL; no port for every port (203.0.113.20/tcp).
+        vip: VipId,
+        /// Maglev ring size (a prime; default 65537).
+        #[arg(long, default_value_t = 0)]
+        ring_size: u32,
+        /// Hash every packet; keep no connection table for this VIP.
+        #[arg(long)]
+        no_conn_table: bool,
+        #[command(flatten)]
+        health: HealthArgs,
+    },
+    /// Remove a VIP and its reals.
+    ///
+    /// Example: `lb-ctl vip del 203.0.113.10:80/tcp`
+    Del { vip: VipId },
+    /// List the VIPs and their reals.
+    ///
+    /// Example: `lb-ctl vip list --json`
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(socket: &Path, cmd: VipCommand) -> anyhow::Result<ExitCode> {
+    with_client(socket, |mut c| async move {
+        match cmd {
+            VipCommand::Add {
+                vip,
+                ring_size,
+                no_conn_table,
+                health,
+            } => {
+                let r = c
+                    .add_vip(pb::AddVipRequest {
+                        vip: Some((&vip).into()),
+                        ring_size,
+                        no_conn_table,
+                        health: health.to_pb(),
+                    })
+                    .await
+                    .map_err(status_error)?;
+                println!("{}", r.into_inner().summary);
+            }
+            VipCommand::Del { vip } => {
+                let r = c
+                    .del_vip(pb::DelVipRequest { vip: Some((&vip).into()) })
+                    .await
+                    .map_err(status_error)?;
+                println!("{}", r.into_inner().summary);
+            }
+            VipCommand::List { json } => {
+                let list = c.list_vips(pb::ListVipsRequest {}).await.map_err(status_error)?.into_inner();
+                if json {
+                    return print_json(&list);
+                }
+                print_vips(&list, None);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A VIP as the CLI writes it.
+pub fn vip_text(v: Option<&pb::Vip>) -> String {
+    v.and_then(|v| VipId::try_from(v).ok()).map_or_else(|| "?".into(), |id| id.to_string())
+}
+
+/// Prints VIPs and their reals (only `only`, if given).
+pub fn print_vips(list: &pb::ListVipsReply, only: Option<&VipId>) {
+    for v in &list.vips {
+        let id = vip_text(v.vip.as_ref());
+        if only.is_some_and(|o| o.to_string() != id) {
+            continue;
+        }
+        let check = v.health.as_ref().map_or("none".to_owned(), |h| h.kind.clone());
+        println!("{id}  ring {}  id {}  check {check}{}", v.ring_size, v.vip_id, if v.no_conn_table { "  no-conn-table" } else { "" });
+        for r in &v.reals {
+            println!("    {:<40} weight {:<5} {:<9} id {}", r.address, r.weight, r.state, r.real_id);
+        }
+    }
+}

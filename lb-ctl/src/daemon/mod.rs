@@ -1,0 +1,165 @@
+//! `lb-ctl daemon`: attach the balancer to the configured interface (or
+//! adopt the program and maps already pinned), keep the kernel in line with
+//! the desired state (config file, control API, health checks), serve the
+//! control API, reload on SIGHUP, and leave the program attached on exit.
+//!
+//! The desired VIPs come from the state file when there is one (changes
+//! made through the API survive a restart), else from the config file; a
+//! reload replaces them with the config file's.
+mod controller;
+pub mod state_file;
+
+use std::path::{Path, PathBuf};
+
+pub use controller::{Change, Command, Controller, RequestError};
+use lb_common::config::{
+    CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config, MAC_MODE_FIB, MAC_MODE_GATEWAY, MAC_MODE_REFLECT,
+};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+};
+
+use crate::{
+    api,
+    config::{self, DataplaneSettings, NextHop},
+    dataplane::{self, Dataplane, DataplaneError, LoadOptions},
+    iface,
+    programs::{self, Program, ProgramsError},
+    reconcile::Reconciler,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] config::LoadError),
+    #[error(transparent)]
+    State(#[from] state_file::StateError),
+    #[error("the VIPs to start with are not valid: {0}")]
+    Vips(String),
+    #[error("interface {name}")]
+    Iface {
+        name: String,
+        #[source]
+        source: iface::IfaceError,
+    },
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error(transparent)]
+    Programs(#[from] ProgramsError),
+    #[error("adopting the pinned state failed")]
+    Adopt(#[source] crate::reconcile::ReconcileError),
+    #[error("applying the desired state failed: {0}")]
+    Apply(RequestError),
+    #[error(transparent)]
+    Api(#[from] api::server::ServeError),
+    #[error("signal handling")]
+    Signal(#[source] std::io::Error),
+}
+
+/// The data plane's run-time settings from the configuration.
+pub fn dataplane_config(d: &DataplaneSettings, iface_mac: Option<[u8; 6]>) -> Config {
+    let mut cfg = Config {
+        mtu: d.mtu,
+        ..Config::default()
+    };
+    if let Some(a) = d.source_v4 {
+        cfg.src_v4 = a.octets();
+    }
+    if let Some(a) = d.source_v6 {
+        cfg.src_v6 = a.octets();
+    }
+    match d.next_hop {
+        NextHop::Reflect => cfg.mac_mode = MAC_MODE_REFLECT,
+        NextHop::Fib => cfg.mac_mode = MAC_MODE_FIB,
+        NextHop::Gateway(mac) => {
+            cfg.mac_mode = MAC_MODE_GATEWAY;
+            cfg.gateway_mac = mac;
+            cfg.iface_mac = iface_mac.unwrap_or_default();
+        }
+    }
+    if d.icmp_echo {
+        cfg.flags |= CONFIG_F_ICMP_ECHO;
+    }
+    if d.icmp_too_big {
+        cfg.flags |= CONFIG_F_ICMP_TOO_BIG;
+    }
+    cfg
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    let settings = config::load(config_path)?;
+    let vips = match state_file::load(&settings.daemon.state_file)? {
+        Some(v) => {
+            tracing::info!(file = %settings.daemon.state_file.display(), vips = v.len(), "VIPs from the state file");
+            v
+        }
+        None => settings.vips.clone(),
+    };
+    config::validate_vips(&vips, &settings.dataplane).map_err(DaemonError::Vips)?;
+    let d = &settings.daemon;
+    let iface = iface::lookup(&d.interface).map_err(|source| DaemonError::Iface {
+        name: d.interface.clone(),
+        source,
+    })?;
+
+    let adopted = dataplane::is_pinned(&d.pin_dir);
+    let mut dp = Dataplane::load(&LoadOptions {
+        conn_table_size: settings.dataplane.conn_table_size,
+        pin_dir: Some(d.pin_dir.clone()),
+    })?;
+    dp.set_config(&dataplane_config(&settings.dataplane, iface.mac))?;
+    let attached = programs::attach_or_update_pinned(dp.program(), Program::Balance, &d.interface, d.mode, &d.pin_dir)?;
+    tracing::info!(interface = %d.interface, mode = ?d.mode, pin_dir = %d.pin_dir.display(), adopted, ?attached, "balancer attached");
+    let reconciler = if adopted {
+        Reconciler::adopt(&dp).map_err(DaemonError::Adopt)?
+    } else {
+        Reconciler::new()
+    };
+
+    let (results_tx, mut results_rx) = mpsc::channel(1024);
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let socket: PathBuf = d.socket.clone();
+    let mut ctl = Controller::new(
+        config_path.to_owned(),
+        settings,
+        vips,
+        dp,
+        reconciler,
+        results_tx,
+        adopted,
+        iface.mac,
+    );
+    ctl.apply().map_err(DaemonError::Apply)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = api::server::bind(&socket)?;
+    let server = tokio::spawn(api::server::serve(server, cmd_tx, async {
+        let _ = stop_rx.await;
+    }));
+    tracing::info!(socket = %socket.display(), "ready");
+
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            Some(cmd) = cmd_rx.recv() => ctl.handle(cmd),
+            Some(result) = results_rx.recv() => ctl.on_probe(result),
+            _ = tick.tick() => ctl.tick(),
+            _ = hup.recv() => match ctl.reload() {
+                Ok(summary) => tracing::info!(%summary, "SIGHUP: reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: the configuration was refused; nothing changed"),
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping; the balancer stays attached and keeps forwarding");
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}

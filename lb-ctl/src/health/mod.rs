@@ -1,0 +1,157 @@
+//! Health checks run by the daemon. One prober task per distinct (real
+//! address, port, check): a real checked alike by several VIPs is probed
+//! once per interval, not once per VIP. Results go to the controller,
+//! which applies rise/fall here ([`HealthTable::record`]) and rebuilds the
+//! rings of the VIPs whose reals changed state.
+mod probe;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
+
+pub use probe::probe;
+use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
+
+use crate::config::{Check, CheckKind};
+
+/// What one prober checks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProbeKey {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub check: Check,
+}
+
+/// A probe's outcome, sent to the controller.
+#[derive(Debug)]
+pub struct ProbeResult {
+    pub key: ProbeKey,
+    pub outcome: Result<(), String>,
+}
+
+/// The state of one prober.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeState {
+    pub healthy: bool,
+    /// Consecutive successes / failures.
+    pub successes: u32,
+    pub failures: u32,
+    pub checks: u64,
+    pub transitions: u64,
+    pub last_error: String,
+}
+
+/// Every prober, its state and its task.
+#[derive(Debug, Default)]
+pub struct HealthTable {
+    probes: BTreeMap<ProbeKey, (ProbeState, Option<JoinHandle<()>>)>,
+}
+
+impl HealthTable {
+    /// Makes the set of probers `wanted`: starts the new ones (healthy at
+    /// first if `initially_healthy` says so), stops the ones no longer
+    /// wanted. Results are sent to `results`.
+    pub fn sync(
+        &mut self,
+        wanted: &BTreeSet<ProbeKey>,
+        initially_healthy: impl Fn(&ProbeKey) -> bool,
+        results: &mpsc::Sender<ProbeResult>,
+    ) {
+        let gone: Vec<ProbeKey> = self.probes.keys().filter(|k| !wanted.contains(k)).cloned().collect();
+        for k in gone {
+            if let Some((_, Some(task))) = self.probes.remove(&k) {
+                task.abort();
+            }
+        }
+        for k in wanted {
+            if self.probes.contains_key(k) {
+                continue;
+            }
+            let always = k.check.kind == CheckKind::None;
+            let state = ProbeState {
+                healthy: always || initially_healthy(k),
+                ..ProbeState::default()
+            };
+            let task = (!always).then(|| tokio::spawn(run_prober(k.clone(), results.clone())));
+            self.probes.insert(k.clone(), (state, task));
+        }
+    }
+
+    /// Applies one result: rise and fall counts. Returns the new health on
+    /// a transition.
+    pub fn record(&mut self, result: ProbeResult) -> Option<bool> {
+        let (state, _) = self.probes.get_mut(&result.key)?;
+        let check = &result.key.check;
+        state.checks += 1;
+        match result.outcome {
+            Ok(()) => {
+                state.successes += 1;
+                state.failures = 0;
+                if !state.healthy && state.successes >= check.rise {
+                    state.healthy = true;
+                    state.transitions += 1;
+                    return Some(true);
+                }
+            }
+            Err(e) => {
+                state.failures += 1;
+                state.successes = 0;
+                state.last_error = e;
+                if state.healthy && state.failures >= check.fall {
+                    state.healthy = false;
+                    state.transitions += 1;
+                    return Some(false);
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether the prober `key` says healthy (unknown keys are not).
+    pub fn healthy(&self, key: &ProbeKey) -> bool {
+        self.probes.get(key).is_some_and(|(s, _)| s.healthy)
+    }
+
+    /// Every prober and its state.
+    pub fn states(&self) -> impl Iterator<Item = (&ProbeKey, &ProbeState)> {
+        self.probes.iter().map(|(k, (s, _))| (k, s))
+    }
+
+    /// How many probers run (not counting `none` checks).
+    pub fn running(&self) -> usize {
+        self.probes.values().filter(|(_, t)| t.is_some()).count()
+    }
+}
+
+impl Drop for HealthTable {
+    fn drop(&mut self) {
+        for (_, task) in self.probes.values() {
+            if let Some(t) = task {
+                t.abort();
+            }
+        }
+    }
+}
+
+async fn run_prober(key: ProbeKey, results: mpsc::Sender<ProbeResult>) {
+    let mut tick = tokio::time::interval(key.check.interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let outcome = probe(&key.check, key.addr, key.port).await;
+        if results
+            .send(ProbeResult {
+                key: key.clone(),
+                outcome,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! Probes against servers on loopback, and the rise/fall state machine.
+use std::time::Duration;
+
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, UdpSocket},
+};
+
+use super::*;
+use crate::config::{Check, CheckKind};
+
+fn check(kind: CheckKind) -> Check {
+    Check {
+        kind,
+        port: None,
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(300),
+        rise: 2,
+        fall: 3,
+    }
+}
+
+const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// An HTTP server on loopback that answers every request with `status`.
+async fn http_server(status: u16) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
+        }
+    });
+    port
+}
+
+/// A port on loopback where nothing listens (bound, then closed).
+async fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn tcp_and_http_probes() {
+    let up = http_server(200).await;
+    let sick = http_server(503).await;
+    let closed = closed_port().await;
+    assert_eq!(probe(&check(CheckKind::Tcp), LOOPBACK, up).await, Ok(()));
+    assert!(probe(&check(CheckKind::Tcp), LOOPBACK, closed).await.is_err());
+    let http = check(CheckKind::Http {
+        path: "/health".into(),
+        expect_status: 200,
+    });
+    assert_eq!(probe(&http, LOOPBACK, up).await, Ok(()));
+    let err = probe(&http, LOOPBACK, sick).await.unwrap_err();
+    assert!(err.contains("status 503"), "{err}");
+    assert!(probe(&http, LOOPBACK, closed).await.is_err());
+}
+
+#[tokio::test]
+async fn udp_probe_needs_a_reply() {
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = s.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = s.recv_from(&mut buf).await {
+            let _ = s.send_to(&buf[..n], from).await;
+        }
+    });
+    let udp = check(CheckKind::Udp { payload: "hi".into() });
+    assert_eq!(probe(&udp, LOOPBACK, port).await, Ok(()));
+    // A silent UDP socket: the probe times out.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let err = probe(&udp, LOOPBACK, silent.local_addr().unwrap().port()).await.unwrap_err();
+    assert!(err.contains("no answer") || err.contains("no reply"), "{err}");
+}
+
+#[tokio::test]
+async fn exec_probe_follows_the_exit_status() {
+    let ok = check(CheckKind::Exec {
+        command: "test \"$LB_REAL\" = 127.0.0.1 && test \"$LB_PORT\" = 8080".into(),
+    });
+    assert_eq!(probe(&ok, LOOPBACK, 8080).await, Ok(()));
+    let fails = check(CheckKind::Exec { command: "exit 3".into() });
+    assert!(probe(&fails, LOOPBACK, 8080).await.unwrap_err().contains("exit"));
+    let slow = check(CheckKind::Exec { command: "sleep 5".into() });
+    assert!(probe(&slow, LOOPBACK, 8080).await.is_err(), "killed at the timeout");
+}
+
+#[tokio::test]
+async fn rise_and_fall_counts() {
+    let (tx, _rx) = mpsc::channel(16);
+    let key = ProbeKey {
+        addr: LOOPBACK,
+        port: 1,
+        check: check(CheckKind::Tcp),
+    };
+    let mut table = HealthTable::default();
+    table.sync(&BTreeSet::from([key.clone()]), |_| true, &tx);
+    let res = |ok: bool| ProbeResult {
+        key: key.clone(),
+        outcome: if ok { Ok(()) } else { Err("down".into()) },
+    };
+    // fall = 3: two failures change nothing, the third turns it down.
+    assert_eq!(table.record(res(false)), None);
+    assert_eq!(table.record(res(false)), None);
+    assert_eq!(table.record(res(false)), Some(false));
+    assert!(!table.healthy(&key));
+    // rise = 2: one success is not enough; a failure resets the count.
+    assert_eq!(table.record(res(true)), None);
+    assert_eq!(table.record(res(false)), None);
+    assert_eq!(table.record(res(true)), None);
+    assert_eq!(table.record(res(true)), Some(true));
+    let (_, state) = table.states().next().unwrap();
+    assert_eq!(state.transitions, 2);
+    assert_eq!(state.checks, 7);
+    assert_eq!(state.last_error, "down");
+    // Dropping the key stops its prober.
+    table.sync(&BTreeSet::new(), |_| true, &tx);
+    assert_eq!(table.states().count(), 0);
+}
+
+#[tokio::test]
+async fn probers_run_once_per_key_and_report() {
+    let port = http_server(200).await;
+    let (tx, mut rx) = mpsc::channel(16);
+    let key = ProbeKey {
+        addr: LOOPBACK,
+        port,
+        check: check(CheckKind::Tcp),
+    };
+    let mut table = HealthTable::default();
+    // Asked twice (two VIPs): one prober.
+    table.sync(&BTreeSet::from([key.clone(), key.clone()]), |_| false, &tx);
+    assert_eq!(table.running(), 1);
+    let mut turned = None;
+    for _ in 0..10 {
+        let r = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        if let Some(h) = table.record(r) {
+            turned = Some(h);
+            break;
+        }
+    }
+    assert_eq!(turned, Some(true), "came up after `rise` successes");
+}
