@@ -86,6 +86,10 @@ counters! {
     PassNotIp => pass_not_ip,
     /// Pass: not addressed to a VIP.
     PassNotVip => pass_not_vip,
+    /// Pass: not addressed to a VIP but sent from one: a real's reply to a
+    /// client reached the LB host, which direct server return should never
+    /// do (a routing mistake upstream of the reals).
+    PassFromVip => pass_from_vip,
     /// Pass: cut inside the Ethernet or IP header (no VIP can be told).
     PassTruncated => pass_truncated,
     /// Pass, encapsulated: the FIB knows no MAC for the next hop yet; the

@@ -66,7 +66,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 stats::count(Counter::Vlan);
             }
             if !maybe_vip(&flow.dst) {
-                return Verdict::pass(Counter::PassNotVip);
+                return Verdict::pass(not_vip(&flow));
             }
             // Established flows first: a usable connection names the VIP
             // and the real, with no VIP lookup.
@@ -78,7 +78,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 } => (vip_id, real_id, real, Counter::ConnHit),
                 found => {
                     let Some(meta) = lookup_vip(&flow) else {
-                        return Verdict::pass(Counter::PassNotVip);
+                        return Verdict::pass(not_vip(&flow));
                     };
                     let counter = if matches!(found, Established::Stale) {
                         Counter::ConnRehash
@@ -130,6 +130,17 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
 #[inline(always)]
 fn config() -> Option<&'static Config> {
     LB_CONFIG.get(0)
+}
+
+/// The counter of a packet not for a VIP: replies from a VIP are told
+/// apart (they should never reach an LB host).
+#[inline(always)]
+fn not_vip(flow: &FlowKey) -> Counter {
+    if maybe_vip(&flow.src) && is_vip_addr(flow.family, &flow.src) {
+        Counter::PassFromVip
+    } else {
+        Counter::PassNotVip
+    }
 }
 
 /// False if `addr` is certainly not a VIP address (one array read).

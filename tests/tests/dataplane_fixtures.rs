@@ -240,6 +240,12 @@ fn cases() -> Vec<Case> {
         Pass,
         &[PassNotVip],
     );
+    add(
+        "a real's reply from the VIP to a client (should bypass the LB)",
+        Packet::tcp(ip(VIP4), 80, ip(CLIENT4), 40_000, TCP_SYN | TCP_ACK).bytes(),
+        Pass,
+        &[PassFromVip],
+    );
     let mut arp = eth_header([0xff; 6], [2, 0, 0, 0, 0, 1], None, ETH_P_ARP);
     arp.extend_from_slice(&[0u8; 28]);
     add("ARP", arp, Pass, &[PassNotIp]);

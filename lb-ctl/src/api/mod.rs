@@ -7,7 +7,10 @@ pub mod server;
 use std::{net::IpAddr, str::FromStr, time::Duration};
 
 use crate::{
-    config::{Check, CheckKind, DEFAULT_CHECK_FALL, DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_RISE, DEFAULT_CHECK_TIMEOUT},
+    config::{
+        Check, CheckKind, DEFAULT_CHECK_FALL, DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_RISE,
+        DEFAULT_CHECK_TIMEOUT,
+    },
     reconcile::{Proto, VipId},
 };
 
@@ -39,7 +42,8 @@ impl TryFrom<&pb::Vip> for VipId {
             .address
             .parse()
             .map_err(|_| WireError(format!("`{}` is not an IP address", v.address)))?;
-        let port = u16::try_from(v.port).map_err(|_| WireError(format!("port {} is above 65535", v.port)))?;
+        let port = u16::try_from(v.port)
+            .map_err(|_| WireError(format!("port {} is above 65535", v.port)))?;
         let proto = match v.protocol.as_str() {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
@@ -55,7 +59,11 @@ impl TryFrom<&pb::Vip> for VipId {
 impl FromStr for VipId {
     type Err = WireError;
     fn from_str(s: &str) -> Result<Self, WireError> {
-        let bad = || WireError(format!("`{s}`: write a VIP as ADDRESS:PORT/PROTOCOL, e.g. 203.0.113.10:80/tcp or [2001:db8::10]:443/udp (no port: every port)"));
+        let bad = || {
+            WireError(format!(
+                "`{s}`: write a VIP as ADDRESS:PORT/PROTOCOL, e.g. 203.0.113.10:80/tcp or [2001:db8::10]:443/udp (no port: every port)"
+            ))
+        };
         let (host_port, proto) = s.rsplit_once('/').ok_or_else(bad)?;
         let proto = match proto {
             "tcp" => Proto::Tcp,
@@ -93,7 +101,10 @@ impl From<&Check> for pb::HealthCheck {
         h.kind = match &c.kind {
             CheckKind::None => "none".into(),
             CheckKind::Tcp => "tcp".into(),
-            CheckKind::Http { path, expect_status } => {
+            CheckKind::Http {
+                path,
+                expect_status,
+            } => {
                 h.path.clone_from(path);
                 h.expect_status = u32::from(*expect_status);
                 "http".into()
@@ -119,19 +130,34 @@ impl TryFrom<&pb::HealthCheck> for Check {
             "" | "none" => CheckKind::None,
             "tcp" => CheckKind::Tcp,
             "http" => CheckKind::Http {
-                path: if h.path.is_empty() { crate::config::DEFAULT_HTTP_PATH.into() } else { h.path.clone() },
+                path: if h.path.is_empty() {
+                    crate::config::DEFAULT_HTTP_PATH.into()
+                } else {
+                    h.path.clone()
+                },
                 expect_status: if h.expect_status == 0 {
                     crate::config::DEFAULT_HTTP_STATUS
                 } else {
-                    u16::try_from(h.expect_status).map_err(|_| WireError(format!("status {}", h.expect_status)))?
+                    u16::try_from(h.expect_status)
+                        .map_err(|_| WireError(format!("status {}", h.expect_status)))?
                 },
             },
             "udp" => CheckKind::Udp {
-                payload: if h.payload.is_empty() { crate::config::DEFAULT_UDP_PAYLOAD.into() } else { h.payload.clone() },
+                payload: if h.payload.is_empty() {
+                    crate::config::DEFAULT_UDP_PAYLOAD.into()
+                } else {
+                    h.payload.clone()
+                },
             },
-            "exec" if !h.command.trim().is_empty() => CheckKind::Exec { command: h.command.clone() },
+            "exec" if !h.command.trim().is_empty() => CheckKind::Exec {
+                command: h.command.clone(),
+            },
             "exec" => return Err(WireError("an exec check needs a command".into())),
-            k => return Err(WireError(format!("health kind `{k}`: use none, tcp, http, udp or exec"))),
+            k => {
+                return Err(WireError(format!(
+                    "health kind `{k}`: use none, tcp, http, udp or exec"
+                )));
+            }
         };
         let ms = |v: u64, d: Duration| if v == 0 { d } else { Duration::from_millis(v) };
         let interval = ms(h.interval_ms, DEFAULT_CHECK_INTERVAL);
@@ -139,12 +165,22 @@ impl TryFrom<&pb::HealthCheck> for Check {
             kind,
             port: match h.port {
                 0 => None,
-                p => Some(u16::try_from(p).map_err(|_| WireError(format!("port {p} is above 65535")))?),
+                p => Some(
+                    u16::try_from(p).map_err(|_| WireError(format!("port {p} is above 65535")))?,
+                ),
             },
             interval,
             timeout: ms(h.timeout_ms, DEFAULT_CHECK_TIMEOUT.min(interval)),
-            rise: if h.rise == 0 { DEFAULT_CHECK_RISE } else { h.rise },
-            fall: if h.fall == 0 { DEFAULT_CHECK_FALL } else { h.fall },
+            rise: if h.rise == 0 {
+                DEFAULT_CHECK_RISE
+            } else {
+                h.rise
+            },
+            fall: if h.fall == 0 {
+                DEFAULT_CHECK_FALL
+            } else {
+                h.fall
+            },
         })
     }
 }
@@ -156,14 +192,23 @@ mod tests {
     #[test]
     fn vip_notation() {
         let v: VipId = "203.0.113.10:80/tcp".parse().unwrap();
-        assert_eq!((v.addr.to_string(), v.port, v.proto), ("203.0.113.10".into(), 80, Proto::Tcp));
+        assert_eq!(
+            (v.addr.to_string(), v.port, v.proto),
+            ("203.0.113.10".into(), 80, Proto::Tcp)
+        );
         let v: VipId = "[2001:db8::10]:443/udp".parse().unwrap();
         assert_eq!((v.port, v.proto), (443, Proto::Udp));
         let v: VipId = "203.0.113.20/tcp".parse().unwrap();
         assert_eq!(v.port, 0);
         let v: VipId = "2001:db8::20/tcp".parse().unwrap();
         assert_eq!(v.port, 0);
-        for bad in ["203.0.113.10:80", "203.0.113.10:80/sctp", "host:80/tcp", "203.0.113.10:99999/tcp", "[2001:db8::1:80/tcp"] {
+        for bad in [
+            "203.0.113.10:80",
+            "203.0.113.10:80/sctp",
+            "host:80/tcp",
+            "203.0.113.10:99999/tcp",
+            "[2001:db8::1:80/tcp",
+        ] {
             assert!(bad.parse::<VipId>().is_err(), "{bad}");
         }
         // Display and parse agree.
@@ -192,10 +237,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(defaults.interval, DEFAULT_CHECK_INTERVAL);
-        assert!(Check::try_from(&pb::HealthCheck {
-            kind: "exec".into(),
-            ..Default::default()
-        })
-        .is_err());
+        assert!(
+            Check::try_from(&pb::HealthCheck {
+                kind: "exec".into(),
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -53,7 +53,11 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: UnixListener,
+    commands: mpsc::Sender<Command>,
+    shutdown: impl Future<Output = ()>,
+) {
     let service = ControlServer::new(Service { commands });
     if let Err(e) = tonic::transport::Server::builder()
         .add_service(service)
@@ -88,7 +92,8 @@ fn vip_of(v: Option<&pb::Vip>) -> Result<VipId, Status> {
 }
 
 fn addr_of(s: &str) -> Result<std::net::IpAddr, Status> {
-    s.parse().map_err(|_| invalid(format!("`{s}` is not an IP address")))
+    s.parse()
+        .map_err(|_| invalid(format!("`{s}` is not an IP address")))
 }
 
 impl Service {
@@ -98,7 +103,8 @@ impl Service {
             .send(make(tx))
             .await
             .map_err(|_| Status::unavailable("the daemon is stopping"))?;
-        rx.await.map_err(|_| Status::unavailable("the daemon is stopping"))
+        rx.await
+            .map_err(|_| Status::unavailable("the daemon is stopping"))
     }
 
     async fn change(&self, change: Change) -> Result<Response<pb::ChangeReply>, Status> {
@@ -109,18 +115,31 @@ impl Service {
 
 #[tonic::async_trait]
 impl pb::control_server::Control for Service {
-    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusReply>, Status> {
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusReply>, Status> {
         Ok(Response::new(self.ask(Command::Status).await?))
     }
 
-    async fn list_vips(&self, _: Request<pb::ListVipsRequest>) -> Result<Response<pb::ListVipsReply>, Status> {
+    async fn list_vips(
+        &self,
+        _: Request<pb::ListVipsRequest>,
+    ) -> Result<Response<pb::ListVipsReply>, Status> {
         Ok(Response::new(self.ask(Command::ListVips).await?))
     }
 
-    async fn add_vip(&self, r: Request<pb::AddVipRequest>) -> Result<Response<pb::ChangeReply>, Status> {
+    async fn add_vip(
+        &self,
+        r: Request<pb::AddVipRequest>,
+    ) -> Result<Response<pb::ChangeReply>, Status> {
         let r = r.into_inner();
         let id = vip_of(r.vip.as_ref())?;
-        let ring_size = if r.ring_size == 0 { maglev::DEFAULT_RING_SIZE } else { r.ring_size };
+        let ring_size = if r.ring_size == 0 {
+            maglev::DEFAULT_RING_SIZE
+        } else {
+            r.ring_size
+        };
         maglev::RingSize::new(ring_size).map_err(invalid)?;
         let health = match &r.health {
             Some(h) => Check::try_from(h).map_err(invalid)?,
@@ -138,14 +157,26 @@ impl pb::control_server::Control for Service {
         .await
     }
 
-    async fn del_vip(&self, r: Request<pb::DelVipRequest>) -> Result<Response<pb::ChangeReply>, Status> {
-        self.change(Change::DelVip(vip_of(r.into_inner().vip.as_ref())?)).await
+    async fn del_vip(
+        &self,
+        r: Request<pb::DelVipRequest>,
+    ) -> Result<Response<pb::ChangeReply>, Status> {
+        self.change(Change::DelVip(vip_of(r.into_inner().vip.as_ref())?))
+            .await
     }
 
-    async fn add_real(&self, r: Request<pb::AddRealRequest>) -> Result<Response<pb::ChangeReply>, Status> {
+    async fn add_real(
+        &self,
+        r: Request<pb::AddRealRequest>,
+    ) -> Result<Response<pb::ChangeReply>, Status> {
         let r = r.into_inner();
         let id = vip_of(r.vip.as_ref())?;
-        let health = r.health.as_ref().map(Check::try_from).transpose().map_err(invalid)?;
+        let health = r
+            .health
+            .as_ref()
+            .map(Check::try_from)
+            .transpose()
+            .map_err(invalid)?;
         self.change(Change::AddReal(
             id,
             RealConfig {
@@ -157,29 +188,56 @@ impl pb::control_server::Control for Service {
         .await
     }
 
-    async fn del_real(&self, r: Request<pb::DelRealRequest>) -> Result<Response<pb::ChangeReply>, Status> {
+    async fn del_real(
+        &self,
+        r: Request<pb::DelRealRequest>,
+    ) -> Result<Response<pb::ChangeReply>, Status> {
         let r = r.into_inner();
-        self.change(Change::DelReal(vip_of(r.vip.as_ref())?, addr_of(&r.address)?)).await
+        self.change(Change::DelReal(
+            vip_of(r.vip.as_ref())?,
+            addr_of(&r.address)?,
+        ))
+        .await
     }
 
-    async fn set_weight(&self, r: Request<pb::SetWeightRequest>) -> Result<Response<pb::ChangeReply>, Status> {
+    async fn set_weight(
+        &self,
+        r: Request<pb::SetWeightRequest>,
+    ) -> Result<Response<pb::ChangeReply>, Status> {
         let r = r.into_inner();
         if r.weight > maglev::MAX_WEIGHT {
-            return Err(invalid(format!("weight {} is above {}", r.weight, maglev::MAX_WEIGHT)));
+            return Err(invalid(format!(
+                "weight {} is above {}",
+                r.weight,
+                maglev::MAX_WEIGHT
+            )));
         }
-        self.change(Change::SetWeight(vip_of(r.vip.as_ref())?, addr_of(&r.address)?, r.weight))
-            .await
+        self.change(Change::SetWeight(
+            vip_of(r.vip.as_ref())?,
+            addr_of(&r.address)?,
+            r.weight,
+        ))
+        .await
     }
 
-    async fn stats(&self, _: Request<pb::StatsRequest>) -> Result<Response<pb::StatsReply>, Status> {
+    async fn stats(
+        &self,
+        _: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsReply>, Status> {
         Ok(Response::new(self.ask(Command::Stats).await?))
     }
 
-    async fn health(&self, _: Request<pb::HealthRequest>) -> Result<Response<pb::HealthReply>, Status> {
+    async fn health(
+        &self,
+        _: Request<pb::HealthRequest>,
+    ) -> Result<Response<pb::HealthReply>, Status> {
         Ok(Response::new(self.ask(Command::Health).await?))
     }
 
-    async fn reload(&self, _: Request<pb::ReloadRequest>) -> Result<Response<pb::ChangeReply>, Status> {
+    async fn reload(
+        &self,
+        _: Request<pb::ReloadRequest>,
+    ) -> Result<Response<pb::ChangeReply>, Status> {
         let summary = self.ask(Command::Reload).await??;
         Ok(Response::new(pb::ChangeReply { summary }))
     }

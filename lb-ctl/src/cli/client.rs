@@ -11,7 +11,9 @@ where
     F: FnOnce(ControlClient<Channel>) -> Fut,
     Fut: Future<Output = anyhow::Result<ExitCode>>,
 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let c = client::connect(socket).await?;
         f(c).await

@@ -9,7 +9,9 @@ pub struct DaemonArgs {
 }
 
 pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(lb_ctl::daemon::run(&args.config))?;
     Ok(ExitCode::SUCCESS)
 }

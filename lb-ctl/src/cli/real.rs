@@ -85,7 +85,11 @@ pub fn run(socket: &Path, cmd: RealCommand) -> anyhow::Result<ExitCode> {
                 })
                 .await
                 .map_err(status_error)?,
-            RealCommand::Weight { vip, address, weight } => c
+            RealCommand::Weight {
+                vip,
+                address,
+                weight,
+            } => c
                 .set_weight(pb::SetWeightRequest {
                     vip: Some((&vip).into()),
                     address: address.to_string(),
@@ -102,7 +106,11 @@ pub fn run(socket: &Path, cmd: RealCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(status_error)?,
             RealCommand::List { vip, json } => {
-                let mut list = c.list_vips(pb::ListVipsRequest {}).await.map_err(status_error)?.into_inner();
+                let mut list = c
+                    .list_vips(pb::ListVipsRequest {})
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
                 if let Some(only) = &vip {
                     let want = pb::Vip::from(only);
                     list.vips.retain(|v| v.vip.as_ref() == Some(&want));

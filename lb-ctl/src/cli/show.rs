@@ -10,13 +10,29 @@ use super::{
 
 pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     with_client(socket, |mut c| async move {
-        let s = c.status(pb::StatusRequest {}).await.map_err(status_error)?.into_inner();
+        let s = c
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner();
         if json {
             return print_json(&s);
         }
-        println!("lb-ctl {} on {} ({} XDP), up {} s", s.version, s.interface, s.xdp_mode, s.uptime_s);
-        println!("config {}; state {}; pins {}{}", s.config, s.state_file, s.pin_dir, if s.adopted { " (adopted at start)" } else { "" });
-        println!("{} VIPs, {} reals, {} healthy", s.vips, s.reals, s.reals_healthy);
+        println!(
+            "lb-ctl {} on {} ({} XDP), up {} s",
+            s.version, s.interface, s.xdp_mode, s.uptime_s
+        );
+        println!(
+            "config {}; state {}; pins {}{}",
+            s.config,
+            s.state_file,
+            s.pin_dir,
+            if s.adopted { " (adopted at start)" } else { "" }
+        );
+        println!(
+            "{} VIPs, {} reals, {} healthy",
+            s.vips, s.reals, s.reals_healthy
+        );
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -27,16 +43,32 @@ fn rate(pps: f64, bps: f64) -> String {
 
 pub fn stats(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     with_client(socket, |mut c| async move {
-        let s = c.stats(pb::StatsRequest {}).await.map_err(status_error)?.into_inner();
+        let s = c
+            .stats(pb::StatsRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner();
         if json {
             return print_json(&s);
         }
         for v in &s.vips {
-            let t = v.traffic.clone().unwrap_or_default();
-            println!("{:<32} {:>12} packets {:>14} bytes  {}", vip_text(v.vip.as_ref()), t.packets, t.bytes, rate(t.packets_per_s, t.bits_per_s));
+            let t = v.traffic.unwrap_or_default();
+            println!(
+                "{:<32} {:>12} packets {:>14} bytes  {}",
+                vip_text(v.vip.as_ref()),
+                t.packets,
+                t.bytes,
+                rate(t.packets_per_s, t.bits_per_s)
+            );
             for r in &v.reals {
-                let t = r.traffic.clone().unwrap_or_default();
-                println!("    {:<28} {:>12} packets {:>14} bytes  {}", r.address, t.packets, t.bytes, rate(t.packets_per_s, t.bits_per_s));
+                let t = r.traffic.unwrap_or_default();
+                println!(
+                    "    {:<28} {:>12} packets {:>14} bytes  {}",
+                    r.address,
+                    t.packets,
+                    t.bytes,
+                    rate(t.packets_per_s, t.bits_per_s)
+                );
             }
         }
         println!("counters:");
@@ -49,7 +81,11 @@ pub fn stats(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
 
 pub fn health(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     with_client(socket, |mut c| async move {
-        let h = c.health(pb::HealthRequest {}).await.map_err(status_error)?.into_inner();
+        let h = c
+            .health(pb::HealthRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner();
         if json {
             return print_json(&h);
         }
@@ -76,7 +112,11 @@ pub fn health(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
 
 pub fn reload(socket: &Path) -> anyhow::Result<ExitCode> {
     with_client(socket, |mut c| async move {
-        let r = c.reload(pb::ReloadRequest {}).await.map_err(status_error)?.into_inner();
+        let r = c
+            .reload(pb::ReloadRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner();
         println!("{}", r.summary);
         Ok(ExitCode::SUCCESS)
     })

@@ -60,13 +60,19 @@ pub fn run(socket: &Path, cmd: VipCommand) -> anyhow::Result<ExitCode> {
             }
             VipCommand::Del { vip } => {
                 let r = c
-                    .del_vip(pb::DelVipRequest { vip: Some((&vip).into()) })
+                    .del_vip(pb::DelVipRequest {
+                        vip: Some((&vip).into()),
+                    })
                     .await
                     .map_err(status_error)?;
                 println!("{}", r.into_inner().summary);
             }
             VipCommand::List { json } => {
-                let list = c.list_vips(pb::ListVipsRequest {}).await.map_err(status_error)?.into_inner();
+                let list = c
+                    .list_vips(pb::ListVipsRequest {})
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
                 if json {
                     return print_json(&list);
                 }
@@ -79,7 +85,8 @@ pub fn run(socket: &Path, cmd: VipCommand) -> anyhow::Result<ExitCode> {
 
 /// A VIP as the CLI writes it.
 pub fn vip_text(v: Option<&pb::Vip>) -> String {
-    v.and_then(|v| VipId::try_from(v).ok()).map_or_else(|| "?".into(), |id| id.to_string())
+    v.and_then(|v| VipId::try_from(v).ok())
+        .map_or_else(|| "?".into(), |id| id.to_string())
 }
 
 /// Prints VIPs and their reals (only `only`, if given).
@@ -89,10 +96,25 @@ pub fn print_vips(list: &pb::ListVipsReply, only: Option<&VipId>) {
         if only.is_some_and(|o| o.to_string() != id) {
             continue;
         }
-        let check = v.health.as_ref().map_or("none".to_owned(), |h| h.kind.clone());
-        println!("{id}  ring {}  id {}  check {check}{}", v.ring_size, v.vip_id, if v.no_conn_table { "  no-conn-table" } else { "" });
+        let check = v
+            .health
+            .as_ref()
+            .map_or("none".to_owned(), |h| h.kind.clone());
+        println!(
+            "{id}  ring {}  id {}  check {check}{}",
+            v.ring_size,
+            v.vip_id,
+            if v.no_conn_table {
+                "  no-conn-table"
+            } else {
+                ""
+            }
+        );
         for r in &v.reals {
-            println!("    {:<40} weight {:<5} {:<9} id {}", r.address, r.weight, r.state, r.real_id);
+            println!(
+                "    {:<40} weight {:<5} {:<9} id {}",
+                r.address, r.weight, r.state, r.real_id
+            );
         }
     }
 }

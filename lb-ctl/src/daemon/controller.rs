@@ -155,8 +155,11 @@ impl Controller {
             .flat_map(|v| v.reals.iter().map(move |r| probe_key(v, r)))
             .collect();
         let adopted = &self.adopted_health;
-        self.health
-            .sync(&wanted, |k| adopted.get(&k.addr).copied().unwrap_or(false), &self.results);
+        self.health.sync(
+            &wanted,
+            |k| adopted.get(&k.addr).copied().unwrap_or(false),
+            &self.results,
+        );
         let specs = self.specs();
         let report = self
             .reconciler
@@ -242,7 +245,10 @@ impl Controller {
             Change::AddReal(id, r) => {
                 let v = self.vip_mut(&id)?;
                 if v.reals.iter().any(|x| x.address == r.address) {
-                    return Err(RequestError::Exists(format!("VIP {id} has real {} already", r.address)));
+                    return Err(RequestError::Exists(format!(
+                        "VIP {id} has real {} already",
+                        r.address
+                    )));
                 }
                 let msg = format!("added real {} (weight {}) to VIP {id}", r.address, r.weight);
                 v.reals.push(r);
@@ -253,7 +259,9 @@ impl Controller {
                 let before = v.reals.len();
                 v.reals.retain(|r| r.address != addr);
                 if v.reals.len() == before {
-                    return Err(RequestError::NotFound(format!("VIP {id} has no real {addr}")));
+                    return Err(RequestError::NotFound(format!(
+                        "VIP {id} has no real {addr}"
+                    )));
                 }
                 format!("removed real {addr} from VIP {id}")
             }
@@ -263,7 +271,9 @@ impl Controller {
                     .reals
                     .iter_mut()
                     .find(|r| r.address == addr)
-                    .ok_or_else(|| RequestError::NotFound(format!("VIP {id} has no real {addr}")))?;
+                    .ok_or_else(|| {
+                        RequestError::NotFound(format!("VIP {id} has no real {addr}"))
+                    })?;
                 let old = std::mem::replace(&mut r.weight, weight);
                 if weight == 0 {
                     format!("draining real {addr} of VIP {id} (weight {old} -> 0)")
@@ -276,7 +286,8 @@ impl Controller {
 
     /// Re-reads the configuration file; a bad file changes nothing.
     pub fn reload(&mut self) -> Result<String, RequestError> {
-        let new = config::load(&self.config_path).map_err(|e| RequestError::Invalid(format!("{e:#}")))?;
+        let new =
+            config::load(&self.config_path).map_err(|e| RequestError::Invalid(format!("{e:#}")))?;
         let mut notes = Vec::new();
         if new.daemon != self.settings.daemon {
             notes.push("[daemon] changes take effect at the next start".to_owned());
@@ -302,7 +313,11 @@ impl Controller {
                     "reloaded {}: {} VIPs; {report:?}{}",
                     self.config_path.display(),
                     self.vips.len(),
-                    if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
+                    if notes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", notes.join("; "))
+                    }
                 );
                 tracing::info!(%summary, "configuration reloaded");
                 Ok(summary)
@@ -310,7 +325,9 @@ impl Controller {
             Err(e) => {
                 self.vips = before_vips;
                 self.settings.dataplane = before_dp;
-                let _ = self.dp.set_config(&dataplane_config(&self.settings.dataplane, self.iface_mac));
+                let _ = self
+                    .dp
+                    .set_config(&dataplane_config(&self.settings.dataplane, self.iface_mac));
                 let _ = self.apply();
                 Err(e)
             }
@@ -346,7 +363,11 @@ impl Controller {
             .iter()
             .map(|v| {
                 let id = v.id();
-                let vip_id = self.reconciler.vip_ids().find(|(k, _)| **k == id).map_or(0, |(_, i)| i);
+                let vip_id = self
+                    .reconciler
+                    .vip_ids()
+                    .find(|(k, _)| **k == id)
+                    .map_or(0, |(_, i)| i);
                 pb::VipInfo {
                     vip: Some((&id).into()),
                     ring_size: v.ring_size,
@@ -445,7 +466,13 @@ impl Controller {
             (Some(p), Some(l)) => l.at.duration_since(p.at).as_secs_f64(),
             _ => 0.0,
         };
-        let rate = |a: u64, b: u64| if secs > 0.0 { b.saturating_sub(a) as f64 / secs } else { 0.0 };
+        let rate = |a: u64, b: u64| {
+            if secs > 0.0 {
+                b.saturating_sub(a) as f64 / secs
+            } else {
+                0.0
+            }
+        };
         let traffic = |t: Traffic, before: Option<Traffic>, after: Option<Traffic>| {
             let (b, a) = (before.unwrap_or_default(), after.unwrap_or_default());
             pb::Traffic {
@@ -476,7 +503,8 @@ impl Controller {
                 let id = v.id();
                 let (_, vip_id) = self.reconciler.vip_ids().find(|(k, _)| **k == id)?;
                 let t = *now.vips.get(&vip_id)?;
-                let pick = |s: &Option<Sample>| s.as_ref().and_then(|s| s.vips.get(&vip_id).copied());
+                let pick =
+                    |s: &Option<Sample>| s.as_ref().and_then(|s| s.vips.get(&vip_id).copied());
                 Some(pb::VipStats {
                     vip: Some((&id).into()),
                     traffic: Some(traffic(t, pick(prev), pick(last))),
@@ -486,7 +514,9 @@ impl Controller {
                         .filter_map(|r| {
                             let real_id = self.reconciler.real_id(&id, &r.address)?;
                             let t = *now.reals.get(&real_id)?;
-                            let pick = |s: &Option<Sample>| s.as_ref().and_then(|s| s.reals.get(&real_id).copied());
+                            let pick = |s: &Option<Sample>| {
+                                s.as_ref().and_then(|s| s.reals.get(&real_id).copied())
+                            };
                             Some(pb::RealStats {
                                 address: r.address.to_string(),
                                 traffic: Some(traffic(t, pick(prev), pick(last))),

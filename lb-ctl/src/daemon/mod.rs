@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 pub use controller::{Change, Command, Controller, RequestError};
 use lb_common::config::{
-    CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config, MAC_MODE_FIB, MAC_MODE_GATEWAY, MAC_MODE_REFLECT,
+    CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config, MAC_MODE_FIB, MAC_MODE_GATEWAY,
+    MAC_MODE_REFLECT,
 };
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -110,7 +111,13 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         pin_dir: Some(d.pin_dir.clone()),
     })?;
     dp.set_config(&dataplane_config(&settings.dataplane, iface.mac))?;
-    let attached = programs::attach_or_update_pinned(dp.program(), Program::Balance, &d.interface, d.mode, &d.pin_dir)?;
+    let attached = programs::attach_or_update_pinned(
+        dp.program(),
+        Program::Balance,
+        &d.interface,
+        d.mode,
+        &d.pin_dir,
+    )?;
     tracing::info!(interface = %d.interface, mode = ?d.mode, pin_dir = %d.pin_dir.display(), adopted, ?attached, "balancer attached");
     let reconciler = if adopted {
         Reconciler::adopt(&dp).map_err(DaemonError::Adopt)?

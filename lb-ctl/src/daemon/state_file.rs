@@ -68,11 +68,15 @@ pub fn save(path: &Path, vips: &[VipConfig]) -> Result<(), StateError> {
         path: path.to_owned(),
         source,
     };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().map_or("state".into(), |n| n.to_string_lossy())
+        path.file_name()
+            .map_or("state".into(), |n| n.to_string_lossy())
     ));
     let json = serde_json::to_vec_pretty(&StateFile {
         version: VERSION,
@@ -85,7 +89,9 @@ pub fn save(path: &Path, vips: &[VipConfig]) -> Result<(), StateError> {
     f.sync_all().map_err(err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(err)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)?;
     Ok(())
 }
 

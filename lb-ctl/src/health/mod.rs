@@ -58,7 +58,12 @@ impl HealthTable {
         initially_healthy: impl Fn(&ProbeKey) -> bool,
         results: &mpsc::Sender<ProbeResult>,
     ) {
-        let gone: Vec<ProbeKey> = self.probes.keys().filter(|k| !wanted.contains(k)).cloned().collect();
+        let gone: Vec<ProbeKey> = self
+            .probes
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .cloned()
+            .collect();
         for k in gone {
             if let Some((_, Some(task))) = self.probes.remove(&k) {
                 task.abort();

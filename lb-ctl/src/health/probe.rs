@@ -19,8 +19,14 @@ pub async fn probe(check: &Check, addr: IpAddr, port: u16) -> Result<(), String>
     let attempt = async {
         match &check.kind {
             CheckKind::None => Ok(()),
-            CheckKind::Tcp => TcpStream::connect(target).await.map(drop).map_err(|e| format!("connect {target}: {e}")),
-            CheckKind::Http { path, expect_status } => http(target, path, *expect_status).await,
+            CheckKind::Tcp => TcpStream::connect(target)
+                .await
+                .map(drop)
+                .map_err(|e| format!("connect {target}: {e}")),
+            CheckKind::Http {
+                path,
+                expect_status,
+            } => http(target, path, *expect_status).await,
             CheckKind::Udp { payload } => udp(target, payload.as_bytes()).await,
             CheckKind::Exec { command } => exec(command, addr, port, limit).await,
         }
@@ -32,13 +38,19 @@ pub async fn probe(check: &Check, addr: IpAddr, port: u16) -> Result<(), String>
 }
 
 async fn http(target: SocketAddr, path: &str, expect: u16) -> Result<(), String> {
-    let mut s = TcpStream::connect(target).await.map_err(|e| format!("connect {target}: {e}"))?;
+    let mut s = TcpStream::connect(target)
+        .await
+        .map_err(|e| format!("connect {target}: {e}"))?;
     let host = match target {
         SocketAddr::V4(a) => a.ip().to_string(),
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
     };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lb-ctl-health\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lb-ctl-health\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
     // The status line is all we need: read until its end.
     let mut buf = Vec::with_capacity(128);
     let mut chunk = [0u8; 128];
@@ -64,12 +76,25 @@ async fn http(target: SocketAddr, path: &str, expect: u16) -> Result<(), String>
 }
 
 async fn udp(target: SocketAddr, payload: &[u8]) -> Result<(), String> {
-    let any: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("any");
-    let s = UdpSocket::bind(any).await.map_err(|e| format!("bind: {e}"))?;
-    s.connect(target).await.map_err(|e| format!("connect {target}: {e}"))?;
+    let any: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .expect("any");
+    let s = UdpSocket::bind(any)
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    s.connect(target)
+        .await
+        .map_err(|e| format!("connect {target}: {e}"))?;
     s.send(payload).await.map_err(|e| format!("send: {e}"))?;
     let mut buf = [0u8; 512];
-    s.recv(&mut buf).await.map(drop).map_err(|e| format!("no reply from {target}: {e}"))
+    s.recv(&mut buf)
+        .await
+        .map(drop)
+        .map_err(|e| format!("no reply from {target}: {e}"))
 }
 
 async fn exec(command: &str, addr: IpAddr, port: u16, limit: Duration) -> Result<(), String> {

@@ -30,7 +30,9 @@ async fn http_server(status: u16) -> u16 {
         while let Ok((mut s, _)) = l.accept().await {
             let mut buf = [0u8; 512];
             let _ = s.read(&mut buf).await;
-            let _ = s.write_all(format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
+            let _ = s
+                .write_all(format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                .await;
         }
     });
     port
@@ -38,7 +40,12 @@ async fn http_server(status: u16) -> u16 {
 
 /// A port on loopback where nothing listens (bound, then closed).
 async fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -47,7 +54,11 @@ async fn tcp_and_http_probes() {
     let sick = http_server(503).await;
     let closed = closed_port().await;
     assert_eq!(probe(&check(CheckKind::Tcp), LOOPBACK, up).await, Ok(()));
-    assert!(probe(&check(CheckKind::Tcp), LOOPBACK, closed).await.is_err());
+    assert!(
+        probe(&check(CheckKind::Tcp), LOOPBACK, closed)
+            .await
+            .is_err()
+    );
     let http = check(CheckKind::Http {
         path: "/health".into(),
         expect_status: 200,
@@ -68,12 +79,19 @@ async fn udp_probe_needs_a_reply() {
             let _ = s.send_to(&buf[..n], from).await;
         }
     });
-    let udp = check(CheckKind::Udp { payload: "hi".into() });
+    let udp = check(CheckKind::Udp {
+        payload: "hi".into(),
+    });
     assert_eq!(probe(&udp, LOOPBACK, port).await, Ok(()));
     // A silent UDP socket: the probe times out.
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let err = probe(&udp, LOOPBACK, silent.local_addr().unwrap().port()).await.unwrap_err();
-    assert!(err.contains("no answer") || err.contains("no reply"), "{err}");
+    let err = probe(&udp, LOOPBACK, silent.local_addr().unwrap().port())
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("no answer") || err.contains("no reply"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -82,10 +100,22 @@ async fn exec_probe_follows_the_exit_status() {
         command: "test \"$LB_REAL\" = 127.0.0.1 && test \"$LB_PORT\" = 8080".into(),
     });
     assert_eq!(probe(&ok, LOOPBACK, 8080).await, Ok(()));
-    let fails = check(CheckKind::Exec { command: "exit 3".into() });
-    assert!(probe(&fails, LOOPBACK, 8080).await.unwrap_err().contains("exit"));
-    let slow = check(CheckKind::Exec { command: "sleep 5".into() });
-    assert!(probe(&slow, LOOPBACK, 8080).await.is_err(), "killed at the timeout");
+    let fails = check(CheckKind::Exec {
+        command: "exit 3".into(),
+    });
+    assert!(
+        probe(&fails, LOOPBACK, 8080)
+            .await
+            .unwrap_err()
+            .contains("exit")
+    );
+    let slow = check(CheckKind::Exec {
+        command: "sleep 5".into(),
+    });
+    assert!(
+        probe(&slow, LOOPBACK, 8080).await.is_err(),
+        "killed at the timeout"
+    );
 }
 
 #[tokio::test]
@@ -136,7 +166,10 @@ async fn probers_run_once_per_key_and_report() {
     assert_eq!(table.running(), 1);
     let mut turned = None;
     for _ in 0..10 {
-        let r = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         if let Some(h) = table.record(r) {
             turned = Some(h);
             break;

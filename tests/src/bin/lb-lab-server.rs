@@ -2,9 +2,9 @@
 //! IPv6, each answer naming this backend, so clients can tell who served
 //! them. Runs until killed.
 //!
-//! UDP is served on each address of `lo` (the VIPs) separately, so that a
-//! reply leaves from the VIP the client sent to: with direct server return
-//! the client only accepts answers from the VIP.
+//! UDP is served on each address of `lo` (the VIPs) and `eth0` separately,
+//! so that a reply leaves from the address the client sent to: with direct
+//! server return the client only accepts answers from the VIP.
 //!
 //! Usage: `lb-lab-server NAME [HTTP_PORT] [UDP_PORT]` (defaults 80, 5300).
 use std::{
@@ -30,8 +30,20 @@ fn main() {
         let n = name.clone();
         threads.push(thread::spawn(move || serve_tcp(&listener, &n)));
     }
-    let lo = lb_ctl::iface::lookup("lo").expect("addresses of lo");
-    for addr in lo.addresses {
+    // The VIPs (on lo) for clients, the host's own address (on eth0) for
+    // the LB hosts' health checks.
+    let mut addrs = lb_ctl::iface::lookup("lo")
+        .expect("addresses of lo")
+        .addresses;
+    addrs.extend(
+        lb_ctl::iface::lookup("eth0")
+            .map(|i| i.addresses)
+            .unwrap_or_default(),
+    );
+    for addr in addrs
+        .into_iter()
+        .filter(|a| !matches!(a, std::net::IpAddr::V6(v) if v.segments()[0] == 0xfe80))
+    {
         let socket = bind_udp(SocketAddr::new(addr, udp));
         let n = name.clone();
         threads.push(thread::spawn(move || serve_udp(&socket, &n)));

@@ -1,7 +1,12 @@
 //! What `lb-lab` does: bring the lab up or report on it, and the demo.
 use std::{collections::BTreeMap, net::IpAddr};
 
-use lb_ctl::reconcile::{Proto, VipId};
+use std::time::{Duration, Instant};
+
+use lb_ctl::{
+    api::pb,
+    reconcile::{Proto, VipId},
+};
 
 use super::{
     HTTP_PORT, Lab, LabBins, LabOptions, UDP_PORT, VIP4, VIP6,
@@ -26,10 +31,23 @@ pub fn up(prefix: &str, bins: LabBins) -> anyhow::Result<()> {
 pub fn status(prefix: &str, bins: LabBins) -> anyhow::Result<()> {
     let lab = Lab::attach(prefix, bins)?;
     for (site, lb) in &lab.lbs {
-        let s = lb.dp.stats()?;
+        let s = lb.stats()?;
         println!(
-            "site {site}: backends {:?}; forwarded {} packets ({} connection-table hits, {} misses), passed {}, dropped {}",
-            lb.backends, s.xdp_tx, s.conn_hit, s.conn_miss, s.xdp_pass, s.xdp_drop
+            "site {site} ({}): forwarded {} packets ({} connection-table hits, {} misses), passed {}, dropped {}",
+            lb.ns, s.xdp_tx, s.conn_hit, s.conn_miss, s.xdp_pass, s.xdp_drop
+        );
+        let health =
+            lb.api(|mut c| async move { Ok(c.health(pb::HealthRequest {}).await?.into_inner()) })?;
+        for r in health.reals {
+            println!(
+                "    real {:<18} {}",
+                r.address,
+                if r.healthy { "up" } else { "DOWN" }
+            );
+        }
+        println!(
+            "    lb-ctl --socket {} status|vip list|stats|health",
+            lb.socket.display()
         );
     }
     for b in leaves(Role::Backend, None) {
@@ -142,6 +160,30 @@ fn print_round(r: &Round) {
     );
 }
 
+/// Waits until site `lb`'s health checks say `addr` is `healthy`; returns
+/// how long it took.
+fn wait_health(lb: &mut super::LbHost, addr: &str, healthy: bool) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let h =
+            lb.api(|mut c| async move { Ok(c.health(pb::HealthRequest {}).await?.into_inner()) })?;
+        if h.reals
+            .iter()
+            .filter(|r| r.address == addr)
+            .all(|r| r.healthy == healthy)
+        {
+            let took = start.elapsed();
+            lb.refresh_view()?;
+            return Ok(took);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    anyhow::bail!(
+        "{addr} did not turn {} within 10 s",
+        if healthy { "up" } else { "down" }
+    )
+}
+
 /// The demo: the lab up, traffic, where it went, a backend failure, down.
 pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
     println!(
@@ -161,14 +203,15 @@ pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
     print_round(&r);
 
     println!("\n==> direct server return: replies do not pass through the LB hosts");
-    let mut reply_ways = 0;
+    let mut replies_seen = 0;
     for site in ['A', 'B'] {
         let s = lab.lb_stats(site)?;
-        let other = s.pass_not_vip + s.pass_not_ip;
-        reply_ways += other;
+        replies_seen += s.pass_from_vip;
         println!(
-            "    LB host site {site}: encapsulated and sent {} client->VIP packets to backends; saw {other} other packets (neighbour discovery)",
-            s.xdp_tx
+            "    LB host site {site}: sent {} client->VIP packets to backends; saw {} packets from a VIP, and {} others (health-check answers, neighbour discovery)",
+            s.xdp_tx,
+            s.pass_from_vip,
+            s.pass_not_vip + s.pass_not_ip
         );
     }
     let mut opened = 0;
@@ -177,29 +220,35 @@ pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
         opened += d.decap_ipip + d.decap_ip6ip6 + d.decap_ipip6;
     }
     println!(
-        "    backends decapsulated {opened} packets; {} requests were answered with at least as many reply packets, none seen by an LB host (it saw {reply_ways} non-VIP packets in all)",
+        "    backends decapsulated {opened} packets; the {} answers went straight to the clients: the LB hosts saw {replies_seen} of them",
         r.total - r.failed
     );
 
-    println!("\n==> backend a1 fails (its server is stopped)");
+    println!(
+        "\n==> backend a1 fails (its server is stopped); site A's lb-ctl health checks notice"
+    );
     lab.stop_server("a1")?;
-    let r = round(&lab, 25, &[0, 1]);
-    print_round(&r);
+    let took = wait_health(lab.lbs.get_mut(&'A').expect("site A"), "192.0.2.18", false)?;
     println!(
-        "    {} HTTP requests failed: those whose flows site A's ring sends to a1",
-        r.failed
+        "    a1 left site A's rings {:.2} s after it stopped (HTTP check every 500 ms, down after 2 failures)",
+        took.as_secs_f64()
     );
-
-    println!(
-        "\n==> a1 leaves site A's VIPs (lb-ctl's health checks do this by themselves; here the lab does it)"
-    );
-    lab.set_backends('A', &["a2"])?;
     let r = round(&lab, 25, &[0, 1]);
     print_round(&r);
     println!(
         "    {} failed: new flows go to the backends that answer",
         r.failed
     );
+
+    println!("\n==> a1 comes back");
+    lab.start_server("a1")?;
+    let took = wait_health(lab.lbs.get_mut(&'A').expect("site A"), "192.0.2.18", true)?;
+    println!(
+        "    a1 is back in site A's rings {:.2} s after its server started (up after 2 successes)",
+        took.as_secs_f64()
+    );
+    let r = round(&lab, 25, &[0, 1]);
+    print_round(&r);
 
     if keep {
         println!(

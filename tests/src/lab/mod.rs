@@ -1,11 +1,12 @@
 //! The lab: clients, a router, two LB host "sites" and their backends, as
 //! network namespaces joined by veth pairs (see [`topology`]). The LB hosts
-//! run the real balancer (pinned, so it keeps forwarding when the process
-//! that set it up exits), the backends run the decapsulator (`lb-ctl decap`)
-//! and [`lb-lab-server`](../../src/bin/lb-lab-server.rs) with the VIPs on
-//! `lo`. Used by the end-to-end tests and by `cargo xtask lab` / `demo`.
+//! run `lb-ctl daemon` (see [`lb`]); the backends run the decapsulator
+//! (`lb-ctl decap`) and [`lb-lab-server`](../../src/bin/lb-lab-server.rs)
+//! with the VIPs on `lo`. Used by the end-to-end tests and by
+//! `cargo xtask lab` / `demo`.
 pub mod cli;
 pub mod client;
+pub mod lb;
 pub mod topology;
 
 use std::{
@@ -13,25 +14,18 @@ use std::{
     net::{IpAddr, SocketAddr},
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
+    sync::Mutex,
 };
 
 use anyhow::{Context as _, bail, ensure};
-use lb_common::{
-    config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config, MAC_MODE_REFLECT},
-    decap::DecapStats,
-    hash::flow_hash,
-    maps::FlowKey,
-    stats::Stats,
-};
+pub use lb::LbHost;
+use lb_common::{decap::DecapStats, stats::Stats};
 use lb_ctl::{
-    dataplane::{Dataplane, LoadOptions},
     decap,
-    maglev::RingSize,
-    programs::{self, AttachMode, Program},
-    reconcile::{Proto, RealSpec, Reconciler, VipId, VipSpec},
+    reconcile::{Proto, VipId},
 };
-use topology::{EDGE_MTU, FABRIC_MTU, LEAVES, Leaf, ROUTER, Role, leaf, leaves};
+use topology::{EDGE_MTU, FABRIC_MTU, LEAVES, Leaf, ROUTER, Role, leaves};
 pub use topology::{HTTP_PORT, UDP_PORT, VIP4, VIP6};
 
 use crate::netns::run_in;
@@ -84,21 +78,17 @@ impl LabOptions {
     }
 }
 
-/// One LB host's balancer, driven in-process.
-pub struct LbHost {
-    pub dp: Dataplane,
-    pub reconciler: Reconciler,
-    pub backends: Vec<&'static str>,
-}
-
 /// A lab that is up. Dropping it takes it down, unless `keep` was set.
 pub struct Lab {
     pub prefix: String,
     keep: bool,
     bins: LabBins,
     pub lbs: BTreeMap<char, LbHost>,
-    /// Servers started by this process, reaped when the lab goes down.
-    servers: std::sync::Mutex<Vec<std::process::Child>>,
+    /// Daemons and servers started by this process, reaped when the lab
+    /// goes down.
+    children: Mutex<Vec<Child>>,
+    /// The daemon of each site, when started by this process.
+    daemons: BTreeMap<char, Child>,
 }
 
 /// The VIPs every site serves: v4 and v6, HTTP over TCP and UDP echo.
@@ -148,60 +138,46 @@ impl Lab {
     /// balancers. On failure, what was made is removed.
     pub fn up(opts: LabOptions) -> anyhow::Result<Lab> {
         down(&opts.prefix);
-        let mut lab = Lab {
-            prefix: opts.prefix.clone(),
-            keep: false,
-            bins: opts.bins.clone(),
-            lbs: BTreeMap::new(),
-            servers: Default::default(),
-        };
+        let mut lab = Lab::empty(&opts.prefix, opts.bins.clone(), false);
+        std::fs::create_dir_all(run_dir(&opts.prefix))?;
         lab.build_network(&opts.sites)?;
         for b in leaves(Role::Backend, None) {
             lab.setup_backend(b)?;
         }
-        for lb in leaves(Role::LbHost, None) {
-            let site = lb.site.expect("LB hosts have a site");
+        for l in leaves(Role::LbHost, None) {
+            let site = l.site.expect("LB hosts have a site");
             let backends = opts.backends.get(&site).cloned().unwrap_or_default();
-            lab.setup_lb(lb, backends)?;
+            let mut host = LbHost::new(&lab.prefix, &run_dir(&lab.prefix), l);
+            let daemon = host.start(&lab.bins, &backends)?;
+            lab.daemons.insert(site, daemon);
+            lab.lbs.insert(site, host);
         }
         lab.keep = opts.keep;
         Ok(lab)
     }
 
-    /// Re-opens a lab left up by an earlier process (`keep`): adopts the
-    /// pinned balancers.
-    pub fn attach(prefix: &str, bins: LabBins) -> anyhow::Result<Lab> {
-        ensure!(
-            Path::new(&format!("/run/netns/{}", ns_name(prefix, ROUTER))).exists(),
-            "no lab `{prefix}` is up (cargo xtask lab up)"
-        );
-        let mut lab = Lab {
+    fn empty(prefix: &str, bins: LabBins, keep: bool) -> Lab {
+        Lab {
             prefix: prefix.to_owned(),
-            keep: true,
+            keep,
             bins,
             lbs: BTreeMap::new(),
-            servers: Default::default(),
-        };
-        for lb in leaves(Role::LbHost, None) {
-            let site = lb.site.expect("site");
-            let dp = Dataplane::load(&LoadOptions {
-                conn_table_size: 65_536,
-                pin_dir: Some(lab.pin_root().join(lb.name)),
-            })?;
-            let reconciler = Reconciler::adopt(&dp)?;
-            let vip = lab_vips()[0];
-            let backends = leaves(Role::Backend, Some(site))
-                .filter(|b| reconciler.real_id(&vip, &b.addr4()).is_some())
-                .map(|b| b.name)
-                .collect();
-            lab.lbs.insert(
-                site,
-                LbHost {
-                    dp,
-                    reconciler,
-                    backends,
-                },
-            );
+            children: Mutex::default(),
+            daemons: BTreeMap::new(),
+        }
+    }
+
+    /// Re-opens a lab left up by an earlier process (`keep`).
+    pub fn attach(prefix: &str, bins: LabBins) -> anyhow::Result<Lab> {
+        ensure!(
+            is_up(prefix),
+            "no lab `{prefix}` is up (cargo xtask lab up)"
+        );
+        let mut lab = Lab::empty(prefix, bins, true);
+        for l in leaves(Role::LbHost, None) {
+            let mut host = LbHost::new(prefix, &run_dir(prefix), l);
+            host.refresh_view()?;
+            lab.lbs.insert(host.site, host);
         }
         Ok(lab)
     }
@@ -438,7 +414,7 @@ impl Lab {
         let child = cmd
             .spawn()
             .with_context(|| format!("start the server in {ns}"))?;
-        self.servers.lock().expect("servers").push(child);
+        self.children.lock().expect("children").push(child);
         // Ready when both ports answer.
         let vip: IpAddr = VIP4.parse().expect("VIP");
         for _ in 0..100 {
@@ -460,121 +436,86 @@ impl Lab {
         Ok(())
     }
 
-    fn setup_lb(&mut self, lb: &Leaf, backends: Vec<&'static str>) -> anyhow::Result<()> {
-        let ns = self.ns(lb.name);
-        let site = lb.site.expect("LB hosts have a site");
-        let pins = self.pin_root().join(lb.name);
-        let mut dp = run_in(&ns, || -> anyhow::Result<Dataplane> {
-            let mut dp = Dataplane::load(&LoadOptions {
-                conn_table_size: 65_536,
-                pin_dir: Some(pins.clone()),
-            })?;
-            let mut cfg = Config {
-                mtu: FABRIC_MTU,
-                mac_mode: MAC_MODE_REFLECT,
-                flags: CONFIG_F_ICMP_ECHO | CONFIG_F_ICMP_TOO_BIG,
-                ..Config::default()
-            };
-            if let IpAddr::V4(a) = lb.addr4() {
-                cfg.src_v4 = a.octets();
-            }
-            if let IpAddr::V6(a) = lb.addr6() {
-                cfg.src_v6 = a.octets();
-            }
-            dp.set_config(&cfg)?;
-            programs::attach_pinned(
-                dp.program(),
-                Program::Balance,
-                "eth0",
-                AttachMode::Native,
-                &pins,
-            )?;
-            Ok(dp)
-        })?;
-        let mut reconciler = Reconciler::new();
-        reconciler.apply(&mut dp, &site_state(&backends))?;
-        self.lbs.insert(
-            site,
-            LbHost {
-                dp,
-                reconciler,
-                backends,
-            },
-        );
-        Ok(())
-    }
-
-    /// Gives site `site`'s VIPs exactly `backends` (weight 1, healthy).
+    /// Gives site `site`'s VIPs exactly `backends` (weight 1), through its
+    /// daemon's API; returns once they are healthy.
     pub fn set_backends(&mut self, site: char, backends: &[&'static str]) -> anyhow::Result<()> {
-        let lb = self.lbs.get_mut(&site).context("no such site")?;
-        lb.reconciler.apply(&mut lb.dp, &site_state(backends))?;
-        lb.backends = backends.to_vec();
-        Ok(())
+        self.lbs
+            .get_mut(&site)
+            .context("no such site")?
+            .set_backends(backends)
     }
 
     /// The backend site `site`'s balancer picks for a new flow from
-    /// `client` to `vip` (from the shared flow hash and the ring it holds).
+    /// `client` to `vip`.
     pub fn predict(&self, site: char, vip: &VipId, client: SocketAddr) -> Option<&'static str> {
-        let lb = self.lbs.get(&site)?;
-        let ring = lb.reconciler.ring(vip)?;
-        let flow = FlowKey::new(
-            client.ip(),
-            client.port(),
-            vip.addr,
-            vip.port,
-            vip.proto.number(),
-        );
-        let real_id = ring[(flow_hash(&flow) % ring.len() as u32) as usize];
-        leaves(Role::Backend, Some(site))
-            .find(|b| lb.reconciler.real_id(vip, &b.addr_for(vip.addr)) == Some(real_id))
-            .map(|b| b.name)
+        self.lbs.get(&site)?.predict(vip, client)
     }
 
     /// Site `site`'s balancer counters.
     pub fn lb_stats(&self, site: char) -> anyhow::Result<Stats> {
-        Ok(self.lbs.get(&site).context("no such site")?.dp.stats()?)
+        self.lbs.get(&site).context("no such site")?.stats()
     }
 
     /// Backend `name`'s decapsulator counters.
     pub fn decap_stats(&self, name: &str) -> anyhow::Result<DecapStats> {
         Ok(decap::pinned_stats(&self.pin_root().join(name))?)
     }
+
+    /// Kills site `site`'s daemon with SIGKILL, as a crash would; the
+    /// balancer stays attached.
+    pub fn kill_daemon(&mut self, site: char) -> anyhow::Result<()> {
+        let mut d = self
+            .daemons
+            .remove(&site)
+            .context("no daemon of that site started here")?;
+        d.kill()?;
+        d.wait()?;
+        Ok(())
+    }
+
+    /// Starts site `site`'s daemon again (same configuration); returns once
+    /// it is ready.
+    pub fn start_daemon(&mut self, site: char) -> anyhow::Result<()> {
+        let host = self.lbs.get_mut(&site).context("no such site")?;
+        let reals = host.api(|mut c| async move {
+            let s = c.status(lb_ctl::api::pb::StatusRequest {}).await;
+            Ok(s.map(|s| s.into_inner().reals).unwrap_or(0))
+        });
+        ensure!(reals.is_err(), "site {site}'s daemon is still running");
+        let backends: Vec<&str> = Vec::new();
+        let child = host.start(&self.bins, &backends)?;
+        self.daemons.insert(site, child);
+        Ok(())
+    }
 }
 
-/// The desired state of one site: every lab VIP served by `backends`.
-pub fn site_state(backends: &[&str]) -> Vec<VipSpec> {
+/// The VIPs every site serves, as [`VipId`]s.
+pub fn vip_ids() -> Vec<VipId> {
     lab_vips()
-        .into_iter()
-        .map(|id| VipSpec {
-            id,
-            ring_size: RingSize::new(LAB_RING_SIZE).expect("prime"),
-            no_conn_table: false,
-            reals: backends
-                .iter()
-                .map(|b| RealSpec {
-                    addr: leaf(b).addr_for(id.addr),
-                    weight: 1,
-                    healthy: true,
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if !self.keep {
-            down(&self.prefix);
-            // down() killed them; reap them.
-            let servers = self
-                .servers
-                .get_mut()
-                .map(std::mem::take)
-                .unwrap_or_default();
-            for mut child in servers {
-                let _ = child.kill();
-                let _ = child.wait();
+        if self.keep {
+            return;
+        }
+        if std::thread::panicking() {
+            for host in self.lbs.values() {
+                let log = std::fs::read_to_string(&host.log).unwrap_or_default();
+                eprintln!("--- lb-ctl daemon log of site {} ---\n{log}", host.site);
             }
+        }
+        down(&self.prefix);
+        // down() killed them; reap them.
+        let children = self
+            .children
+            .get_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let daemons = std::mem::take(&mut self.daemons).into_values();
+        for mut child in children.into_iter().chain(daemons) {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -585,6 +526,12 @@ fn ns_name(prefix: &str, short: &str) -> String {
 
 fn pin_root(prefix: &str) -> PathBuf {
     PathBuf::from("/sys/fs/bpf").join(prefix)
+}
+
+/// Where the lab keeps the daemons' configurations, sockets, state files
+/// and logs.
+fn run_dir(prefix: &str) -> PathBuf {
+    PathBuf::from("/run").join(prefix)
 }
 
 fn kill_all_in(ns: &str) {
@@ -614,6 +561,7 @@ pub fn down(prefix: &str) {
         }
     }
     let _ = std::fs::remove_dir_all(pin_root(prefix));
+    let _ = std::fs::remove_dir_all(run_dir(prefix));
 }
 
 /// Whether lab `prefix` is up (its router namespace exists).

@@ -1,0 +1,548 @@
+//! `lb-ctl daemon` in the lab: health checks take a failed backend out of
+//! its rings in time and bring it back; the CLI drives the daemon (every
+//! command, `--json` decoded); drain keeps established flows; a daemon
+//! killed with SIGKILL and restarted loses no request.
+use std::{
+    collections::BTreeSet,
+    net::IpAddr,
+    path::Path,
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use lb_ctl::reconcile::{Proto, VipId};
+use lb_tests::{
+    lab::{
+        HTTP_PORT, Lab, LabOptions, VIP4,
+        client::{HttpConn, http_get},
+        test_bins,
+    },
+    netns::unique_tag,
+    require_root,
+};
+use serde_json::Value;
+
+fn vip4() -> VipId {
+    VipId {
+        addr: VIP4.parse().unwrap(),
+        port: HTTP_PORT,
+        proto: Proto::Tcp,
+    }
+}
+
+/// A lab whose VIP route points at site A only.
+fn lab(tag: &str) -> Lab {
+    let lab = Lab::up(LabOptions::new(
+        &format!("lbt{tag}{}", unique_tag()),
+        test_bins(),
+    ))
+    .expect("lab up");
+    lab.route_vips(&['A']).unwrap();
+    lab
+}
+
+/// Polls every 10 ms until `done` or `limit`; returns the time it took.
+fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn health_checks_move_a_failed_backend_out_and_back_in_time() {
+    if !require_root("health_checks_move_a_failed_backend_out_and_back_in_time") {
+        return;
+    }
+    let lab = lab("h");
+    let vip = vip4();
+    let a = lab.lbs.get(&'A').unwrap();
+    let (a1, a2) = (
+        a.real_id(&vip, "a1").unwrap(),
+        a.real_id(&vip, "a2").unwrap(),
+    );
+    let before = a.ring_now(&vip).unwrap();
+    assert!(before.contains(&a1) && before.contains(&a2));
+
+    // Kept connections to a2, made before a1 fails.
+    let ns = lab.ns("c1");
+    let vip_addr: IpAddr = VIP4.parse().unwrap();
+    let mut on_a2 = Vec::new();
+    while on_a2.len() < 5 {
+        let mut c = HttpConn::open(&ns, vip_addr, HTTP_PORT).unwrap();
+        if c.get().unwrap() == "a2" {
+            on_a2.push(c);
+        }
+    }
+
+    // The default check: every 500 ms, down after 2 failures, up after 2
+    // successes. Bound: interval * fall + one interval.
+    let bound = Duration::from_millis(500 * 2 + 500);
+    lab.stop_server("a1").unwrap();
+    let a = lab.lbs.get(&'A').unwrap();
+    let gone = time_until(Duration::from_secs(5), || {
+        !a.ring_now(&vip).unwrap().contains(&a1)
+    })
+    .expect("a1 left the ring");
+    eprintln!("a1 left the ring {gone:?} after its server stopped");
+    assert!(gone <= bound, "a1 left after {gone:?}, bound {bound:?}");
+    let after = a.ring_now(&vip).unwrap();
+    for (slot, (&b, &n)) in before.iter().zip(&after).enumerate() {
+        if b == a2 {
+            assert_eq!(n, a2, "slot {slot} of a2 unchanged");
+        }
+    }
+    for c in &mut on_a2 {
+        assert_eq!(c.get().unwrap(), "a2", "a2's established flows untouched");
+    }
+
+    lab.start_server("a1").unwrap();
+    let a = lab.lbs.get(&'A').unwrap();
+    let back = time_until(Duration::from_secs(5), || {
+        a.ring_now(&vip).unwrap() == before
+    })
+    .expect("a1 came back");
+    eprintln!("a1 was back in the ring {back:?} after its server started");
+    assert!(
+        back <= bound,
+        "a1 came back after {back:?}, bound {bound:?}"
+    );
+    for c in &mut on_a2 {
+        assert_eq!(c.get().unwrap(), "a2");
+    }
+}
+
+/// Runs `lb-ctl --socket S args`; returns (exit success, stdout, stderr).
+fn lb_ctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(&test_bins().lb_ctl)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run lb-ctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(socket: &Path, args: &[&str]) -> Value {
+    let (ok, out, err) = lb_ctl(socket, args);
+    assert!(ok, "lb-ctl {args:?}: {err}");
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("lb-ctl {args:?} printed no JSON ({e}): {out}"))
+}
+
+fn ok(socket: &Path, args: &[&str]) -> String {
+    let (ok, out, err) = lb_ctl(socket, args);
+    assert!(ok, "lb-ctl {args:?} failed: {err}");
+    out
+}
+
+fn refused(socket: &Path, args: &[&str], words: &str) {
+    let (ok, _, err) = lb_ctl(socket, args);
+    assert!(!ok, "lb-ctl {args:?} should fail");
+    assert!(
+        err.contains(words),
+        "lb-ctl {args:?}: `{err}` should say `{words}`"
+    );
+}
+
+/// The reals of `vip` in `vip list --json` output: address -> (weight, state).
+fn reals_of(list: &Value, vip: &str) -> Vec<(String, u64, String)> {
+    let v = list["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            let id = VipId::try_from(&lb_ctl::api::pb::Vip {
+                address: v["vip"]["address"].as_str().unwrap().into(),
+                port: v["vip"]["port"].as_u64().unwrap() as u32,
+                protocol: v["vip"]["protocol"].as_str().unwrap().into(),
+            })
+            .unwrap();
+            id.to_string() == vip
+        })
+        .unwrap_or_else(|| panic!("no VIP {vip} in {list}"));
+    v["reals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap().to_owned(),
+                r["weight"].as_u64().unwrap(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_cli_drives_the_daemon() {
+    if !require_root("the_cli_drives_the_daemon") {
+        return;
+    }
+    let lab = lab("c");
+    let a = lab.lbs.get(&'A').unwrap();
+    let sock = a.socket.clone();
+
+    let status = json(&sock, &["status", "--json"]);
+    assert_eq!(status["interface"], "eth0");
+    assert_eq!(status["vips"], 4);
+    assert_eq!(status["reals"], 8);
+    assert_eq!(status["reals_healthy"], 8);
+    assert_eq!(status["adopted"], false);
+    assert!(ok(&sock, &["status"]).contains("4 VIPs, 8 reals, 8 healthy"));
+
+    let list = json(&sock, &["vip", "list", "--json"]);
+    assert_eq!(list["vips"].as_array().unwrap().len(), 4);
+    let reals = reals_of(&list, "203.0.113.10:80/tcp");
+    assert_eq!(reals.len(), 2);
+    assert!(
+        reals.iter().all(|(_, w, s)| *w == 1 && s == "up"),
+        "{reals:?}"
+    );
+
+    // A new VIP with a TCP check, a real, a weight, a drain, a removal.
+    let new = "203.0.113.50:8080/tcp";
+    assert!(
+        ok(
+            &sock,
+            &[
+                "vip",
+                "add",
+                new,
+                "--ring-size",
+                "251",
+                "--health",
+                "tcp",
+                "--health-port",
+                "80"
+            ]
+        )
+        .contains("added VIP")
+    );
+    ok(
+        &sock,
+        &["real", "add", "--vip", new, "192.0.2.18", "--weight", "3"],
+    );
+    ok(&sock, &["real", "add", "--vip", new, "192.0.2.22"]);
+    let list = json(&sock, &["real", "list", "--vip", new, "--json"]);
+    let reals = reals_of(&list, new);
+    assert_eq!(reals.len(), 2);
+    assert_eq!(reals[0].1, 3);
+    ok(&sock, &["real", "weight", "--vip", new, "192.0.2.22", "5"]);
+    ok(&sock, &["real", "drain", "--vip", new, "192.0.2.18"]);
+    let reals = reals_of(&json(&sock, &["vip", "list", "--json"]), new);
+    let by_addr: std::collections::BTreeMap<_, _> = reals
+        .iter()
+        .map(|(a, w, s)| (a.as_str(), (*w, s.as_str())))
+        .collect();
+    assert_eq!(by_addr["192.0.2.18"].0, 0);
+    assert_eq!(by_addr["192.0.2.22"].0, 5);
+    // The drained real is draining once healthy (it starts down until its
+    // check passes `rise` times).
+    let drained = time_until(Duration::from_secs(5), || {
+        let r = reals_of(&json(&sock, &["vip", "list", "--json"]), new);
+        r.iter()
+            .any(|(a, _, s)| a == "192.0.2.18" && s == "draining")
+    });
+    assert!(drained.is_some(), "drained real shows as draining");
+    ok(&sock, &["real", "del", "--vip", new, "192.0.2.18"]);
+    assert_eq!(
+        reals_of(&json(&sock, &["vip", "list", "--json"]), new).len(),
+        1
+    );
+
+    // Mistakes: a clear message and a non-zero exit, nothing changed.
+    refused(
+        &sock,
+        &["real", "add", "--vip", "203.0.113.51:80/tcp", "192.0.2.18"],
+        "no VIP 203.0.113.51:80/tcp",
+    );
+    refused(
+        &sock,
+        &["real", "add", "--vip", new, "192.0.2.22"],
+        "already",
+    );
+    refused(
+        &sock,
+        &["real", "del", "--vip", new, "192.0.2.99"],
+        "has no real 192.0.2.99",
+    );
+    refused(&sock, &["vip", "add", new], "exists already");
+    refused(
+        &sock,
+        &["vip", "add", "203.0.113.52:80/tcp", "--ring-size", "1000"],
+        "not prime",
+    );
+    refused(
+        &sock,
+        &["vip", "add", "203.0.113.52:80/icmp"],
+        "ADDRESS:PORT/PROTOCOL",
+    );
+    refused(
+        &sock,
+        &[
+            "real",
+            "add",
+            "--vip",
+            "[2001:db8:f::10]:80/tcp",
+            "192.0.2.18",
+        ],
+        "IPv4",
+    );
+    refused(
+        &sock,
+        &["real", "weight", "--vip", new, "192.0.2.22", "2000000"],
+        "above",
+    );
+    let (okay, _, err) = lb_ctl(Path::new("/run/no-such-lb.sock"), &["status"]);
+    assert!(
+        !okay && err.contains("cannot reach the lb-ctl daemon"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&sock, &["vip", "list", "--json"])["vips"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // API changes survive in the state file.
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(a.socket.with_extension("state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["vips"].as_array().unwrap().len(), 5);
+
+    ok(&sock, &["vip", "del", new]);
+    refused(&sock, &["vip", "del", new], "no VIP");
+
+    // Stats and health, decoded.
+    http_get(&lab.ns("c1"), VIP4.parse().unwrap(), HTTP_PORT).unwrap();
+    let stats = json(&sock, &["stats", "--json"]);
+    let counters: std::collections::BTreeMap<String, u64> = stats["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["value"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        counters["xdp_tx"] > 0 && counters["conn_miss"] > 0,
+        "{counters:?}"
+    );
+    let web = stats["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["vip"]["address"] == VIP4 && v["vip"]["port"] == 80)
+        .unwrap();
+    assert!(web["traffic"]["packets"].as_u64().unwrap() > 0);
+    assert_eq!(web["reals"].as_array().unwrap().len(), 2);
+    let health = json(&sock, &["health", "--json"]);
+    let probes = health["reals"].as_array().unwrap();
+    // Two backends, each probed once for HTTP (shared by the v4 TCP VIP
+    // only) and once for UDP; v6 VIPs probe the v6 addresses.
+    let keys: BTreeSet<(String, String)> = probes
+        .iter()
+        .map(|p| {
+            (
+                p["address"].as_str().unwrap().to_owned(),
+                p["check"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(keys.len(), probes.len(), "one prober per real and check");
+    assert!(probes.iter().all(|p| p["healthy"] == true));
+    assert!(!ok(&sock, &["stats"]).is_empty());
+    assert!(ok(&sock, &["health"]).contains("192.0.2.18"));
+}
+
+#[test]
+fn reload_applies_a_good_file_and_refuses_a_bad_one() {
+    if !require_root("reload_applies_a_good_file_and_refuses_a_bad_one") {
+        return;
+    }
+    let lab = lab("r");
+    let a = lab.lbs.get(&'A').unwrap();
+    let sock = a.socket.clone();
+    let good = std::fs::read_to_string(&a.config).unwrap();
+
+    // A mistake: refused with its line; nothing changes.
+    let bad = good.replacen("ring_size = 4093", "ring_size = 4096", 1);
+    let bad_line = bad
+        .lines()
+        .position(|l| l.contains("ring_size = 4096"))
+        .unwrap()
+        + 1;
+    std::fs::write(&a.config, &bad).unwrap();
+    let (okay, _, err) = lb_ctl(&sock, &["reload"]);
+    assert!(!okay, "bad file refused");
+    assert!(
+        err.contains(&format!(":{bad_line}:")) && err.contains("not prime"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&sock, &["vip", "list", "--json"])["vips"][0]["ring_size"],
+        4093
+    );
+
+    // A good change: the reload applies it (a3 joins), as SIGHUP would.
+    let more = good.replace(
+        "  [[vip.real]]\n  address = \"192.0.2.22\"\n",
+        "  [[vip.real]]\n  address = \"192.0.2.22\"\n  [[vip.real]]\n  address = \"192.0.2.26\"\n",
+    );
+    assert_ne!(more, good);
+    std::fs::write(&a.config, &more).unwrap();
+    assert!(ok(&sock, &["reload"]).contains("reloaded"));
+    let reals = reals_of(
+        &json(&sock, &["vip", "list", "--json"]),
+        "203.0.113.10:80/tcp",
+    );
+    assert_eq!(reals.len(), 3);
+}
+
+#[test]
+fn drain_keeps_established_flows_and_sends_no_new_ones() {
+    if !require_root("drain_keeps_established_flows_and_sends_no_new_ones") {
+        return;
+    }
+    let lab = lab("d");
+    let sock = lab.lbs.get(&'A').unwrap().socket.clone();
+    let ns = lab.ns("c1");
+    let vip: IpAddr = VIP4.parse().unwrap();
+    let mut on_a1 = Vec::new();
+    while on_a1.len() < 5 {
+        let mut c = HttpConn::open(&ns, vip, HTTP_PORT).unwrap();
+        if c.get().unwrap() == "a1" {
+            on_a1.push(c);
+        }
+    }
+    ok(
+        &sock,
+        &[
+            "real",
+            "drain",
+            "--vip",
+            "203.0.113.10:80/tcp",
+            "192.0.2.18",
+        ],
+    );
+    for c in &mut on_a1 {
+        assert_eq!(
+            c.get().unwrap(),
+            "a1",
+            "established flow stays on the drained real"
+        );
+    }
+    for _ in 0..40 {
+        assert_ne!(
+            http_get(&ns, vip, HTTP_PORT).unwrap().backend,
+            "a1",
+            "no new flow to the drained real"
+        );
+    }
+}
+
+#[test]
+fn a_killed_daemon_restarts_without_losing_a_request() {
+    if !require_root("a_killed_daemon_restarts_without_losing_a_request") {
+        return;
+    }
+    let mut lab = lab("s");
+    let ns = lab.ns("c1");
+    let vip: IpAddr = VIP4.parse().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    // Kept connections, each asking again and again.
+    for _ in 0..4 {
+        let (ns, stop, done, failed) = (ns.clone(), stop.clone(), done.clone(), failed.clone());
+        workers.push(std::thread::spawn(move || {
+            let mut c = HttpConn::open(&ns, vip, HTTP_PORT).expect("connect");
+            let first = c.get().expect("first");
+            while !stop.load(Ordering::Relaxed) {
+                match c.get() {
+                    Ok(b) if b == first => done.fetch_add(1, Ordering::Relaxed),
+                    Ok(b) => {
+                        failed
+                            .lock()
+                            .unwrap()
+                            .push(format!("kept connection moved {first} -> {b}"));
+                        0
+                    }
+                    Err(e) => {
+                        failed
+                            .lock()
+                            .unwrap()
+                            .push(format!("kept connection: {e:#}"));
+                        return;
+                    }
+                };
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }));
+    }
+    // New connections, one after another.
+    for _ in 0..2 {
+        let (ns, stop, done, failed) = (ns.clone(), stop.clone(), done.clone(), failed.clone());
+        workers.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match http_get(&ns, vip, HTTP_PORT) {
+                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        failed
+                            .lock()
+                            .unwrap()
+                            .push(format!("new connection: {e:#}"));
+                        0
+                    }
+                };
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let before = done.load(Ordering::Relaxed);
+    lab.kill_daemon('A').unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let while_dead = done.load(Ordering::Relaxed) - before;
+    lab.start_daemon('A').unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let failed = failed.lock().unwrap();
+    eprintln!(
+        "{} requests answered, {while_dead} of them while the daemon was dead",
+        done.load(Ordering::Relaxed)
+    );
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(
+        while_dead > 10,
+        "traffic went on while the daemon was dead: {while_dead}"
+    );
+    // The restarted daemon adopted the pinned state.
+    let a = lab.lbs.get(&'A').unwrap();
+    let status = json(&a.socket, &["status", "--json"]);
+    assert_eq!(status["adopted"], true);
+    assert_eq!(status["reals_healthy"], 8);
+}
