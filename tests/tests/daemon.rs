@@ -520,6 +520,19 @@ fn a_killed_daemon_restarts_without_losing_a_request() {
         }));
     }
     std::thread::sleep(Duration::from_millis(500));
+    // A change made through the API before the crash must survive it.
+    let sock = lab.lbs.get(&'A').unwrap().socket.clone();
+    ok(
+        &sock,
+        &[
+            "real",
+            "weight",
+            "--vip",
+            "203.0.113.10:5300/udp",
+            "192.0.2.22",
+            "7",
+        ],
+    );
     let before = done.load(Ordering::Relaxed);
     lab.kill_daemon('A').unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -545,4 +558,14 @@ fn a_killed_daemon_restarts_without_losing_a_request() {
     let status = json(&a.socket, &["status", "--json"]);
     assert_eq!(status["adopted"], true);
     assert_eq!(status["reals_healthy"], 8);
+    let reals = reals_of(
+        &json(&a.socket, &["vip", "list", "--json"]),
+        "203.0.113.10:5300/udp",
+    );
+    assert!(
+        reals
+            .iter()
+            .any(|(addr, w, _)| addr == "192.0.2.22" && *w == 7),
+        "API change kept: {reals:?}"
+    );
 }

@@ -461,6 +461,11 @@ impl Lab {
         Ok(decap::pinned_stats(&self.pin_root().join(name))?)
     }
 
+    /// The process id of site `site`'s daemon, if started here.
+    pub fn daemon_pid(&self, site: char) -> Option<u32> {
+        self.daemons.get(&site).map(Child::id)
+    }
+
     /// Kills site `site`'s daemon with SIGKILL, as a crash would; the
     /// balancer stays attached.
     pub fn kill_daemon(&mut self, site: char) -> anyhow::Result<()> {
