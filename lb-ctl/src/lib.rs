@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin CLI over these modules; the
 //! integration tests in `tests/` use them directly against the real kernel.
 pub mod api;
+pub mod bgp;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;

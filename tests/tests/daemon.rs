@@ -83,9 +83,10 @@ fn health_checks_move_a_failed_backend_out_and_back_in_time() {
         }
     }
 
-    // The default check: every 500 ms, down after 2 failures, up after 2
+    // The default check: every 250 ms, down after 2 failures, up after 2
     // successes. Bound: interval * fall + one interval.
-    let bound = Duration::from_millis(500 * 2 + 500);
+    let interval = lb_ctl::config::DEFAULT_CHECK_INTERVAL;
+    let bound = interval * lb_ctl::config::DEFAULT_CHECK_FALL + interval;
     lab.stop_server("a1").unwrap();
     let a = lab.lbs.get(&'A').unwrap();
     let gone = time_until(Duration::from_secs(5), || {

@@ -24,6 +24,12 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "libprotobuf-dev",
         "the protobuf well-known types (GoBGP's API imports them)",
     ),
+    (
+        "golang-github-osrg-gobgp-dev",
+        "GoBGP's API protos, compiled into lb-ctl's BGP client",
+    ),
+    ("gobgpd", "the BGP speaker lb-ctl drives"),
+    ("frr", "the lab's router: real BGP and a kernel FIB"),
 ];
 
 /// The bpf-linker release that works with the nightly's LLVM here (newer ones

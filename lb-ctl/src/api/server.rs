@@ -145,6 +145,16 @@ impl pb::control_server::Control for Service {
             Some(h) => Check::try_from(h).map_err(invalid)?,
             None => Check::none(),
         };
+        let communities = if r.communities.is_empty() {
+            None
+        } else {
+            Some(
+                r.communities
+                    .iter()
+                    .map(|c| c.parse::<crate::bgp::Community>().map_err(invalid))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        };
         self.change(Change::AddVip(VipConfig {
             address: id.addr,
             port: id.port,
@@ -152,6 +162,9 @@ impl pb::control_server::Control for Service {
             ring_size,
             no_conn_table: r.no_conn_table,
             health,
+            min_healthy: r.min_healthy.max(1),
+            communities,
+            med: r.med,
             reals: Vec::new(),
         }))
         .await
@@ -232,6 +245,13 @@ impl pb::control_server::Control for Service {
         _: Request<pb::HealthRequest>,
     ) -> Result<Response<pb::HealthReply>, Status> {
         Ok(Response::new(self.ask(Command::Health).await?))
+    }
+
+    async fn bgp_status(
+        &self,
+        _: Request<pb::BgpStatusRequest>,
+    ) -> Result<Response<pb::BgpStatusReply>, Status> {
+        Ok(Response::new(self.ask(Command::BgpStatus).await?))
     }
 
     async fn reload(

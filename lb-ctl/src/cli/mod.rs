@@ -4,6 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 use lb_ctl::programs::{AttachMode, Program};
 
 mod attach;
+mod bgp;
 mod check;
 mod client;
 mod daemon;
@@ -76,6 +77,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// BGP: sessions, announced and withheld VIP addresses.
+    #[command(subcommand)]
+    Bgp(bgp::BgpCommand),
     /// Re-read the daemon's configuration file (as SIGHUP does); a file
     /// with a mistake is refused and nothing changes.
     ///
@@ -161,6 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Stats { json } => show::stats(&args.socket, json),
         Command::Health { json } => show::health(&args.socket, json),
         Command::Reload => show::reload(&args.socket),
+        Command::Bgp(c) => bgp::run(&args.socket, c),
         Command::Check => check::run(),
         Command::Attach(a) => attach::attach(&a),
         Command::Detach(a) => attach::detach(&a),

@@ -22,6 +22,15 @@ pub enum VipCommand {
         /// Hash every packet; keep no connection table for this VIP.
         #[arg(long)]
         no_conn_table: bool,
+        /// Healthy reals needed for its address to be announced (BGP).
+        #[arg(long, default_value_t = 1)]
+        min_healthy: u32,
+        /// BGP community of its address, ASN:VALUE (repeatable).
+        #[arg(long = "community")]
+        communities: Vec<String>,
+        /// BGP MED of its address.
+        #[arg(long)]
+        med: Option<u32>,
         #[command(flatten)]
         health: HealthArgs,
     },
@@ -45,6 +54,9 @@ pub fn run(socket: &Path, cmd: VipCommand) -> anyhow::Result<ExitCode> {
                 vip,
                 ring_size,
                 no_conn_table,
+                min_healthy,
+                communities,
+                med,
                 health,
             } => {
                 let r = c
@@ -53,6 +65,9 @@ pub fn run(socket: &Path, cmd: VipCommand) -> anyhow::Result<ExitCode> {
                         ring_size,
                         no_conn_table,
                         health: health.to_pb(),
+                        min_healthy,
+                        communities,
+                        med,
                     })
                     .await
                     .map_err(status_error)?;

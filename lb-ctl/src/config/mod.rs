@@ -18,6 +18,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    bgp::{BgpSettings, Community},
     maglev::RingSize,
     programs::AttachMode,
     reconcile::{Proto, VipId},
@@ -33,9 +34,10 @@ pub const DEFAULT_STATE_FILE: &str = "/var/lib/lb/state.json";
 /// The MTU toward the reals unless configured otherwise.
 pub const DEFAULT_MTU: u16 = 1500;
 /// Health check defaults: fast failover (a dead real leaves within
-/// interval * fall, about 1 s), without flapping on one lost probe.
-pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_millis(400);
+/// interval * fall = 0.5 s, so a site whose reals all die is withdrawn
+/// within a second), without flapping on one lost probe.
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_millis(200);
 pub const DEFAULT_CHECK_RISE: u32 = 2;
 pub const DEFAULT_CHECK_FALL: u32 = 2;
 pub const DEFAULT_HTTP_PATH: &str = "/";
@@ -44,6 +46,8 @@ pub const DEFAULT_UDP_PAYLOAD: &str = "lb-health";
 /// Bounds of checks.
 pub const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 pub const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+/// Healthy reals a VIP needs for its address to be announced.
+pub const DEFAULT_MIN_HEALTHY: u32 = 1;
 /// Bounds of the connection table.
 pub const MIN_CONN_TABLE_SIZE: u32 = 1024;
 pub const MAX_CONN_TABLE_SIZE: u32 = 1 << 27;
@@ -107,6 +111,8 @@ pub struct DataplaneSettings {
 pub struct Settings {
     pub daemon: DaemonSettings,
     pub dataplane: DataplaneSettings,
+    /// Anycast announcements; none without a `[bgp]` section.
+    pub bgp: Option<BgpSettings>,
     pub vips: Vec<VipConfig>,
 }
 
@@ -212,7 +218,20 @@ pub struct VipConfig {
     pub no_conn_table: bool,
     /// The check of its reals (unless a real has its own).
     pub health: Check,
+    /// Healthy reals needed for its address to be announced.
+    #[serde(default = "default_min_healthy")]
+    pub min_healthy: u32,
+    /// BGP communities of its address (default: `[bgp] communities`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communities: Option<Vec<Community>>,
+    /// BGP MED of its address (default: `[bgp] med`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub med: Option<u32>,
     pub reals: Vec<RealConfig>,
+}
+
+fn default_min_healthy() -> u32 {
+    DEFAULT_MIN_HEALTHY
 }
 
 impl VipConfig {

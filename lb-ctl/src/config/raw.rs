@@ -12,8 +12,38 @@ pub struct RawConfig {
     pub daemon: Spanned<RawDaemon>,
     #[serde(default)]
     pub dataplane: Option<Spanned<RawDataplane>>,
+    #[serde(default)]
+    pub bgp: Option<Spanned<RawBgp>>,
     #[serde(default, rename = "vip")]
     pub vips: Vec<Spanned<RawVip>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBgp {
+    pub asn: Spanned<u64>,
+    pub router_id: Spanned<String>,
+    pub anycast_prefixes: Spanned<Vec<Spanned<String>>>,
+    pub gobgpd: Option<PathBuf>,
+    pub api: Option<Spanned<String>>,
+    pub manage: Option<bool>,
+    pub listen_port: Option<Spanned<i64>>,
+    pub hold_down: Option<Spanned<String>>,
+    pub next_hop_v4: Option<Spanned<String>>,
+    pub next_hop_v6: Option<Spanned<String>>,
+    pub communities: Option<Vec<Spanned<String>>>,
+    pub med: Option<u32>,
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<Spanned<RawNeighbor>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNeighbor {
+    pub address: Spanned<String>,
+    pub asn: Spanned<u64>,
+    pub keepalive: Option<Spanned<String>>,
+    pub hold: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +77,9 @@ pub struct RawVip {
     pub ring_size: Option<Spanned<u32>>,
     pub no_conn_table: Option<bool>,
     pub health: Option<Spanned<RawHealth>>,
+    pub min_healthy: Option<Spanned<u32>>,
+    pub communities: Option<Vec<Spanned<String>>>,
+    pub med: Option<u32>,
     #[serde(default, rename = "real")]
     pub reals: Vec<Spanned<RawReal>>,
 }

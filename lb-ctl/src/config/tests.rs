@@ -28,6 +28,80 @@ fn the_example_loads() {
     assert_eq!(s.vips[3].port, 0, "port-less VIP");
     assert!(matches!(s.vips[3].health.kind, CheckKind::Exec { .. }));
     assert_eq!(s.dataplane.mtu, 1600);
+    let b = s.bgp.as_ref().expect("[bgp]");
+    assert_eq!(b.asn, 65001);
+    assert_eq!(b.neighbors.len(), 1);
+    assert_eq!(b.neighbors[0].hold, crate::bgp::DEFAULT_HOLD);
+    assert_eq!(
+        b.next_hop_v4, s.dataplane.source_v4,
+        "next hop defaults to the source address"
+    );
+    assert_eq!(s.vips[0].min_healthy, 2);
+    assert!(s.vips.iter().all(|v| b.may_announce(v.address)));
+}
+
+#[test]
+fn bgp_mistakes_are_refused_with_their_line() {
+    let base = "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.2\"\n[bgp]\n";
+    let good = "asn = 65001\nrouter_id = \"192.0.2.2\"\nanycast_prefixes = [\"203.0.113.0/24\"]\n";
+    assert!(parse_str(&format!("{base}{good}")).is_ok());
+    let cases = [
+        (
+            "asn = 0\nrouter_id = \"192.0.2.2\"\nanycast_prefixes = [\"203.0.113.0/24\"]\n"
+                .to_string(),
+            6,
+            "ASN 0",
+        ),
+        (
+            "asn = 65001\nrouter_id = \"2001:db8::1\"\nanycast_prefixes = [\"203.0.113.0/24\"]\n"
+                .to_string(),
+            7,
+            "IPv4",
+        ),
+        (
+            "asn = 65001\nrouter_id = \"192.0.2.2\"\nanycast_prefixes = [\"203.0.113.1/24\"]\n"
+                .to_string(),
+            8,
+            "host bits",
+        ),
+        (
+            "asn = 65001\nrouter_id = \"192.0.2.2\"\nanycast_prefixes = []\n".to_string(),
+            8,
+            "empty",
+        ),
+        (format!("{good}communities = [\"65001\"]\n"), 9, "community"),
+        (
+            format!(
+                "{good}[[bgp.neighbor]]\naddress = \"192.0.2.1\"\nasn = 65000\nhold = \"2s\"\n"
+            ),
+            12,
+            "at least 3 s",
+        ),
+        (
+            format!(
+                "{good}[[bgp.neighbor]]\naddress = \"192.0.2.1\"\nasn = 65000\nkeepalive = \"2s\"\nhold = \"3s\"\n"
+            ),
+            13,
+            "a third of hold",
+        ),
+        (
+            format!("{good}[[vip]]\naddress = \"198.51.100.5\"\nprotocol = \"tcp\"\n"),
+            10,
+            "hijack guard",
+        ),
+        (
+            format!(
+                "{good}[[vip]]\naddress = \"203.0.113.5\"\nprotocol = \"tcp\"\nmin_healthy = 0\n"
+            ),
+            12,
+            "min_healthy",
+        ),
+    ];
+    for (rest, line, words) in cases {
+        let e = parse_str(&format!("{base}{rest}")).expect_err(&rest);
+        assert_eq!(e.line, line, "`{e}` for:\n{rest}");
+        assert!(e.message.contains(words), "`{e}` says `{words}`");
+    }
 }
 
 #[test]
@@ -52,8 +126,9 @@ fn defaults_are_the_named_constants() {
         (v.health.rise, v.health.fall),
         (DEFAULT_CHECK_RISE, DEFAULT_CHECK_FALL)
     );
-    // The defaults make a dead real leave within about a second.
-    assert!(DEFAULT_CHECK_INTERVAL * DEFAULT_CHECK_FALL <= std::time::Duration::from_secs(1));
+    // The defaults make a dead real leave within half a second (and a dead
+    // site withdraw within a second, BGP included).
+    assert!(DEFAULT_CHECK_INTERVAL * DEFAULT_CHECK_FALL <= std::time::Duration::from_millis(500));
 }
 
 #[test]
@@ -145,5 +220,5 @@ fn vip_configs_round_trip_through_json() {
     let json = serde_json::to_string(&s.vips).unwrap();
     let back: Vec<VipConfig> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s.vips);
-    validate_vips(&back, &s.dataplane).unwrap();
+    validate_vips(&back, &s.dataplane, s.bgp.as_ref()).unwrap();
 }

@@ -7,13 +7,14 @@ use toml::Spanned;
 
 use super::{
     Check, CheckKind, DEFAULT_CHECK_FALL, DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_RISE,
-    DEFAULT_CHECK_TIMEOUT, DEFAULT_HTTP_PATH, DEFAULT_HTTP_STATUS, DEFAULT_MTU, DEFAULT_PIN_DIR,
-    DEFAULT_SOCKET, DEFAULT_STATE_FILE, DEFAULT_UDP_PAYLOAD, DaemonSettings, DataplaneSettings,
-    MAX_CHECK_INTERVAL, MAX_CONN_TABLE_SIZE, MIN_CHECK_INTERVAL, MIN_CONN_TABLE_SIZE, NextHop,
-    RealConfig, Settings, VipConfig,
-    raw::{RawConfig, RawDataplane, RawHealth, RawVip},
+    DEFAULT_CHECK_TIMEOUT, DEFAULT_HTTP_PATH, DEFAULT_HTTP_STATUS, DEFAULT_MIN_HEALTHY,
+    DEFAULT_MTU, DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_STATE_FILE, DEFAULT_UDP_PAYLOAD,
+    DaemonSettings, DataplaneSettings, MAX_CHECK_INTERVAL, MAX_CONN_TABLE_SIZE, MIN_CHECK_INTERVAL,
+    MIN_CONN_TABLE_SIZE, NextHop, RealConfig, Settings, VipConfig,
+    raw::{RawBgp, RawConfig, RawDataplane, RawHealth, RawVip},
 };
 use crate::{
+    bgp::{self, BgpSettings, Community, NeighborSettings, Prefix},
     iface::parse_mac,
     maglev::{self, RingSize},
     programs::AttachMode,
@@ -103,12 +104,28 @@ pub fn settings(raw: RawConfig) -> Result<Settings, Fail> {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
     };
     let dataplane = dataplane(raw.dataplane.map(Spanned::into_inner).unwrap_or_default())?;
+    let bgp = match raw.bgp {
+        None => None,
+        Some(b) => Some(bgp_settings(b.into_inner(), &dataplane)?),
+    };
     let mut vips = Vec::with_capacity(raw.vips.len());
     let mut seen = BTreeSet::new();
     let mut reals_total = 0usize;
     for v in raw.vips {
         let span = v.span();
+        let address_span = v.get_ref().address.span();
         let vip = vip(v.into_inner(), &dataplane)?;
+        if let Some(b) = &bgp
+            && !b.may_announce(vip.address)
+        {
+            return fail(
+                address_span,
+                format!(
+                    "VIP {} is outside [bgp] anycast_prefixes: it would never be announced (the hijack guard refuses it)",
+                    vip.address
+                ),
+            );
+        }
         if !seen.insert(vip.id()) {
             return fail(span, format!("VIP {} is configured twice", vip.id()));
         }
@@ -124,6 +141,7 @@ pub fn settings(raw: RawConfig) -> Result<Settings, Fail> {
     Ok(Settings {
         daemon,
         dataplane,
+        bgp,
         vips,
     })
 }
@@ -216,6 +234,12 @@ fn vip(v: RawVip, dp: &DataplaneSettings) -> Result<VipConfig, Fail> {
         None => Check::none(),
         Some(h) => check(h, port)?,
     };
+    let min_healthy = match &v.min_healthy {
+        None => DEFAULT_MIN_HEALTHY,
+        Some(m) if *m.get_ref() >= 1 => *m.get_ref(),
+        Some(m) => return fail(m.span(), "min_healthy must be at least 1"),
+    };
+    let communities = v.communities.as_deref().map(communities).transpose()?;
     let mut reals = Vec::with_capacity(v.reals.len());
     let mut seen = BTreeSet::new();
     for r in &v.reals {
@@ -274,7 +298,128 @@ fn vip(v: RawVip, dp: &DataplaneSettings) -> Result<VipConfig, Fail> {
         ring_size,
         no_conn_table: v.no_conn_table.unwrap_or(false),
         health,
+        min_healthy,
+        communities,
+        med: v.med,
         reals,
+    })
+}
+
+fn communities(c: &[Spanned<String>]) -> Result<Vec<Community>, Fail> {
+    c.iter()
+        .map(|s| s.get_ref().parse().map_err(|e: String| (s.span(), e)))
+        .collect()
+}
+
+fn asn(v: &Spanned<u64>) -> Result<u32, Fail> {
+    match u32::try_from(*v.get_ref()) {
+        Ok(a) if a != 0 => Ok(a),
+        _ => fail(
+            v.span(),
+            format!("ASN {} is outside 1..=4294967295", v.get_ref()),
+        ),
+    }
+}
+
+fn bgp_settings(b: RawBgp, dp: &DataplaneSettings) -> Result<BgpSettings, Fail> {
+    let router_id = match address(&b.router_id, "router_id")? {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => return fail(b.router_id.span(), "router_id must be an IPv4 address"),
+    };
+    if b.anycast_prefixes.get_ref().is_empty() {
+        return fail(
+            b.anycast_prefixes.span(),
+            "anycast_prefixes is empty: nothing could be announced",
+        );
+    }
+    let anycast_prefixes = b
+        .anycast_prefixes
+        .get_ref()
+        .iter()
+        .map(|p| p.get_ref().parse::<Prefix>().map_err(|e| (p.span(), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let api = match &b.api {
+        None => bgp::DEFAULT_GOBGP_API.parse().expect("default address"),
+        Some(a) => a.get_ref().parse().or_else(|_| {
+            fail(
+                a.span(),
+                format!("api `{}` is not an address:port", a.get_ref()),
+            )
+        })?,
+    };
+    let listen_port = match &b.listen_port {
+        None => bgp::DEFAULT_LISTEN_PORT,
+        Some(p) if (-1..=65535).contains(p.get_ref()) => *p.get_ref() as i32,
+        Some(p) => {
+            return fail(
+                p.span(),
+                format!(
+                    "listen_port {} is outside -1..=65535 (-1: do not listen)",
+                    p.get_ref()
+                ),
+            );
+        }
+    };
+    let next_hop_v4 = match &b.next_hop_v4 {
+        None => dp.source_v4,
+        Some(s) => match address(s, "next_hop_v4")? {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => return fail(s.span(), "next_hop_v4 must be an IPv4 address"),
+        },
+    };
+    let next_hop_v6 = match &b.next_hop_v6 {
+        None => dp.source_v6,
+        Some(s) => match address(s, "next_hop_v6")? {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => return fail(s.span(), "next_hop_v6 must be an IPv6 address"),
+        },
+    };
+    let mut neighbors = Vec::with_capacity(b.neighbors.len());
+    for n in &b.neighbors {
+        let n = n.get_ref();
+        let keepalive = duration(&n.keepalive, bgp::DEFAULT_KEEPALIVE, "keepalive")?;
+        let hold = duration(&n.hold, bgp::DEFAULT_HOLD, "hold")?;
+        let span = n.hold.as_ref().map_or(n.address.span(), Spanned::span);
+        if hold.as_secs() < 3 || hold.subsec_nanos() != 0 || keepalive.subsec_nanos() != 0 {
+            return fail(
+                span,
+                "hold must be whole seconds, at least 3 s (BGP's minimum); keepalive whole seconds",
+            );
+        }
+        if keepalive.is_zero() || keepalive * 3 > hold {
+            return fail(
+                span,
+                format!(
+                    "keepalive {keepalive:?} must be above zero and at most a third of hold {hold:?}"
+                ),
+            );
+        }
+        neighbors.push(NeighborSettings {
+            address: address(&n.address, "neighbor address")?,
+            asn: asn(&n.asn)?,
+            keepalive,
+            hold,
+        });
+    }
+    Ok(BgpSettings {
+        asn: asn(&b.asn)?,
+        router_id,
+        anycast_prefixes,
+        gobgpd: b.gobgpd.unwrap_or_else(|| bgp::DEFAULT_GOBGPD.into()),
+        api,
+        manage: b.manage.unwrap_or(true),
+        listen_port,
+        hold_down: duration(&b.hold_down, bgp::DEFAULT_HOLD_DOWN, "hold_down")?,
+        next_hop_v4,
+        next_hop_v6,
+        communities: b
+            .communities
+            .as_deref()
+            .map(communities)
+            .transpose()?
+            .unwrap_or_default(),
+        med: b.med.unwrap_or(0),
+        neighbors,
     })
 }
 
@@ -388,13 +533,27 @@ fn check(h: &Spanned<RawHealth>, vip_port: u16) -> Result<Check, Fail> {
 
 /// Checks VIPs that did not come from a file (the control API, the state
 /// file) against the same rules; the message names the VIP.
-pub fn validate_vips(vips: &[VipConfig], dp: &DataplaneSettings) -> Result<(), String> {
+pub fn validate_vips(
+    vips: &[VipConfig],
+    dp: &DataplaneSettings,
+    bgp: Option<&BgpSettings>,
+) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     let mut reals_total = 0;
     for v in vips {
         let id = v.id();
         if !seen.insert(id) {
             return Err(format!("VIP {id} is configured twice"));
+        }
+        if let Some(b) = bgp
+            && !b.may_announce(v.address)
+        {
+            return Err(format!(
+                "VIP {id} is outside [bgp] anycast_prefixes: it would never be announced (the hijack guard refuses it)"
+            ));
+        }
+        if v.min_healthy == 0 {
+            return Err(format!("VIP {id}: min_healthy must be at least 1"));
         }
         RingSize::new(v.ring_size).map_err(|e| format!("VIP {id}: {e}"))?;
         let mut reals = BTreeSet::new();

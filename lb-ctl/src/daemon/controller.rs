@@ -18,6 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::{dataplane_config, state_file};
 use crate::{
     api::pb,
+    bgp::{
+        Announcement, Prefix,
+        speaker::{self, SpeakerHandle},
+    },
     config::{self, RealConfig, Settings, VipConfig},
     dataplane::Dataplane,
     health::{HealthTable, ProbeKey, ProbeResult},
@@ -56,6 +60,7 @@ pub enum Command {
     Stats(oneshot::Sender<pb::StatsReply>),
     Health(oneshot::Sender<pb::HealthReply>),
     Reload(oneshot::Sender<Result<String, RequestError>>),
+    BgpStatus(oneshot::Sender<pb::BgpStatusReply>),
 }
 
 /// Counters at one instant, for rates.
@@ -83,6 +88,11 @@ pub struct Controller {
     pub adopted_health: BTreeMap<IpAddr, bool>,
     /// The last two samples of the counters.
     samples: (Option<Sample>, Option<Sample>),
+    /// The BGP speaker, with a `[bgp]` section.
+    pub speaker: Option<SpeakerHandle>,
+    /// Since when each VIP address has had enough healthy reals (for the
+    /// hold-down before announcing it).
+    healthy_since: BTreeMap<IpAddr, Instant>,
 }
 
 /// The prober that decides for real `r` of VIP `v`.
@@ -121,6 +131,162 @@ impl Controller {
             iface_mac,
             adopted_health,
             samples: (None, None),
+            speaker: None,
+            healthy_since: BTreeMap::new(),
+        }
+    }
+
+    /// Starts the BGP speaker (with a `[bgp]` section). When the data plane
+    /// was adopted, VIPs healthy now count as healthy for the whole
+    /// hold-down already, so a restart does not withdraw them.
+    pub fn start_bgp(&mut self) {
+        let Some(settings) = self.settings.bgp.clone() else {
+            return;
+        };
+        if self.adopted {
+            let back = Instant::now()
+                .checked_sub(settings.hold_down)
+                .unwrap_or_else(Instant::now);
+            for (addr, ok) in self.address_health() {
+                if ok.is_ok() {
+                    self.healthy_since.insert(addr, back);
+                }
+            }
+        }
+        let (wanted, withheld) = self.announcements();
+        let handle = speaker::spawn(settings, wanted);
+        handle.view.lock().expect("view").withheld = withheld;
+        self.speaker = Some(handle);
+    }
+
+    /// For each VIP address: Ok if every VIP on it has at least
+    /// `min_healthy` healthy reals, else why not.
+    fn address_health(&self) -> BTreeMap<IpAddr, Result<(), String>> {
+        let mut out: BTreeMap<IpAddr, Result<(), String>> = BTreeMap::new();
+        for v in &self.vips {
+            let healthy = v
+                .reals
+                .iter()
+                .filter(|r| r.weight > 0 && self.health.healthy(&probe_key(v, r)))
+                .count();
+            let entry = out.entry(v.address).or_insert(Ok(()));
+            if entry.is_ok() && (healthy as u32) < v.min_healthy {
+                *entry = Err(format!(
+                    "VIP {}: {healthy} of {} reals healthy, {} needed",
+                    v.id(),
+                    v.reals.len(),
+                    v.min_healthy
+                ));
+            }
+        }
+        out
+    }
+
+    /// What to announce now (with the hold-down), and what is withheld.
+    fn announcements(&mut self) -> (Vec<Announcement>, Vec<(Prefix, String)>) {
+        let Some(b) = self.settings.bgp.clone() else {
+            return (Vec::new(), Vec::new());
+        };
+        let now = Instant::now();
+        let mut wanted = Vec::new();
+        let mut withheld = Vec::new();
+        let health = self.address_health();
+        self.healthy_since.retain(|a, _| health.contains_key(a));
+        for (addr, ok) in health {
+            let prefix = Prefix::host(addr);
+            if let Err(why) = ok {
+                self.healthy_since.remove(&addr);
+                withheld.push((prefix, why));
+                continue;
+            }
+            let since = *self.healthy_since.entry(addr).or_insert(now);
+            if now.duration_since(since) < b.hold_down {
+                withheld.push((
+                    prefix,
+                    format!(
+                        "hold-down: healthy for {:?} of {:?}",
+                        now.duration_since(since),
+                        b.hold_down
+                    ),
+                ));
+                continue;
+            }
+            let next_hop = match addr {
+                IpAddr::V4(_) => b.next_hop_v4.map(IpAddr::V4),
+                IpAddr::V6(_) => b.next_hop_v6.map(IpAddr::V6),
+            };
+            let Some(next_hop) = next_hop else {
+                withheld.push((
+                    prefix,
+                    "no next hop for its family (next_hop_v4/v6 or source_v4/v6)".into(),
+                ));
+                continue;
+            };
+            let vip = self.vips.iter().find(|v| v.address == addr);
+            wanted.push(Announcement {
+                prefix,
+                next_hop,
+                communities: vip
+                    .and_then(|v| v.communities.clone())
+                    .unwrap_or_else(|| b.communities.clone()),
+                med: vip.and_then(|v| v.med).unwrap_or(b.med),
+            });
+        }
+        (wanted, withheld)
+    }
+
+    /// Tells the speaker what to announce now.
+    pub fn update_bgp(&mut self) {
+        if self.speaker.is_none() {
+            return;
+        }
+        let (wanted, withheld) = self.announcements();
+        let speaker = self.speaker.as_ref().expect("checked above");
+        speaker.view.lock().expect("view").withheld = withheld;
+        speaker.announce(wanted);
+    }
+
+    pub fn bgp_status(&self) -> pb::BgpStatusReply {
+        let (Some(b), Some(sp)) = (&self.settings.bgp, &self.speaker) else {
+            return pb::BgpStatusReply::default();
+        };
+        let v = sp.view.lock().expect("view").clone();
+        pb::BgpStatusReply {
+            enabled: true,
+            asn: b.asn,
+            router_id: b.router_id.to_string(),
+            gobgpd: v.gobgpd,
+            gobgpd_restarts: v.restarts,
+            peers: v
+                .peers
+                .iter()
+                .map(|p| pb::BgpPeer {
+                    address: p.address.clone(),
+                    asn: p.asn,
+                    state: p.state.clone(),
+                    uptime_s: p.uptime_s,
+                })
+                .collect(),
+            announced: v
+                .announced
+                .iter()
+                .map(|a| pb::BgpRoute {
+                    prefix: a.prefix.to_string(),
+                    next_hop: a.next_hop.to_string(),
+                    communities: a.communities.iter().map(ToString::to_string).collect(),
+                    med: a.med,
+                })
+                .collect(),
+            withheld: v
+                .withheld
+                .iter()
+                .map(|(p, why)| pb::BgpWithheld {
+                    prefix: p.to_string(),
+                    reason: why.clone(),
+                })
+                .collect(),
+            last_error: v.last_error,
+            anycast_prefixes: b.anycast_prefixes.iter().map(ToString::to_string).collect(),
         }
     }
 
@@ -168,6 +334,7 @@ impl Controller {
         if !report.is_empty() {
             tracing::info!(?report, "data plane updated");
         }
+        self.update_bgp();
         Ok(report)
     }
 
@@ -198,7 +365,12 @@ impl Controller {
     pub fn change(&mut self, change: Change) -> Result<String, RequestError> {
         let before = self.vips.clone();
         let summary = self.edit(change)?;
-        config::validate_vips(&self.vips, &self.settings.dataplane).map_err(|e| {
+        config::validate_vips(
+            &self.vips,
+            &self.settings.dataplane,
+            self.settings.bgp.as_ref(),
+        )
+        .map_err(|e| {
             self.vips = before.clone();
             RequestError::Invalid(e)
         })?;
@@ -369,6 +541,7 @@ impl Controller {
                     .find(|(k, _)| **k == id)
                     .map_or(0, |(_, i)| i);
                 pb::VipInfo {
+                    min_healthy: v.min_healthy,
                     vip: Some((&id).into()),
                     ring_size: v.ring_size,
                     no_conn_table: v.no_conn_table,
@@ -538,6 +711,7 @@ impl Controller {
             Command::Stats(tx) => drop(tx.send(self.stats_reply())),
             Command::Health(tx) => drop(tx.send(self.health_reply())),
             Command::Reload(tx) => drop(tx.send(self.reload())),
+            Command::BgpStatus(tx) => drop(tx.send(self.bgp_status())),
         }
     }
 }

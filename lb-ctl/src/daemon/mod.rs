@@ -98,7 +98,8 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         }
         None => settings.vips.clone(),
     };
-    config::validate_vips(&vips, &settings.dataplane).map_err(DaemonError::Vips)?;
+    config::validate_vips(&vips, &settings.dataplane, settings.bgp.as_ref())
+        .map_err(DaemonError::Vips)?;
     let d = &settings.daemon;
     let iface = iface::lookup(&d.interface).map_err(|source| DaemonError::Iface {
         name: d.interface.clone(),
@@ -139,6 +140,7 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         iface.mac,
     );
     ctl.apply().map_err(DaemonError::Apply)?;
+    ctl.start_bgp();
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = api::server::bind(&socket)?;
@@ -151,11 +153,14 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    // Hold-downs end between health events.
+    let mut bgp_tick = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
         tokio::select! {
             Some(cmd) = cmd_rx.recv() => ctl.handle(cmd),
             Some(result) = results_rx.recv() => ctl.on_probe(result),
             _ = tick.tick() => ctl.tick(),
+            _ = bgp_tick.tick() => ctl.update_bgp(),
             _ = hup.recv() => match ctl.reload() {
                 Ok(summary) => tracing::info!(%summary, "SIGHUP: reloaded"),
                 Err(e) => tracing::error!(error = %e, "SIGHUP: the configuration was refused; nothing changed"),
@@ -163,6 +168,10 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
+    }
+    if let Some(speaker) = ctl.speaker.take() {
+        tracing::info!("stopping: withdrawing every route first");
+        speaker.shutdown().await;
     }
     tracing::info!("stopping; the balancer stays attached and keeps forwarding");
     let _ = stop_tx.send(());

@@ -112,6 +112,9 @@ mod tests {
             ring_size: 13,
             no_conn_table: false,
             health: Check::none(),
+            min_healthy: 1,
+            communities: Some(vec!["65001:100".parse().unwrap()]),
+            med: Some(5),
             reals: vec![RealConfig {
                 address: "192.0.2.18".parse().unwrap(),
                 weight: 2,

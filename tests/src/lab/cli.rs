@@ -3,6 +3,8 @@ use std::{collections::BTreeMap, net::IpAddr};
 
 use std::time::{Duration, Instant};
 
+use super::router::{kernel_nexthops, wait_nexthops};
+
 use lb_ctl::{
     api::pb,
     reconcile::{Proto, VipId},
@@ -18,6 +20,7 @@ use super::{
 pub fn up(prefix: &str, bins: LabBins) -> anyhow::Result<()> {
     let mut opts = LabOptions::new(prefix, bins);
     opts.keep = true;
+    opts.bgp = true;
     let lab = Lab::up(opts)?;
     println!(
         "lab up: namespaces {}-* (`ip netns`); VIPs {VIP4} and {VIP6}",
@@ -187,20 +190,37 @@ fn wait_health(lb: &mut super::LbHost, addr: &str, healthy: bool) -> anyhow::Res
 /// The demo: the lab up, traffic, where it went, a backend failure, down.
 pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
     println!(
-        "==> lab: clients c1 c2 -> router r -(ECMP)-> LB hosts lba (site A), lbb (site B) -> backends a1 a2 | b1 b2"
+        "==> lab: clients c1 c2 -> router r (FRR) -> LB hosts lba (site A), lbb (site B), each lb-ctl + gobgpd -> backends a1 a2 | b1 b2"
     );
     println!(
         "    VIPs {VIP4} and {VIP6}: HTTP on TCP {HTTP_PORT}, UDP echo on {UDP_PORT}; backends run `lb-ctl decap` and have the VIPs on lo"
     );
     let mut opts = LabOptions::new(prefix, bins);
     opts.keep = keep;
+    opts.bgp = true;
+    let started = Instant::now();
     let mut lab = Lab::up(opts)?;
+    let r = lab.ns("r");
+    println!(
+        "    up in {:.1} s; both LB hosts announce both VIPs by BGP; the router's kernel table:",
+        started.elapsed().as_secs_f64()
+    );
+    for v in [VIP4, VIP6] {
+        let hops = kernel_nexthops(&r, v.parse()?);
+        println!(
+            "    {v} via {}",
+            hops.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        );
+    }
 
     println!(
         "\n==> traffic: every client sends 25 requests to each VIP (new connection / socket each time)"
     );
-    let r = round(&lab, 25, &[0, 1, 2, 3]);
-    print_round(&r);
+    let round1 = round(&lab, 25, &[0, 1, 2, 3]);
+    print_round(&round1);
 
     println!("\n==> direct server return: replies do not pass through the LB hosts");
     let mut replies_seen = 0;
@@ -208,7 +228,7 @@ pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
         let s = lab.lb_stats(site)?;
         replies_seen += s.pass_from_vip;
         println!(
-            "    LB host site {site}: sent {} client->VIP packets to backends; saw {} packets from a VIP, and {} others (health-check answers, neighbour discovery)",
+            "    LB host site {site}: sent {} client->VIP packets to backends; saw {} packets from a VIP, and {} others (health checks, BGP, neighbour discovery)",
             s.xdp_tx,
             s.pass_from_vip,
             s.pass_not_vip + s.pass_not_ip
@@ -221,34 +241,56 @@ pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
     }
     println!(
         "    backends decapsulated {opened} packets; the {} answers went straight to the clients: the LB hosts saw {replies_seen} of them",
-        r.total - r.failed
+        round1.total - round1.failed
     );
 
     println!(
-        "\n==> backend a1 fails (its server is stopped); site A's lb-ctl health checks notice"
+        "\n==> backend a1 fails (its server is stopped): site A's health checks take it out of the rings"
     );
     lab.stop_server("a1")?;
     let took = wait_health(lab.lbs.get_mut(&'A').expect("site A"), "192.0.2.18", false)?;
     println!(
-        "    a1 left site A's rings {:.2} s after it stopped (HTTP check every 500 ms, down after 2 failures)",
+        "    a1 left site A's rings {:.2} s after it stopped (HTTP check every 250 ms, down after 2 failures)",
         took.as_secs_f64()
     );
-    let r = round(&lab, 25, &[0, 1]);
-    print_round(&r);
-    println!(
-        "    {} failed: new flows go to the backends that answer",
-        r.failed
-    );
+    let r2 = round(&lab, 25, &[0, 1]);
+    print_round(&r2);
 
-    println!("\n==> a1 comes back");
-    lab.start_server("a1")?;
-    let took = wait_health(lab.lbs.get_mut(&'A').expect("site A"), "192.0.2.18", true)?;
     println!(
-        "    a1 is back in site A's rings {:.2} s after its server started (up after 2 successes)",
+        "\n==> a2 fails too: site A has no healthy backend and withdraws its routes; clients go to site B"
+    );
+    lab.stop_server("a2")?;
+    let v4: std::net::IpAddr = VIP4.parse()?;
+    let only_b = vec![
+        leaves(Role::LbHost, Some('B'))
+            .next()
+            .expect("lbb")
+            .addr_for(v4),
+    ];
+    let took = wait_nexthops(&r, v4, &only_b, Duration::from_secs(10))?;
+    println!(
+        "    the router's kernel table dropped site A {:.2} s after a2 stopped (paper: health-check interval + < 1 s)",
         took.as_secs_f64()
     );
-    let r = round(&lab, 25, &[0, 1]);
-    print_round(&r);
+    lab.lbs.get_mut(&'A').expect("site A").refresh_view()?;
+    let r3 = round(&lab, 25, &[0, 1, 2, 3]);
+    print_round(&r3);
+
+    println!("\n==> site A's backends come back: site A is announced again and takes its share");
+    let t0 = Instant::now();
+    lab.start_server("a1")?;
+    lab.start_server("a2")?;
+    let both = leaves(Role::LbHost, None)
+        .map(|l| l.addr_for(v4))
+        .collect::<Vec<_>>();
+    wait_nexthops(&r, v4, &both, Duration::from_secs(15))?;
+    println!(
+        "    announced again {:.2} s after the backends started (2 healthy checks, then a 2 s hold-down against flapping)",
+        t0.elapsed().as_secs_f64()
+    );
+    lab.lbs.get_mut(&'A').expect("site A").refresh_view()?;
+    let r4 = round(&lab, 25, &[0, 1, 2, 3]);
+    print_round(&r4);
 
     if keep {
         println!(

@@ -22,6 +22,7 @@ use tonic::transport::Channel;
 
 use super::{
     HTTP_PORT, LAB_RING_SIZE, LabBins, UDP_PORT, lab_vips,
+    router::{LB_ASN, ROUTER_ASN},
     topology::{FABRIC_MTU, Leaf, Role, leaf, leaves},
 };
 
@@ -37,6 +38,8 @@ pub struct LbHost {
     pub config: PathBuf,
     pub log: PathBuf,
     pub pin_dir: PathBuf,
+    /// Announce the VIPs with BGP to the router.
+    pub bgp: bool,
     view: Option<(Dataplane, Reconciler)>,
 }
 
@@ -50,6 +53,7 @@ impl LbHost {
             config: run_dir.join(format!("{}.toml", leaf.name)),
             log: run_dir.join(format!("{}.log", leaf.name)),
             pin_dir: PathBuf::from("/sys/fs/bpf").join(prefix).join(leaf.name),
+            bgp: false,
             view: None,
         }
     }
@@ -67,6 +71,14 @@ impl LbHost {
             v4 = self.leaf.v4.1,
             v6 = self.leaf.v6.1,
         );
+        if self.bgp {
+            t.push_str(&format!(
+                "\n[bgp]\nasn = {LB_ASN}\nrouter_id = \"{v4}\"\nanycast_prefixes = [\"203.0.113.0/24\", \"2001:db8:f::/48\"]\n\
+                 \n  [[bgp.neighbor]]\n  address = \"{router}\"\n  asn = {ROUTER_ASN}\n",
+                v4 = self.leaf.v4.1,
+                router = self.leaf.v4.0,
+            ));
+        }
         for vip in lab_vips() {
             let health = match vip.proto {
                 Proto::Tcp => format!("{{ kind = \"http\", path = \"/\", port = {HTTP_PORT} }}"),

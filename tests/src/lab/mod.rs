@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod client;
 pub mod lb;
+pub mod router;
 pub mod topology;
 
 use std::{
@@ -62,6 +63,9 @@ pub struct LabOptions {
     pub sites: Vec<char>,
     /// The backends of each site's VIPs at the start.
     pub backends: BTreeMap<char, Vec<&'static str>>,
+    /// Route the VIPs with BGP (FRR on the router, lb-ctl's gobgpd on the
+    /// LB hosts) instead of static routes.
+    pub bgp: bool,
     pub bins: LabBins,
 }
 
@@ -73,6 +77,7 @@ impl LabOptions {
             keep: false,
             sites: vec!['A', 'B'],
             backends: BTreeMap::from([('A', vec!["a1", "a2"]), ('B', vec!["b1", "b2"])]),
+            bgp: false,
             bins,
         }
     }
@@ -89,6 +94,8 @@ pub struct Lab {
     children: Mutex<Vec<Child>>,
     /// The daemon of each site, when started by this process.
     daemons: BTreeMap<char, Child>,
+    /// FRR on the router, in BGP mode.
+    pub frr: Option<router::Frr>,
 }
 
 /// The VIPs every site serves: v4 and v6, HTTP over TCP and UDP echo.
@@ -140,7 +147,11 @@ impl Lab {
         down(&opts.prefix);
         let mut lab = Lab::empty(&opts.prefix, opts.bins.clone(), false);
         std::fs::create_dir_all(run_dir(&opts.prefix))?;
-        lab.build_network(&opts.sites)?;
+        lab.build_network(if opts.bgp { &[] } else { &opts.sites })?;
+        if opts.bgp {
+            let ns = lab.ns(ROUTER);
+            lab.frr = Some(router::Frr::start(&ns, &run_dir(&opts.prefix).join("frr"))?);
+        }
         for b in leaves(Role::Backend, None) {
             lab.setup_backend(b)?;
         }
@@ -148,9 +159,23 @@ impl Lab {
             let site = l.site.expect("LB hosts have a site");
             let backends = opts.backends.get(&site).cloned().unwrap_or_default();
             let mut host = LbHost::new(&lab.prefix, &run_dir(&lab.prefix), l);
+            host.bgp = opts.bgp;
             let daemon = host.start(&lab.bins, &backends)?;
             lab.daemons.insert(site, daemon);
             lab.lbs.insert(site, host);
+        }
+        if opts.bgp {
+            // Up when the router's kernel table has every announcing site.
+            let r = lab.ns(ROUTER);
+            for vip in [VIP4, VIP6] {
+                let vip: IpAddr = vip.parse().expect("VIP");
+                let hops: Vec<IpAddr> = leaves(Role::LbHost, None)
+                    .filter(|l| opts.sites.contains(&l.site.expect("site")))
+                    .map(|l| l.addr_for(vip))
+                    .collect();
+                router::wait_nexthops(&r, vip, &hops, std::time::Duration::from_secs(30))
+                    .context("BGP: the router did not install the VIP routes")?;
+            }
         }
         lab.keep = opts.keep;
         Ok(lab)
@@ -164,6 +189,7 @@ impl Lab {
             lbs: BTreeMap::new(),
             children: Mutex::default(),
             daemons: BTreeMap::new(),
+            frr: None,
         }
     }
 
@@ -478,6 +504,44 @@ impl Lab {
         Ok(())
     }
 
+    /// Stops site `site`'s daemon with SIGTERM (gracefully: it withdraws
+    /// its routes first) and waits for it to exit; returns when it exited.
+    pub fn stop_daemon(&mut self, site: char) -> anyhow::Result<std::time::Instant> {
+        let mut d = self
+            .daemons
+            .remove(&site)
+            .context("no daemon of that site started here")?;
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+        let status = d.wait()?;
+        let exited = std::time::Instant::now();
+        ensure!(
+            status.success(),
+            "site {site}'s daemon exited with {status}"
+        );
+        Ok(exited)
+    }
+
+    /// Kills every process of LB host `site` (daemon, gobgpd) and takes its
+    /// link down: the host dies hard.
+    pub fn kill_lb_host(&mut self, site: char) -> anyhow::Result<()> {
+        let host = self.lbs.get(&site).context("no such site")?;
+        kill_all_in(&host.ns);
+        ip(&["-n", &host.ns, "link", "set", "eth0", "down"])?;
+        if let Some(mut d) = self.daemons.remove(&site) {
+            let _ = d.wait();
+        }
+        Ok(())
+    }
+
+    /// Freezes every process of LB host `site` (SIGSTOP): nothing closes
+    /// its BGP session, its keepalives just stop, as when a host hangs.
+    pub fn freeze_lb_host(&self, site: char) -> anyhow::Result<()> {
+        let host = self.lbs.get(&site).context("no such site")?;
+        signal_all_in(&host.ns, libc::SIGSTOP);
+        Ok(())
+    }
+
     /// Starts site `site`'s daemon again (same configuration); returns once
     /// it is ready.
     pub fn start_daemon(&mut self, site: char) -> anyhow::Result<()> {
@@ -540,11 +604,15 @@ fn run_dir(prefix: &str) -> PathBuf {
 }
 
 fn kill_all_in(ns: &str) {
+    signal_all_in(ns, libc::SIGKILL);
+}
+
+fn signal_all_in(ns: &str, signal: i32) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             if let Ok(pid) = pid.parse::<i32>() {
                 // SAFETY: kill has no memory-safety preconditions.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                unsafe { libc::kill(pid, signal) };
             }
         }
     }
