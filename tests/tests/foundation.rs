@@ -75,6 +75,20 @@ fn pass_program_attached_to_veth_lets_traffic_through() {
     if !require_root("pass_program_attached_to_veth_lets_traffic_through") {
         return;
     }
+    ping_through_pass_program(AttachMode::Native);
+}
+
+#[test]
+fn generic_and_auto_xdp_modes_attach_too() {
+    if !require_root("generic_and_auto_xdp_modes_attach_too") {
+        return;
+    }
+    ping_through_pass_program(AttachMode::Generic);
+    ping_through_pass_program(AttachMode::Auto);
+}
+
+/// Attaches the pass program to a veth end in `mode` and pings through it.
+fn ping_through_pass_program(mode: AttachMode) {
     let client = Netns::new("cli");
     let server = Netns::new("srv");
     let tag = netns::unique_tag();
@@ -87,8 +101,7 @@ fn pass_program_attached_to_veth_lets_traffic_through() {
     let ebpf = server.run(|| {
         let mut ebpf = programs::open().expect("open object");
         let xdp = programs::load(&mut ebpf, Program::Pass).expect("load");
-        xdp.attach(&s_if, AttachMode::Native.into())
-            .expect("attach native XDP to veth");
+        xdp.attach(&s_if, mode.into()).expect("attach XDP to veth");
         ebpf
     });
     let link = String::from_utf8(server.ip(&["link", "show", &s_if]).stdout).unwrap();
