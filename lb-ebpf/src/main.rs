@@ -16,6 +16,9 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 #![cfg_attr(not(target_arch = "bpf"), allow(dead_code))]
 
+// The shared library brings the panic handler.
+use lb_ebpf as _;
+
 mod balance;
 mod bench;
 mod encap;
@@ -50,14 +53,6 @@ pub fn lb_pass(_ctx: XdpContext) -> u32 {
         unsafe { *count += 1 };
     }
     xdp_action::XDP_PASS
-}
-
-#[cfg(target_arch = "bpf")]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // No code path the verifier accepts can get here: every packet access is
-    // bounds-checked and nothing indexes without a check.
-    loop {}
 }
 
 /// The kernel requires a GPL-compatible licence for some helpers we call.

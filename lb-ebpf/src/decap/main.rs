@@ -8,6 +8,9 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 #![cfg_attr(not(target_arch = "bpf"), allow(dead_code))]
 
+// The shared library brings the panic handler.
+use lb_ebpf as _;
+
 mod decap;
 
 use aya_ebpf::{macros::xdp, programs::XdpContext};
@@ -16,13 +19,6 @@ use aya_ebpf::{macros::xdp, programs::XdpContext};
 #[xdp]
 pub fn lb_decap(ctx: XdpContext) -> u32 {
     decap::decap(&ctx)
-}
-
-#[cfg(target_arch = "bpf")]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // Unreachable: every packet access is bounds-checked.
-    loop {}
 }
 
 /// The kernel requires a GPL-compatible licence for some helpers we call.

@@ -303,19 +303,17 @@ impl Lab {
         // Policy 1 would reuse the hash the sending socket put on the skb,
         // which veth carries across namespaces and TCP changes when it
         // retransmits: a SYN and its retransmission could reach two sites.
-        run_in(&r, || -> anyhow::Result<()> {
-            for (path, v) in [
+        sysctl(
+            &r,
+            &[
                 ("/proc/sys/net/ipv4/ip_forward", "1"),
                 ("/proc/sys/net/ipv6/conf/all/forwarding", "1"),
                 ("/proc/sys/net/ipv4/fib_multipath_hash_policy", "3"),
                 ("/proc/sys/net/ipv4/fib_multipath_hash_fields", "0x37"),
                 ("/proc/sys/net/ipv6/fib_multipath_hash_policy", "3"),
                 ("/proc/sys/net/ipv6/fib_multipath_hash_fields", "0x37"),
-            ] {
-                std::fs::write(path, v).with_context(|| format!("write {path}"))?;
-            }
-            Ok(())
-        })?;
+            ],
+        )?;
         self.route_vips(sites)?;
         // veth delivers XDP_TX frames only to a peer that runs XDP: the
         // router's side of each LB host link runs the pass program. And
@@ -388,19 +386,17 @@ impl Lab {
             "lo",
             "nodad",
         ])?;
-        run_in(&ns, || -> anyhow::Result<()> {
-            // The VIP is on lo: never answer ARP for it on eth0, and accept
-            // client sources arriving on eth0.
-            for (path, v) in [
+        // The VIP is on lo: never answer ARP for it on eth0, and accept
+        // client sources arriving on eth0.
+        sysctl(
+            &ns,
+            &[
                 ("/proc/sys/net/ipv4/conf/all/arp_ignore", "1"),
                 ("/proc/sys/net/ipv4/conf/all/arp_announce", "2"),
                 ("/proc/sys/net/ipv4/conf/all/rp_filter", "0"),
                 ("/proc/sys/net/ipv4/conf/eth0/rp_filter", "0"),
-            ] {
-                std::fs::write(path, v).with_context(|| format!("write {path}"))?;
-            }
-            Ok(())
-        })?;
+            ],
+        )?;
         let pins = self.pin_root().join(b.name);
         run(Command::new(&self.bins.lb_ctl)
             .args([
@@ -587,6 +583,16 @@ impl Drop for Lab {
             let _ = child.wait();
         }
     }
+}
+
+/// Writes `/proc/sys` settings inside namespace `ns`.
+fn sysctl(ns: &str, settings: &[(&str, &str)]) -> anyhow::Result<()> {
+    run_in(ns, || {
+        for (path, v) in settings {
+            std::fs::write(path, v).with_context(|| format!("write {path} in {ns}"))?;
+        }
+        Ok(())
+    })
 }
 
 fn ns_name(prefix: &str, short: &str) -> String {
