@@ -374,6 +374,31 @@ fn the_cli_drives_the_daemon() {
     assert!(probes.iter().all(|p| p["healthy"] == true));
     assert!(!ok(&sock, &["stats"]).is_empty());
     assert!(ok(&sock, &["health"]).contains("192.0.2.18"));
+
+    // Prometheus metrics, from inside the LB host's namespace.
+    let metrics = lb_tests::netns::run_in(&a.ns, || {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9180").expect("metrics endpoint");
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    });
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("lb_up 1"));
+    let tx: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lb_dataplane_total{counter=\"xdp_tx\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("xdp_tx sample");
+    assert!(tx > 0, "forwarded packets counted");
+    assert!(
+        metrics.contains("lb_real_up{vip=\"203.0.113.10:80/tcp\",real=\"192.0.2.18\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lb_health_healthy{real=\"192.0.2.18\""));
 }
 
 #[test]

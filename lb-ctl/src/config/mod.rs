@@ -92,6 +92,8 @@ pub struct DaemonSettings {
     pub mode: AttachMode,
     pub pin_dir: PathBuf,
     pub socket: PathBuf,
+    /// Where Prometheus metrics are served (`GET /metrics`); off if unset.
+    pub metrics: Option<std::net::SocketAddr>,
     pub state_file: PathBuf,
 }
 

@@ -53,6 +53,7 @@ pub struct RawDaemon {
     pub xdp_mode: Option<Spanned<String>>,
     pub pin_dir: Option<PathBuf>,
     pub socket: Option<PathBuf>,
+    pub metrics: Option<Spanned<String>>,
     pub state_file: Option<PathBuf>,
 }
 

@@ -99,6 +99,18 @@ pub fn settings(raw: RawConfig) -> Result<Settings, Fail> {
         mode,
         pin_dir: d.pin_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR)),
         socket: d.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        metrics: match &d.metrics {
+            None => None,
+            Some(m) => Some(m.get_ref().parse().or_else(|_| {
+                fail(
+                    m.span(),
+                    format!(
+                        "metrics `{}` is not an address:port like 127.0.0.1:9180",
+                        m.get_ref()
+                    ),
+                )
+            })?),
+        },
         state_file: d
             .state_file
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),

@@ -61,6 +61,8 @@ pub enum Command {
     Health(oneshot::Sender<pb::HealthReply>),
     Reload(oneshot::Sender<Result<String, RequestError>>),
     BgpStatus(oneshot::Sender<pb::BgpStatusReply>),
+    /// Prometheus text.
+    Metrics(oneshot::Sender<String>),
 }
 
 /// Counters at one instant, for rates.
@@ -712,6 +714,21 @@ impl Controller {
             Command::Health(tx) => drop(tx.send(self.health_reply())),
             Command::Reload(tx) => drop(tx.send(self.reload())),
             Command::BgpStatus(tx) => drop(tx.send(self.bgp_status())),
+            Command::Metrics(tx) => {
+                let (stats, vips, health, bgp) = (
+                    self.stats_reply(),
+                    self.list_vips(),
+                    self.health_reply(),
+                    self.bgp_status(),
+                );
+                drop(tx.send(super::metrics::render(&super::metrics::Snapshot {
+                    stats: &stats,
+                    vips: &vips,
+                    health: &health,
+                    bgp: &bgp,
+                    uptime_s: self.started.elapsed().as_secs(),
+                })));
+            }
         }
     }
 }

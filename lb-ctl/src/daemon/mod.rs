@@ -7,6 +7,7 @@
 //! made through the API survive a restart), else from the config file; a
 //! reload replaces them with the config file's.
 mod controller;
+pub mod metrics;
 pub mod state_file;
 
 use std::path::{Path, PathBuf};
@@ -144,9 +145,18 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = api::server::bind(&socket)?;
+    let cmd_tx_metrics = cmd_tx.clone();
     let server = tokio::spawn(api::server::serve(server, cmd_tx, async {
         let _ = stop_rx.await;
     }));
+    let metrics = ctl.settings.daemon.metrics.map(|addr| {
+        let commands = cmd_tx_metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, commands).await {
+                tracing::error!(%addr, error = %e, "metrics endpoint stopped");
+            }
+        })
+    });
     tracing::info!(socket = %socket.display(), "ready");
 
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
@@ -174,6 +184,9 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         speaker.shutdown().await;
     }
     tracing::info!("stopping; the balancer stays attached and keeps forwarding");
+    if let Some(m) = metrics {
+        m.abort();
+    }
     let _ = stop_tx.send(());
     let _ = server.await;
     let _ = std::fs::remove_file(&socket);
