@@ -243,6 +243,48 @@ pub fn render(s: &Snapshot<'_>) -> String {
     out
 }
 
+/// Serves `GET /metrics` on `addr` until the task is dropped.
+pub async fn serve(addr: SocketAddr, commands: mpsc::Sender<Command>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    loop {
+        let (mut conn, _) = listener.accept().await?;
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n =
+                match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /metrics ") {
+                let (tx, rx) = oneshot::channel();
+                if commands.send(Command::Metrics(tx)).await.is_err() {
+                    return;
+                }
+                match rx.await {
+                    Ok(body) => ("200 OK", body),
+                    Err(_) => return,
+                }
+            } else {
+                (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".to_owned(),
+                )
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,47 +345,5 @@ mod tests {
                 "{name} has a TYPE line"
             );
         }
-    }
-}
-
-/// Serves `GET /metrics` on `addr` until the task is dropped.
-pub async fn serve(addr: SocketAddr, commands: mpsc::Sender<Command>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "metrics at http://{addr}/metrics");
-    loop {
-        let (mut conn, _) = listener.accept().await?;
-        let commands = commands.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n =
-                match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
-                    .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if request.starts_with("GET /metrics ") {
-                let (tx, rx) = oneshot::channel();
-                if commands.send(Command::Metrics(tx)).await.is_err() {
-                    return;
-                }
-                match rx.await {
-                    Ok(body) => ("200 OK", body),
-                    Err(_) => return,
-                }
-            } else {
-                (
-                    "404 Not Found",
-                    "only GET /metrics is served here\n".to_owned(),
-                )
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all(head.as_bytes()).await;
-            let _ = conn.write_all(body.as_bytes()).await;
-        });
     }
 }
