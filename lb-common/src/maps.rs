@@ -9,6 +9,7 @@
 //! | `LB_REALS` | array | real id -> [`Real`] |
 //! | `LB_RINGS` | array of maps | VIP id -> ring (array of real ids) |
 //! | `LB_CONNS` | LRU hash | [`FlowKey`] -> [`Conn`] |
+//! | `LB_JUMP` | program array | [`JUMP_ICMP_TOO_BIG`] -> `lb_icmp_too_big` |
 //! | `LB_CONFIG` | array[1] | [`crate::config::Config`] |
 //! | `LB_STATS` | per-CPU array[1] | [`crate::stats::Stats`] |
 //! | `LB_VIP_STATS` | per-CPU array | VIP id -> [`Traffic`] |
@@ -20,6 +21,7 @@ pub mod names {
     pub const VIP_ADDRS: &str = "LB_VIP_ADDRS";
     pub const VIP_FILTER: &str = "LB_VIP_FILTER";
     pub const VIP_GENS: &str = "LB_VIP_GENS";
+    pub const JUMP: &str = "LB_JUMP";
     pub const REALS: &str = "LB_REALS";
     pub const RINGS: &str = "LB_RINGS";
     pub const CONNS: &str = "LB_CONNS";
@@ -28,8 +30,8 @@ pub mod names {
     pub const VIP_STATS: &str = "LB_VIP_STATS";
     pub const REAL_STATS: &str = "LB_REAL_STATS";
     /// Every balancer map, for pinning and adoption.
-    pub const ALL: [&str; 11] = [
-        VIPS, VIP_ADDRS, VIP_FILTER, VIP_GENS, REALS, RINGS, CONNS, CONFIG, STATS, VIP_STATS,
+    pub const ALL: [&str; 12] = [
+        VIPS, VIP_ADDRS, VIP_FILTER, VIP_GENS, JUMP, REALS, RINGS, CONNS, CONFIG, STATS, VIP_STATS,
         REAL_STATS,
     ];
 }
@@ -63,6 +65,9 @@ pub struct VipMeta {
     /// connections remember it, so they die with their VIP.
     pub generation: u32,
 }
+
+/// The slot of `lb_icmp_too_big` in `LB_JUMP` (the balancer's tail calls).
+pub const JUMP_ICMP_TOO_BIG: u32 = 0;
 
 /// VIP flag: do not use the connection table for this VIP (pure Maglev:
 /// every packet is hashed; flows move when reals change).

@@ -123,6 +123,9 @@ counters! {
     IcmpEchoReply => icmp_echo_reply,
     /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent to clients.
     IcmpTooBigSent => icmp_too_big_sent,
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big" about a real's
+    /// reply, sent on to that real (so its path MTU discovery works).
+    IcmpTooBigForwarded => icmp_too_big_forwarded,
     /// Packets that carried an 802.1Q tag.
     Vlan => vlan,
 }

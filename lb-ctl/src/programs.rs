@@ -17,7 +17,7 @@ use aya::{
 };
 
 /// The balancer's compiled object (ELF for `bpfel-unknown-none`, with BTF):
-/// `lb_balance`, `lb_pass` and the benchmark harness.
+/// `lb_balance`, `lb_icmp_too_big`, `lb_pass` and the benchmark harness.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb"));
 
 /// The backends' compiled object: `lb_decap` and its maps only.
@@ -33,11 +33,20 @@ pub enum Program {
     /// Passes every packet: for veth peers that must run an XDP program so
     /// that `XDP_TX` frames are delivered, and as a smoke test.
     Pass,
+    /// ICMP too-big about a real's reply, to that real: tail-called by the
+    /// balancer through `LB_JUMP`, never attached on its own.
+    #[value(skip)]
+    IcmpTooBig,
 }
 
 impl Program {
     /// Every program in the object.
-    pub const ALL: [Program; 3] = [Program::Balance, Program::Decap, Program::Pass];
+    pub const ALL: [Program; 4] = [
+        Program::Balance,
+        Program::Decap,
+        Program::Pass,
+        Program::IcmpTooBig,
+    ];
 
     /// The program's symbol name in the object.
     pub const fn symbol(self) -> &'static str {
@@ -45,6 +54,7 @@ impl Program {
             Program::Balance => "lb_balance",
             Program::Decap => "lb_decap",
             Program::Pass => "lb_pass",
+            Program::IcmpTooBig => "lb_icmp_too_big",
         }
     }
 }
@@ -53,7 +63,7 @@ impl Program {
     /// The object that holds the program.
     pub const fn object(self) -> &'static [u8] {
         match self {
-            Program::Balance | Program::Pass => OBJECT,
+            Program::Balance | Program::Pass | Program::IcmpTooBig => OBJECT,
             Program::Decap => DECAP_OBJECT,
         }
     }

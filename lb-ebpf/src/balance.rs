@@ -17,7 +17,8 @@ use crate::{
     encap::{self, Forward},
     icmp,
     maps::{
-        LB_CONFIG, LB_CONNS, LB_REALS, LB_RINGS, LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
+        JUMP_ICMP_TOO_BIG, LB_CONFIG, LB_CONNS, LB_JUMP, LB_REALS, LB_RINGS, LB_VIP_ADDRS,
+        LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
     },
     parse::{self, Parsed, Unbalanceable},
     stats::{self, Verdict},
@@ -49,10 +50,15 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 Unbalanceable::Icmp => {
                     let answer = config().is_some_and(|c| c.flags & CONFIG_F_ICMP_ECHO != 0);
                     if answer && icmp::echo_reply(ctx, l2, family) {
-                        Verdict::tx(Counter::IcmpEchoReply)
-                    } else {
-                        Verdict::drop(Counter::DropIcmp)
+                        return Verdict::tx(Counter::IcmpEchoReply);
                     }
+                    // "Fragmentation needed" / "packet too big" about a
+                    // real's reply: lb_icmp_too_big passes it to the real
+                    // (a tail call, so that its stack is its own). It comes
+                    // back here only if that program is not loaded.
+                    // SAFETY: the slot holds an XDP program or nothing.
+                    unsafe { LB_JUMP.tail_call(ctx, JUMP_ICMP_TOO_BIG) };
+                    Verdict::drop(Counter::DropIcmp)
                 }
             }
         }
@@ -85,7 +91,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                     } else {
                         Counter::ConnMiss
                     };
-                    match new_flow(&flow, &meta) {
+                    match new_flow(&flow, &meta, true) {
                         Ok((real_id, real)) => (meta.vip_id, real_id, real, counter),
                         Err(reason) => return Verdict::drop(reason),
                     }
@@ -128,7 +134,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
 }
 
 #[inline(always)]
-fn config() -> Option<&'static Config> {
+pub fn config() -> Option<&'static Config> {
     LB_CONFIG.get(0)
 }
 
@@ -164,7 +170,7 @@ fn is_vip_addr(family: u8, addr: &[u8; 16]) -> bool {
 
 /// The VIP of `flow`: (address, port, protocol), else the port-less VIP.
 #[inline(always)]
-fn lookup_vip(flow: &FlowKey) -> Option<VipMeta> {
+pub fn lookup_vip(flow: &FlowKey) -> Option<VipMeta> {
     let mut key = VipKey {
         addr: flow.dst,
         port: flow.dport,
@@ -180,7 +186,7 @@ fn lookup_vip(flow: &FlowKey) -> Option<VipMeta> {
 }
 
 /// What the connection table says of a flow.
-enum Established {
+pub enum Established {
     /// A connection whose VIP and real are still the ones it was made with,
     /// and the real takes established flows (up or draining).
     Hit {
@@ -195,7 +201,7 @@ enum Established {
 }
 
 #[inline(always)]
-fn established(flow: &FlowKey) -> Established {
+pub fn established(flow: &FlowKey) -> Established {
     // SAFETY: the value is copied out at once.
     let Some(conn) = unsafe { LB_CONNS.get(flow) }.copied() else {
         return Established::Miss;
@@ -217,9 +223,14 @@ fn established(flow: &FlowKey) -> Established {
 }
 
 /// The ring's real for a new (or re-hashed) flow of the VIP `meta`,
-/// remembered in the connection table unless the VIP opts out.
+/// remembered in the connection table if `remember` (and the VIP does not
+/// opt out).
 #[inline(always)]
-fn new_flow(flow: &FlowKey, meta: &VipMeta) -> Result<(u32, &'static Real), Counter> {
+pub fn new_flow(
+    flow: &FlowKey,
+    meta: &VipMeta,
+    remember: bool,
+) -> Result<(u32, &'static Real), Counter> {
     let slot = flow_hash(flow) % meta.ring_size.max(1);
     let Some(&real_id) = LB_RINGS.get_value(meta.vip_id, &slot) else {
         return Err(Counter::DropNoReal);
@@ -235,7 +246,7 @@ fn new_flow(flow: &FlowKey, meta: &VipMeta) -> Result<(u32, &'static Real), Coun
     if real.family == 0 {
         return Err(Counter::DropRealInvalid);
     }
-    if meta.flags & VIP_F_NO_CONN_TABLE == 0 {
+    if remember && meta.flags & VIP_F_NO_CONN_TABLE == 0 {
         let conn = Conn {
             real_id,
             real_generation: real.generation,

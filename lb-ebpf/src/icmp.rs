@@ -1,11 +1,14 @@
-//! ICMP the balancer answers itself: echo requests to a VIP (ping works
-//! against an anycast address), and "fragmentation needed" / "packet too
-//! big" to a client whose packet would exceed the MTU once encapsulated.
+//! ICMP the balancer handles itself: echo requests to a VIP (ping works
+//! against an anycast address); "fragmentation needed" / "packet too big"
+//! to a client whose packet would exceed the MTU once encapsulated; and the
+//! same messages sent by routers about a real's reply, which are passed to
+//! that real (its path MTU discovery would break otherwise: the reply left
+//! from the VIP, so the error comes back to the LB hosts).
 use aya_ebpf::{
     helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
-use lb_common::{ENCAP_TTL, FAMILY_V4, config::Config};
+use lb_common::{ENCAP_TTL, FAMILY_V4, config::Config, maps::FlowKey};
 
 use lb_ebpf::{
     csum,
@@ -28,6 +31,72 @@ const IP_DF: u16 = 0x4000;
 const QUOTE_V4: usize = IPV4_LEN + 8;
 const QUOTE_V6: usize = IPV6_LEN + 8;
 const ICMP_HDR_LEN: usize = 8;
+
+/// Fills `flow` with the flow an ICMP "fragmentation needed" (IPv4) or
+/// ICMPv6 "packet too big" to a VIP is about, and returns the message's IP
+/// length and TOS. The quoted packet is a real's reply (VIP:port ->
+/// client:port); turned around, it is the client's flow, whose real must
+/// get the message. `None` for any other ICMP, or a quote that is cut, has
+/// IPv4 options, is not TCP/UDP, or was not sent from the VIP it came back
+/// to. `flow.family` is set on entry.
+#[inline(always)]
+pub fn too_big_flow(ctx: &XdpContext, l2: L2, flow: &mut FlowKey) -> Option<(u16, u8)> {
+    let l3 = l2.l3_off;
+    let v4 = flow.family == FAMILY_V4;
+    let (outer_len, inner_len) = if v4 {
+        (IPV4_LEN, IPV4_LEN)
+    } else {
+        (IPV6_LEN, IPV6_LEN)
+    };
+    let quote_off = l3 + outer_len + ICMP_HDR_LEN;
+    let icmp = ptr_at::<IcmpHdr>(ctx, l3 + outer_len)?;
+    // SAFETY: checked by ptr_at.
+    let (kind, code) = unsafe { ((*icmp).kind, (*icmp).code) };
+    let (ip_len, tos) = if v4 {
+        if kind != ICMP_DEST_UNREACH || code != ICMP_FRAG_NEEDED {
+            return None;
+        }
+        let outer = ptr_at::<Ipv4Hdr>(ctx, l3)?;
+        let inner = ptr_at::<Ipv4Hdr>(ctx, quote_off)?;
+        // SAFETY: both checked by ptr_at.
+        let (outer, inner) = unsafe { (&*outer, &*inner) };
+        if outer.version_ihl != 0x45 || inner.version_ihl != 0x45 || inner.src != outer.dst {
+            return None;
+        }
+        flow.proto = inner.proto;
+        flow.src[..4].copy_from_slice(&inner.dst);
+        flow.dst[..4].copy_from_slice(&inner.src);
+        (u16::from_be(outer.tot_len), outer.tos)
+    } else {
+        if kind != ICMPV6_PACKET_TOO_BIG {
+            return None;
+        }
+        let outer = ptr_at::<Ipv6Hdr>(ctx, l3)?;
+        let inner = ptr_at::<Ipv6Hdr>(ctx, quote_off)?;
+        // SAFETY: both checked by ptr_at.
+        let (outer, inner) = unsafe { (&*outer, &*inner) };
+        if outer.next_hdr != IPPROTO_ICMPV6 || inner.src != outer.dst {
+            return None;
+        }
+        flow.proto = inner.next_hdr;
+        flow.src = inner.dst;
+        flow.dst = inner.src;
+        (
+            u16::from_be(outer.payload_len).wrapping_add(IPV6_LEN as u16),
+            ((u32::from_be(outer.vtc_flow) >> 20) & 0xff) as u8,
+        )
+    };
+    if flow.proto != IPPROTO_TCP && flow.proto != IPPROTO_UDP {
+        return None;
+    }
+    let ports = ptr_at::<Ports>(ctx, quote_off + inner_len)?;
+    // SAFETY: checked by ptr_at.
+    let ports = unsafe { *ports };
+    // The reply went VIP:sport -> client:dport.
+    flow.sport = u16::from_be(ports.dst);
+    flow.dport = u16::from_be(ports.src);
+    Some((ip_len, tos))
+}
 
 /// Turns an echo request to a VIP into the echo reply, in place. Returns
 /// false (leave the packet alone) if it is not an echo request.

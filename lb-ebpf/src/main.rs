@@ -7,6 +7,9 @@
 //!   (connection table, else the VIP's Maglev ring) inside an IP-in-IP
 //!   header; everything else passes untouched or is dropped with a reason.
 //!   Every packet is counted once by verdict and once by reason.
+//! - `lb_icmp_too_big`: tail-called by the balancer for ICMP to a VIP that
+//!   is not an echo request; passes "fragmentation needed" / "packet too
+//!   big" about a real's reply to that real.
 //! - `lb_pass`: passes every packet and counts it; used where a veth peer
 //!   needs an XDP program for `XDP_TX` frames to be delivered, and as the
 //!   smoke test of the build, the verifier and attachment.
@@ -27,6 +30,7 @@ mod icmp;
 mod maps;
 mod parse;
 mod stats;
+mod too_big;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -43,6 +47,13 @@ static PASS_PACKETS: PerCpuArray<u64, 1> = PerCpuArray::new();
 #[xdp]
 pub fn lb_balance(ctx: XdpContext) -> u32 {
     stats::record(balance::balance(&ctx))
+}
+
+/// ICMP too-big messages about a real's reply, to that real (tail-called
+/// by `lb_balance`).
+#[xdp]
+pub fn lb_icmp_too_big(ctx: XdpContext) -> u32 {
+    stats::record(too_big::forward(&ctx))
 }
 
 /// Passes every packet to the stack, untouched.

@@ -1,7 +1,7 @@
 //! The maps of the XDP programs. Keys and values come from `lb-common`;
 //! lb-ctl pins every balancer map under its bpffs directory by these names.
 use aya_ebpf::{
-    btf_maps::{Array, ArrayOfMaps, HashMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, ArrayOfMaps, HashMap, LruHashMap, PerCpuArray, ProgramArray},
     macros::btf_map,
 };
 use lb_common::{
@@ -55,6 +55,14 @@ pub static LB_CONNS: LruHashMap<
     { DEFAULT_CONN_TABLE_SIZE as usize },
     NO_COMMON_LRU,
 > = LruHashMap::new();
+
+/// Programs the balancer tail-calls: [`JUMP_ICMP_TOO_BIG`] is
+/// `lb_icmp_too_big` (set by lb-ctl when it loads the balancer).
+#[btf_map]
+pub static LB_JUMP: ProgramArray<1> = ProgramArray::new();
+
+/// The slot of `lb_icmp_too_big` in [`LB_JUMP`].
+pub const JUMP_ICMP_TOO_BIG: u32 = lb_common::maps::JUMP_ICMP_TOO_BIG;
 
 /// Run-time settings, at index 0.
 #[btf_map]

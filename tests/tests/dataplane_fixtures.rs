@@ -377,6 +377,83 @@ fn cases() -> Vec<Case> {
         &[ConnMiss, DropMtu],
     );
 
+    // ICMP "too big" about a real's reply (it left from the VIP, so the
+    // router's error comes here): sent on to the real that owns the flow,
+    // whole, inside the tunnel; no connection is created for it.
+    let reply = Packet::tcp(ip(VIP4), 80, ip(CLIENT4), 40_000, TCP_ACK).with_payload(&[0x11; 64]);
+    let too_big =
+        Packet::icmp(ip("192.0.2.1"), ip(VIP4), 3, 4).with_payload(&reply.ip_bytes()[..28]);
+    add(
+        "ICMP fragmentation needed about a reply: to the flow's real",
+        too_big.bytes(),
+        Tx(encapsulated(
+            &too_big,
+            ip(REAL1),
+            ip(LB_SRC_V4),
+            ROUTER_MAC,
+            LB_MAC,
+            0,
+        )),
+        &[IcmpTooBigForwarded],
+    );
+    let reply = Packet::udp(ip(VIP4), 53, ip(CLIENT4), 40_001);
+    let too_big =
+        Packet::icmp(ip("192.0.2.1"), ip(VIP4), 3, 4).with_payload(&reply.ip_bytes()[..28]);
+    add(
+        "... about a UDP reply",
+        too_big.bytes(),
+        Tx(encapsulated(
+            &too_big,
+            ip(REAL2),
+            ip(LB_SRC_V4),
+            ROUTER_MAC,
+            LB_MAC,
+            0,
+        )),
+        &[IcmpTooBigForwarded],
+    );
+    let reply6 = Packet::tcp(ip(VIP6), 443, ip(CLIENT6), 40_000, TCP_ACK).with_payload(&[0x22; 64]);
+    let too_big6 =
+        Packet::icmp(ip("2001:db8:ffff::1"), ip(VIP6), 2, 0).with_payload(&reply6.ip_bytes()[..48]);
+    let label = flow_hash(&FlowKey::new(ip(CLIENT6), 40_000, ip(VIP6), 443, PROTO_TCP)) & 0xf_ffff;
+    add(
+        "ICMPv6 packet too big about a reply: to the flow's real",
+        too_big6.bytes(),
+        Tx(encapsulated(
+            &too_big6,
+            ip(REAL3),
+            ip(LB_SRC_V6),
+            ROUTER_MAC,
+            LB_MAC,
+            label,
+        )),
+        &[IcmpTooBigForwarded],
+    );
+    let forged = Packet::tcp(ip(NOT_VIP4), 80, ip(CLIENT4), 40_000, TCP_ACK);
+    let too_big =
+        Packet::icmp(ip("192.0.2.1"), ip(VIP4), 3, 4).with_payload(&forged.ip_bytes()[..28]);
+    add(
+        "... quoting a packet not sent from the VIP: dropped",
+        too_big.bytes(),
+        Drop,
+        &[DropIcmp],
+    );
+    let odd = Packet::tcp(ip(VIP4), 8080, ip(CLIENT4), 40_000, TCP_ACK);
+    let too_big = Packet::icmp(ip("192.0.2.1"), ip(VIP4), 3, 4).with_payload(&odd.ip_bytes()[..28]);
+    add(
+        "... about a port no VIP serves: dropped",
+        too_big.bytes(),
+        Drop,
+        &[DropIcmp],
+    );
+    let cut = Packet::icmp(ip("192.0.2.1"), ip(VIP4), 3, 4).with_payload(&reply.ip_bytes()[..22]);
+    add(
+        "... with the quote cut before the ports: dropped",
+        cut.bytes(),
+        Drop,
+        &[DropIcmp],
+    );
+
     // Answered by the balancer itself.
     let ping = Packet::icmp(ip(CLIENT4), ip(VIP4), 8, 0);
     add(
@@ -483,11 +560,12 @@ fn fixtures() {
         assert_eq!(stats.get(c), expected.get(c), "counter {}", c.name());
     }
     assert_eq!(stats.get(Counter::Vlan), 2, "two complete tagged fixtures");
-    // Per-VIP and per-real traffic: VIP 0 (VIP4:80) got its TX fixtures.
+    // Per-VIP and per-real traffic: VIP 0 (VIP4:80) got its six TX
+    // fixtures and the ICMP error about one of its replies.
     let vip0 = lb.dp.vip_traffic(0).expect("vip stats");
     let real1 = lb.dp.real_traffic(1).expect("real stats");
-    assert_eq!(vip0.packets, 6, "VIP4:80 forwarded packets");
-    assert_eq!(real1.packets, 7, "real 1 (VIP4:80, port-less VIP) packets");
+    assert_eq!(vip0.packets, 7, "VIP4:80 forwarded packets");
+    assert_eq!(real1.packets, 8, "real 1 (VIP4:80, port-less VIP) packets");
     assert!(vip0.bytes > 1500, "bytes are counted");
 }
 

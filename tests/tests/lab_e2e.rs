@@ -199,3 +199,29 @@ fn lab_down_removes_everything_after_a_crash() {
     // Running down again (nothing there) is harmless.
     lb_tests::lab::down(&prefix);
 }
+
+#[test]
+fn path_mtu_discovery_works_for_replies_through_the_lb() {
+    if !require_root("path_mtu_discovery_works_for_replies_through_the_lb") {
+        return;
+    }
+    // The router's link toward c1 carries 1400 bytes, the client and the
+    // backends 1500: a backend's full-size reply makes the router send
+    // "fragmentation needed" to the reply's source, the VIP; that reaches
+    // an LB host, which must pass it to the backend of the flow, or the
+    // transfer stalls (Linux does not probe for black holes by default).
+    let lab = lab("p");
+    lab.route_vips(&['A']).unwrap();
+    lb_tests::netns::ip(&["-n", &lab.ns("r"), "link", "set", "c1", "mtu", "1400"]);
+    let vip4: IpAddr = VIP4.parse().unwrap();
+    for _ in 0..4 {
+        let mut c = HttpConn::open(&lab.ns("c1"), vip4, HTTP_PORT).unwrap();
+        let body = c.get_path("/big").expect("a 16 kB answer arrives");
+        assert_eq!(body.len(), 16_000);
+    }
+    let s = lab.lb_stats('A').unwrap();
+    assert!(
+        s.icmp_too_big_forwarded > 0,
+        "the router's ICMP went through the LB host: {s:?}"
+    );
+}

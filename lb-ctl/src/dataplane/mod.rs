@@ -13,14 +13,14 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, ArrayOfMaps, HashMap, MapData, MapError, PerCpuArray},
+    maps::{Array, ArrayOfMaps, HashMap, MapData, MapError, PerCpuArray, ProgramArray},
     programs::Xdp,
 };
 use lb_common::{
     DEFAULT_CONN_TABLE_SIZE, MAX_REALS, MAX_VIPS,
     config::Config,
     hash::vip_filter_slot,
-    maps::{AddrKey, Conn, FlowKey, Real, Traffic, VipKey, VipMeta, names},
+    maps::{AddrKey, Conn, FlowKey, JUMP_ICMP_TOO_BIG, Real, Traffic, VipKey, VipMeta, names},
     stats::Stats,
 };
 pub use ring::{Ring, RingError};
@@ -89,6 +89,8 @@ fn map_err(name: &'static str, what: &'static str) -> impl FnOnce(MapError) -> D
 /// The loaded balancer: its program and typed handles on its maps.
 pub struct Dataplane {
     ebpf: Ebpf,
+    /// `LB_JUMP`: held so that its entries live as long as the balancer.
+    _jump: ProgramArray<MapData>,
     vips: HashMap<MapData, VipKey, VipMeta>,
     vip_addrs: HashMap<MapData, AddrKey, u32>,
     vip_filter: Array<MapData, u32>,
@@ -139,6 +141,21 @@ impl Dataplane {
             .load(programs::OBJECT)
             .map_err(DataplaneError::Load)?;
         programs::load(&mut ebpf, Program::Balance)?;
+        // The balancer's tail calls. A pinned `LB_JUMP` of an earlier run
+        // still points at that run's program: replace it with this one.
+        programs::load(&mut ebpf, Program::IcmpTooBig)?;
+        let mut jump = ProgramArray::try_from(take(&mut ebpf, names::JUMP)?)
+            .map_err(map_err(names::JUMP, "type"))?;
+        let too_big = ebpf
+            .program(Program::IcmpTooBig.symbol())
+            .expect("loaded above")
+            .fd()
+            .map_err(|source| ProgramsError::Load {
+                name: Program::IcmpTooBig.symbol(),
+                source,
+            })?;
+        jump.set(JUMP_ICMP_TOO_BIG, too_big, 0)
+            .map_err(map_err(names::JUMP, "write"))?;
 
         let vips = HashMap::try_from(take(&mut ebpf, names::VIPS)?)
             .map_err(map_err(names::VIPS, "type"))?;
@@ -164,6 +181,7 @@ impl Dataplane {
             .map_err(map_err(names::REAL_STATS, "type"))?;
         let mut dp = Dataplane {
             ebpf,
+            _jump: jump,
             vips,
             vip_addrs,
             vip_filter,

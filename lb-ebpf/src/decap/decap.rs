@@ -30,7 +30,10 @@ pub static LB_DECAP_STATS: PerCpuArray<DecapStats, 1> = PerCpuArray::new();
 
 #[inline(always)]
 fn count(counter: DecapCounter) {
-    let index = counter as usize;
+    let raw = counter as u32;
+    // SAFETY: reading a local; volatile keeps the bound check below (see
+    // the balancer's stats::count).
+    let index = unsafe { core::ptr::read_volatile(&raw) } as usize;
     if index >= DecapCounter::COUNT {
         return;
     }

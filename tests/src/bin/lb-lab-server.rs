@@ -160,29 +160,40 @@ fn serve_tcp(listener: &TcpListener, name: &str) {
     }
 }
 
-/// Answers every request on the connection (keep-alive) with `NAME\n`.
+/// Bytes of the body of `GET /big` (several full-size segments).
+const BIG: usize = 16_000;
+
+/// Answers every request on the connection (keep-alive): `GET /big` with
+/// [`BIG`] bytes, anything else with `NAME\n`.
 fn http_connection(stream: TcpStream, name: &str) {
     let mut reader = BufReader::new(match stream.try_clone() {
         Ok(s) => s,
         Err(_) => return,
     });
     let mut out = stream;
-    let body = format!("{name}\n");
+    let small = format!("{name}\n");
+    let big = "x".repeat(BIG);
     loop {
         // Read the request head; a real client sends no body here.
         let mut line = String::new();
-        let mut saw_request = false;
+        let mut first = String::new();
         loop {
             line.clear();
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) if line == "\r\n" || line == "\n" => break,
-                Ok(_) => saw_request = true,
+                Ok(_) if first.is_empty() => first.clone_from(&line),
+                Ok(_) => {}
             }
         }
-        if !saw_request {
+        if first.is_empty() {
             continue;
         }
+        let body = if first.starts_with("GET /big ") {
+            &big
+        } else {
+            &small
+        };
         let reply = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Backend: {name}\r\n\r\n{body}",
             body.len()

@@ -49,8 +49,16 @@ impl HttpConn {
 
     /// Sends one request and returns the backend that answered.
     pub fn get(&mut self) -> anyhow::Result<String> {
+        self.get_path("/")
+    }
+
+    /// Sends `GET path` and returns the body (for `/`: the backend's name).
+    pub fn get_path(&mut self, path: &str) -> anyhow::Result<String> {
         self.stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: lab\r\nUser-Agent: lb-lab\r\n\r\n")
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: lab\r\nUser-Agent: lb-lab\r\n\r\n")
+                    .as_bytes(),
+            )
             .context("send request")?;
         let mut length = None;
         let mut line = String::new();
