@@ -289,7 +289,14 @@ fn a_graceful_stop_withdraws_before_exiting_and_loses_no_request() {
     let unexplained: Vec<_> = failed
         .iter()
         .filter(|(p, s, e, _)| *p == "udp" || !in_flight(*s, *e))
-        .map(|(p, _, _, err)| format!("{p} {}", err.as_deref().unwrap_or("")))
+        .map(|(p, s, e, err)| {
+            format!(
+                "{p} {} (sent {:?} after the stop began, ended {:?} after)",
+                err.as_deref().unwrap_or(""),
+                s.saturating_duration_since(t0),
+                e.saturating_duration_since(t0)
+            )
+        })
         .collect();
     eprintln!(
         "{} UDP and {} TCP requests; failed: {} ({} TCP in flight at the switch)",
