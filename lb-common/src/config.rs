@@ -26,7 +26,15 @@ pub struct Config {
     pub _pad: u8,
     /// `CONFIG_F_*` bits.
     pub flags: u32,
+    /// Connections each CPU may remember per second; 0 = no limit. Past
+    /// it, new flows are still sent to their ring's real, only not
+    /// remembered (counted in `conn_rate_limited`), so that a flood of new
+    /// flows cannot push established ones out of the connection table.
+    pub max_conn_rate: u32,
 }
+
+/// lb-ctl's default [`Config::max_conn_rate`] (Katran's figure).
+pub const DEFAULT_MAX_CONN_RATE: u32 = 125_000;
 
 /// Send encapsulated packets back to the MAC they came from (the router
 /// that delivered them), from the MAC they were sent to. Needs no
@@ -52,4 +60,4 @@ pub const CONFIG_F_ICMP_TOO_BIG: u32 = 1 << 1;
 // SAFETY: #[repr(C)], integers and byte arrays, no implicit padding.
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<Config>() == 40);
+const _: () = assert!(core::mem::size_of::<Config>() == 44);

@@ -9,6 +9,7 @@
 //! | `LB_REALS` | array | real id -> [`Real`] |
 //! | `LB_RINGS` | array of maps | VIP id -> ring (array of real ids) |
 //! | `LB_CONNS` | LRU hash | [`FlowKey`] -> [`Conn`] |
+//! | `LB_CONN_RATE` | per-CPU array[1] | [`ConnRate`] |
 //! | `LB_JUMP` | program array | [`JUMP_ICMP_TOO_BIG`] -> `lb_icmp_too_big` |
 //! | `LB_CONFIG` | array[1] | [`crate::config::Config`] |
 //! | `LB_STATS` | per-CPU array[1] | [`crate::stats::Stats`] |
@@ -25,14 +26,15 @@ pub mod names {
     pub const REALS: &str = "LB_REALS";
     pub const RINGS: &str = "LB_RINGS";
     pub const CONNS: &str = "LB_CONNS";
+    pub const CONN_RATE: &str = "LB_CONN_RATE";
     pub const CONFIG: &str = "LB_CONFIG";
     pub const STATS: &str = "LB_STATS";
     pub const VIP_STATS: &str = "LB_VIP_STATS";
     pub const REAL_STATS: &str = "LB_REAL_STATS";
     /// Every balancer map, for pinning and adoption.
-    pub const ALL: [&str; 12] = [
-        VIPS, VIP_ADDRS, VIP_FILTER, VIP_GENS, JUMP, REALS, RINGS, CONNS, CONFIG, STATS, VIP_STATS,
-        REAL_STATS,
+    pub const ALL: [&str; 13] = [
+        VIPS, VIP_ADDRS, VIP_FILTER, VIP_GENS, JUMP, REALS, RINGS, CONNS, CONN_RATE, CONFIG, STATS,
+        VIP_STATS, REAL_STATS,
     ];
 }
 
@@ -64,6 +66,21 @@ pub struct VipMeta {
     /// The VIP id's generation (as in `LB_VIP_GENS`) when this VIP got it;
     /// connections remember it, so they die with their VIP.
     pub generation: u32,
+}
+
+/// One CPU's count of connections remembered in the current second,
+/// against [`crate::config::Config::max_conn_rate`]: past the limit, new
+/// flows are still sent to their ring's real but not remembered, so that a
+/// flood of new flows (a SYN flood) cannot push established ones out of
+/// the LRU connection table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnRate {
+    /// When the current one-second window began (`bpf_ktime_get_ns`).
+    pub window_start_ns: u64,
+    /// Connections remembered on this CPU since `window_start_ns`.
+    pub remembered: u32,
+    pub _pad: u32,
 }
 
 /// The slot of `lb_icmp_too_big` in `LB_JUMP` (the balancer's tail calls).
@@ -174,6 +191,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::Conn {}
     unsafe impl aya::Pod for super::Traffic {}
+    unsafe impl aya::Pod for super::ConnRate {}
 }
 
 // No implicit padding anywhere: the sizes equal the sums of the fields.
@@ -185,6 +203,7 @@ const _: () = {
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<Conn>() == 16);
     assert!(core::mem::size_of::<Traffic>() == 16);
+    assert!(core::mem::size_of::<ConnRate>() == 16);
 };
 
 /// An address as stored in maps: 16 bytes in network order (IPv4 in the

@@ -82,6 +82,9 @@ counters! {
     ConnRehash => conn_rehash,
     /// Inserting into the connection table failed (the flow is still sent).
     ConnInsertFailed => conn_insert_failed,
+    /// A new flow not remembered: this CPU reached `max_conn_rate` this
+    /// second (the flow is still sent).
+    ConnRateLimited => conn_rate_limited,
     /// Pass: not IPv4 or IPv6 (ARP, LLDP, ...).
     PassNotIp => pass_not_ip,
     /// Pass: not addressed to a VIP.

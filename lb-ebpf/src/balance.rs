@@ -1,7 +1,10 @@
 //! The balancer: for a TCP/UDP packet to a VIP, pick the real (connection
 //! table, else the VIP's Maglev ring), encapsulate toward it and send it
 //! back out. Everything else is passed untouched or dropped with a reason.
-use aya_ebpf::{helpers::generated::bpf_redirect, programs::XdpContext};
+use aya_ebpf::{
+    helpers::generated::{bpf_ktime_get_ns, bpf_redirect},
+    programs::XdpContext,
+};
 use lb_common::{
     NO_REAL,
     config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config},
@@ -17,8 +20,8 @@ use crate::{
     encap::{self, Forward},
     icmp,
     maps::{
-        JUMP_ICMP_TOO_BIG, LB_CONFIG, LB_CONNS, LB_JUMP, LB_REALS, LB_RINGS, LB_VIP_ADDRS,
-        LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
+        JUMP_ICMP_TOO_BIG, LB_CONFIG, LB_CONN_RATE, LB_CONNS, LB_JUMP, LB_REALS, LB_RINGS,
+        LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
     },
     parse::{self, Parsed, Unbalanceable},
     stats::{self, Verdict},
@@ -246,7 +249,7 @@ pub fn new_flow(
     if real.family == 0 {
         return Err(Counter::DropRealInvalid);
     }
-    if remember && meta.flags & VIP_F_NO_CONN_TABLE == 0 {
+    if remember && meta.flags & VIP_F_NO_CONN_TABLE == 0 && conn_rate_allows_one() {
         let conn = Conn {
             real_id,
             real_generation: real.generation,
@@ -258,4 +261,33 @@ pub fn new_flow(
         }
     }
     Ok((real_id, real))
+}
+
+/// Whether this CPU may remember one more connection in the current
+/// one-second window (`Config::max_conn_rate`; 0 = always). A refusal is
+/// counted; the flow is still sent to its real.
+#[inline(always)]
+fn conn_rate_allows_one() -> bool {
+    let limit = match config() {
+        Some(c) if c.max_conn_rate != 0 => c.max_conn_rate,
+        _ => return true,
+    };
+    let Some(rate) = LB_CONN_RATE.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: this CPU's own value; XDP programs do not preempt each other
+    // on one CPU.
+    let rate = unsafe { &mut *rate };
+    // SAFETY: a helper with no arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if now.wrapping_sub(rate.window_start_ns) >= 1_000_000_000 {
+        rate.window_start_ns = now;
+        rate.remembered = 0;
+    }
+    if rate.remembered >= limit {
+        stats::count(Counter::ConnRateLimited);
+        return false;
+    }
+    rate.remembered += 1;
+    true
 }

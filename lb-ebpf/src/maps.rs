@@ -8,7 +8,7 @@ use lb_common::{
     DEFAULT_CONN_TABLE_SIZE, MAX_REALS, MAX_VIPS, RING_MAP_FLAGS, RING_TEMPLATE_SIZE,
     config::Config,
     hash::VIP_FILTER_SLOTS,
-    maps::{AddrKey, Conn, FlowKey, Real, Traffic, VipKey, VipMeta},
+    maps::{AddrKey, Conn, ConnRate, FlowKey, Real, Traffic, VipKey, VipMeta},
     stats::Stats,
 };
 
@@ -55,6 +55,11 @@ pub static LB_CONNS: LruHashMap<
     { DEFAULT_CONN_TABLE_SIZE as usize },
     NO_COMMON_LRU,
 > = LruHashMap::new();
+
+/// Connections remembered on this CPU in the current second (for
+/// `Config::max_conn_rate`), at index 0.
+#[btf_map]
+pub static LB_CONN_RATE: PerCpuArray<ConnRate, 1> = PerCpuArray::new();
 
 /// Programs the balancer tail-calls: [`JUMP_ICMP_TOO_BIG`] is
 /// `lb_icmp_too_big` (set by lb-ctl when it loads the balancer).

@@ -24,7 +24,7 @@ use lb_common::{
 };
 use lb_ctl::dataplane::LoadOptions;
 use lb_tests::{
-    balancer::{TestBalancer, TestReal, ifindex, ip, xdp_md},
+    balancer::{TestBalancer, TestReal, ifindex, ip, test_config, xdp_md},
     netns::{self, Netns},
     packet::{Packet, TCP_ACK},
 };
@@ -307,6 +307,22 @@ fn main() {
             "new IPv4 flow every packet (miss + ring + insert, table full)".into(),
             b.measure(&[Counter::ConnMiss, Counter::XdpTx]),
         ));
+        // A flood of new flows past max_conn_rate: sent, not remembered.
+        let mut flood = test_config();
+        flood.max_conn_rate = 1;
+        b.lb.dp.set_config(&flood).unwrap();
+        let limited = b.stats().get(Counter::ConnRateLimited);
+        rows.push((
+            "new IPv4 flow every packet past max_conn_rate (miss + ring, not remembered)".into(),
+            b.measure(&[Counter::ConnMiss, Counter::XdpTx]),
+        ));
+        // One flow per second per CPU may still be remembered.
+        let limited = b.stats().get(Counter::ConnRateLimited) - limited;
+        assert!(
+            limited + 1000 >= RUNS as u64 * u64::from(PACKETS),
+            "only {limited} packets took the rate-limited path"
+        );
+        b.lb.dp.set_config(&test_config()).unwrap();
         b.set_frame(est4, false);
         b.live_run(1);
         rows.push((

@@ -1,15 +1,23 @@
 //! How the balancer in the kernel spreads and pins flows: the kernel's
 //! choice equals user space's prediction from the shared flow hash; flows
 //! stay on their real when reals are added and move when it goes; shares
-//! follow weights.
-use std::{collections::HashMap, net::IpAddr};
+//! follow weights; past `max_conn_rate` new flows are sent but not
+//! remembered.
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use lb_common::{
     PROTO_TCP, PROTO_UDP,
     maps::{FlowKey, REAL_STATE_DOWN, REAL_STATE_UP, Real},
+    stats::Counter,
 };
 use lb_tests::{
-    balancer::{Rng, TestBalancer, TestReal, XDP_TX, ip, maglev_ring, outer_dst, predict},
+    balancer::{
+        Rng, TestBalancer, TestReal, XDP_TX, ip, maglev_ring, outer_dst, predict, test_config,
+    },
     packet::{Packet, TCP_ACK, TCP_SYN},
     require_root,
 };
@@ -254,4 +262,93 @@ fn flows_spread_evenly_and_by_weight() {
             r.weight
         );
     }
+}
+
+/// Keeps the calling thread on the CPU it runs on: the rate limit is per
+/// CPU, and `BPF_PROG_TEST_RUN` runs the program on the caller's CPU.
+fn stay_on_this_cpu() {
+    // SAFETY: plain syscalls on a zeroed, then filled, cpu_set_t.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        assert!(cpu >= 0, "sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity");
+    }
+}
+
+#[test]
+fn past_max_conn_rate_new_flows_are_sent_but_not_remembered() {
+    if !require_root("past_max_conn_rate_new_flows_are_sent_but_not_remembered") {
+        return;
+    }
+    stay_on_this_cpu();
+    const LIMIT: u32 = 100;
+    const FLOWS: u32 = 150;
+    let rs = reals(3, &[]);
+    let ring = maglev_ring(&rs, M);
+    let by_id: HashMap<u32, IpAddr> = rs.iter().map(|r| (r.id, r.addr)).collect();
+    // One window is a second and the flood below takes milliseconds; on a
+    // machine stalled past the second, start again on a fresh balancer.
+    for attempt in 0..3 {
+        let mut lb = TestBalancer::new(32_768);
+        lb.add_vip(VIP, 80, PROTO_TCP, &rs, M);
+        let mut cfg = test_config();
+        cfg.max_conn_rate = LIMIT;
+        lb.dp.set_config(&cfg).expect("config");
+        let mut rng = Rng::new(40 + attempt);
+        let flows: Vec<(IpAddr, u16)> = (0..FLOWS).map(|_| rng.client(false)).collect();
+        let start = Instant::now();
+        for &(src, sport) in &flows {
+            let got = send(&mut lb, src, sport, ip(VIP), 80, PROTO_TCP, TCP_SYN);
+            let key = FlowKey::new(src, sport, ip(VIP), 80, PROTO_TCP);
+            assert_eq!(got, by_id[&predict(&ring, &key)], "sent to its ring's real");
+        }
+        if start.elapsed() >= Duration::from_millis(900) {
+            eprintln!(
+                "attempt {attempt}: the flood took {:?}; again",
+                start.elapsed()
+            );
+            continue;
+        }
+        let remembered: Vec<bool> = flows
+            .iter()
+            .map(|&(src, sport)| {
+                let key = FlowKey::new(src, sport, ip(VIP), 80, PROTO_TCP);
+                lb.dp.conn(&key).expect("read").is_some()
+            })
+            .collect();
+        let expected: Vec<bool> = (0..FLOWS).map(|i| i < LIMIT).collect();
+        assert_eq!(
+            remembered, expected,
+            "the first {LIMIT} flows of the second are remembered, no others"
+        );
+        let stats = lb.dp.stats().expect("stats");
+        assert_eq!(stats.get(Counter::ConnMiss), u64::from(FLOWS));
+        assert_eq!(
+            stats.get(Counter::ConnRateLimited),
+            u64::from(FLOWS - LIMIT)
+        );
+        assert_eq!(stats.get(Counter::XdpTx), u64::from(FLOWS));
+        // A remembered flow is still a connection-table hit.
+        let (src, sport) = flows[0];
+        send(&mut lb, src, sport, ip(VIP), 80, PROTO_TCP, TCP_ACK);
+        assert_eq!(lb.dp.stats().unwrap().get(Counter::ConnHit), 1);
+        // The next second has room again.
+        std::thread::sleep(Duration::from_millis(1100).saturating_sub(start.elapsed()));
+        let (src, sport) = flows[FLOWS as usize - 1];
+        send(&mut lb, src, sport, ip(VIP), 80, PROTO_TCP, TCP_ACK);
+        let key = FlowKey::new(src, sport, ip(VIP), 80, PROTO_TCP);
+        assert!(
+            lb.dp.conn(&key).expect("read").is_some(),
+            "a flow left out last second is remembered in the next"
+        );
+        assert_eq!(
+            lb.dp.stats().unwrap().get(Counter::ConnRateLimited),
+            u64::from(FLOWS - LIMIT)
+        );
+        return;
+    }
+    panic!("three floods of {FLOWS} packets each took over 900 ms");
 }

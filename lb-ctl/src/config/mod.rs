@@ -103,6 +103,8 @@ pub struct DataplaneSettings {
     pub source_v6: Option<Ipv6Addr>,
     pub next_hop: NextHop,
     pub conn_table_size: u32,
+    /// Connections each CPU may remember per second (0 = no limit).
+    pub max_conn_rate: u32,
     pub mtu: u16,
     pub icmp_echo: bool,
     pub icmp_too_big: bool,

@@ -117,6 +117,10 @@ fn defaults_are_the_named_constants() {
         s.dataplane.conn_table_size,
         lb_common::DEFAULT_CONN_TABLE_SIZE
     );
+    assert_eq!(
+        s.dataplane.max_conn_rate,
+        lb_common::config::DEFAULT_MAX_CONN_RATE
+    );
     assert!(s.dataplane.icmp_echo && s.dataplane.icmp_too_big);
     let v = &s.vips[0];
     assert_eq!(v.ring_size, crate::maglev::DEFAULT_RING_SIZE);
@@ -174,6 +178,7 @@ fn dataplane_mistakes_are_refused_with_their_line() {
         ("next_hop = \"router\"", "next_hop `router`"),
         ("mtu = 100", "mtu 100"),
         ("conn_table_size = 10", "conn_table_size 10"),
+        ("max_conn_rate = -1", "invalid value"),
     ];
     for (line, words) in cases {
         let text = format!("[daemon]\ninterface = \"eth0\"\n[dataplane]\n{line}\n");

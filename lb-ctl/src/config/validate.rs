@@ -214,6 +214,9 @@ fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
         source_v6,
         next_hop,
         conn_table_size,
+        max_conn_rate: d
+            .max_conn_rate
+            .unwrap_or(lb_common::config::DEFAULT_MAX_CONN_RATE),
         mtu,
         icmp_echo: d.icmp_echo.unwrap_or(true),
         icmp_too_big: d.icmp_too_big.unwrap_or(true),

@@ -63,6 +63,7 @@ pub enum DaemonError {
 pub fn dataplane_config(d: &DataplaneSettings, iface_mac: Option<[u8; 6]>) -> Config {
     let mut cfg = Config {
         mtu: d.mtu,
+        max_conn_rate: d.max_conn_rate,
         ..Config::default()
     };
     if let Some(a) = d.source_v4 {
