@@ -193,7 +193,7 @@ pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
         "==> lab: clients c1 c2 -> router r (FRR) -> LB hosts lba (site A), lbb (site B), each lb-ctl + gobgpd -> backends a1 a2 | b1 b2"
     );
     println!(
-        "    VIPs {VIP4} and {VIP6}: HTTP on TCP {HTTP_PORT}, UDP echo on {UDP_PORT}; backends run `lb-ctl decap` and have the VIPs on lo"
+        "    VIPs {VIP4} and {VIP6}: HTTP on TCP {HTTP_PORT}, UDP echo on {UDP_PORT}; backends run `lb-ctl decap` and have the VIPs on lo; a3 is a spare, in no ring"
     );
     let mut opts = LabOptions::new(prefix, bins);
     opts.keep = keep;
