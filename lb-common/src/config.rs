@@ -31,6 +31,33 @@ pub struct Config {
     /// remembered (counted in `conn_rate_limited`), so that a flood of new
     /// flows cannot push established ones out of the connection table.
     pub max_conn_rate: u32,
+    /// How many low bits of the IPv4 outer source vary per flow (from the
+    /// flow hash, see [`flow_source`]), so that reals whose NICs spread
+    /// tunnels by outer addresses (RSS) spread lb's flows over their
+    /// queues; 0 = always `src_v4`. At most 16.
+    pub src_v4_flow_bits: u8,
+    /// The same for the IPv6 outer source. At most 32.
+    pub src_v6_flow_bits: u8,
+    pub _pad2: [u8; 2],
+}
+
+/// The outer source of a flow whose hash is `hash`: `base` with its lowest
+/// `bits` bits (at most 32) replaced by the hash's lowest bits. Shared by
+/// the balancer and user space, which predicts it.
+#[inline(always)]
+pub fn flow_source<const N: usize>(base: [u8; N], bits: u8, hash: u32) -> [u8; N] {
+    if bits == 0 || N < 4 {
+        return base;
+    }
+    let mask = u32::MAX >> (32 - u32::from(if bits > 32 { 32 } else { bits }));
+    let mut out = base;
+    let tail = u32::from_be_bytes([out[N - 4], out[N - 3], out[N - 2], out[N - 1]]);
+    let tail = ((tail & !mask) | (hash & mask)).to_be_bytes();
+    out[N - 4] = tail[0];
+    out[N - 3] = tail[1];
+    out[N - 2] = tail[2];
+    out[N - 1] = tail[3];
+    out
 }
 
 /// lb-ctl's default [`Config::max_conn_rate`] (Katran's figure).
@@ -60,4 +87,4 @@ pub const CONFIG_F_ICMP_TOO_BIG: u32 = 1 << 1;
 // SAFETY: #[repr(C)], integers and byte arrays, no implicit padding.
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<Config>() == 44);
+const _: () = assert!(core::mem::size_of::<Config>() == 48);

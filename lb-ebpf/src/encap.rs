@@ -5,7 +5,7 @@
 use aya_ebpf::{helpers::generated::bpf_xdp_adjust_head, programs::XdpContext};
 use lb_common::{
     ENCAP_TTL, FAMILY_V4, FAMILY_V6, IPV4_ENCAP_LEN, IPV6_ENCAP_LEN,
-    config::{Config, MAC_MODE_FIB, MAC_MODE_GATEWAY},
+    config::{Config, MAC_MODE_FIB, MAC_MODE_GATEWAY, flow_source},
     hash::flow_hash,
     maps::{FlowKey, Real},
     stats::Counter,
@@ -124,7 +124,11 @@ pub fn encapsulate(
             ttl: ENCAP_TTL,
             proto: inner_proto,
             check: 0,
-            src: cfg.src_v4,
+            src: if cfg.src_v4_flow_bits == 0 {
+                cfg.src_v4
+            } else {
+                flow_source(cfg.src_v4, cfg.src_v4_flow_bits, flow_hash(flow))
+            },
             dst,
         };
         // SAFETY: Ipv4Hdr is 20 bytes of plain data, no padding.
@@ -141,7 +145,7 @@ pub fn encapsulate(
             payload_len: ip_len.to_be(),
             next_hdr: inner_proto,
             hop_limit: ENCAP_TTL,
-            src: cfg.src_v6,
+            src: flow_source(cfg.src_v6, cfg.src_v6_flow_bits, hash),
             dst: real.addr,
         };
         let out = ptr_at::<Ipv6Hdr>(ctx, l2.l3_off).ok_or(Counter::DropAdjust)?;

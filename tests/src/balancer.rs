@@ -235,6 +235,22 @@ impl Rng {
     }
 }
 
+/// The outer source of an encapsulated frame (no VLAN tag).
+pub fn outer_src(frame: &[u8]) -> Option<IpAddr> {
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    match ethertype {
+        0x0800 => {
+            let b: [u8; 4] = frame.get(26..30)?.try_into().ok()?;
+            Some(IpAddr::from(b))
+        }
+        0x86dd => {
+            let b: [u8; 16] = frame.get(22..38)?.try_into().ok()?;
+            Some(IpAddr::from(b))
+        }
+        _ => None,
+    }
+}
+
 /// The outer destination of an encapsulated frame (no VLAN tag).
 pub fn outer_dst(frame: &[u8]) -> Option<IpAddr> {
     let ethertype = u16::from_be_bytes([frame[12], frame[13]]);

@@ -11,12 +11,15 @@ use std::{
 
 use lb_common::{
     PROTO_TCP, PROTO_UDP,
+    config::flow_source,
+    hash::flow_hash,
     maps::{FlowKey, REAL_STATE_DOWN, REAL_STATE_UP, Real},
     stats::Counter,
 };
 use lb_tests::{
     balancer::{
-        Rng, TestBalancer, TestReal, XDP_TX, ip, maglev_ring, outer_dst, predict, test_config,
+        Rng, TestBalancer, TestReal, XDP_TX, ip, maglev_ring, outer_dst, outer_src, predict,
+        test_config,
     },
     packet::{Packet, TCP_ACK, TCP_SYN},
     require_root,
@@ -351,4 +354,72 @@ fn past_max_conn_rate_new_flows_are_sent_but_not_remembered() {
         return;
     }
     panic!("three floods of {FLOWS} packets each took over 900 ms");
+}
+
+#[test]
+fn outer_sources_vary_per_flow_inside_the_configured_prefix() {
+    if !require_root("outer_sources_vary_per_flow_inside_the_configured_prefix") {
+        return;
+    }
+    let mut lb = TestBalancer::new(32_768);
+    lb.add_vip(VIP, 80, PROTO_TCP, &reals(3, &[]), M);
+    let rs6: Vec<TestReal> = reals6(3, &[])
+        .into_iter()
+        .map(|r| TestReal { id: r.id + 10, ..r })
+        .collect();
+    lb.add_vip(VIP6, 80, PROTO_TCP, &rs6, M);
+    // 198.51.100.0/24 and 2001:db8:5::/112, as lb-ctl writes them.
+    let (base4, bits4) = ([198, 51, 100, 0], 8);
+    let base6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, 0).octets();
+    let bits6 = 16;
+    let mut cfg = test_config();
+    cfg.src_v4 = base4;
+    cfg.src_v4_flow_bits = bits4;
+    cfg.src_v6 = base6;
+    cfg.src_v6_flow_bits = bits6;
+    lb.dp.set_config(&cfg).expect("config");
+    let mut rng = Rng::new(9);
+    for v6 in [false, true] {
+        let mut sources = std::collections::HashSet::new();
+        for _ in 0..500 {
+            let (src, sport) = rng.client(v6);
+            let vip = ip(if v6 { VIP6 } else { VIP });
+            let out = lb.run(&Packet::tcp(src, sport, vip, 80, TCP_SYN).bytes());
+            assert_eq!(out.verdict, XDP_TX);
+            let hash = flow_hash(&FlowKey::new(src, sport, vip, 80, PROTO_TCP));
+            let expected = if v6 {
+                IpAddr::from(flow_source(base6, bits6, hash))
+            } else {
+                IpAddr::from(flow_source(base4, bits4, hash))
+            };
+            let got = outer_src(&out.output).expect("encapsulated");
+            assert_eq!(got, expected, "outer source of {src}:{sport}");
+            if !v6 {
+                // The header checksum covers the new source.
+                let hdr = &out.output[14..34];
+                let sum: u32 = hdr
+                    .chunks(2)
+                    .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                    .sum();
+                let folded = (sum & 0xffff) + (sum >> 16);
+                assert_eq!((folded & 0xffff) + (folded >> 16), 0xffff, "checksum");
+            }
+            sources.insert(got);
+        }
+        // 500 flows over 256 (IPv4) or 65,536 (IPv6) sources.
+        let least = if v6 { 490 } else { 180 };
+        assert!(
+            sources.len() >= least,
+            "{} distinct outer sources for 500 flows (v6: {v6})",
+            sources.len()
+        );
+    }
+    // Without flow bits, one source.
+    lb.dp.set_config(&test_config()).expect("config");
+    let (src, sport) = rng.client(false);
+    let out = lb.run(&Packet::tcp(src, sport, ip(VIP), 80, TCP_SYN).bytes());
+    assert_eq!(
+        outer_src(&out.output),
+        Some(IpAddr::from(test_config().src_v4))
+    );
 }

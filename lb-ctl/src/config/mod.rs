@@ -101,6 +101,11 @@ pub struct DaemonSettings {
 pub struct DataplaneSettings {
     pub source_v4: Option<Ipv4Addr>,
     pub source_v6: Option<Ipv6Addr>,
+    /// Per-flow IPv4 outer sources in this prefix instead of `source_v4`
+    /// (for RSS on the reals).
+    pub source_v4_prefix: Option<crate::bgp::Prefix>,
+    /// The same for IPv6.
+    pub source_v6_prefix: Option<crate::bgp::Prefix>,
     pub next_hop: NextHop,
     pub conn_table_size: u32,
     /// Connections each CPU may remember per second (0 = no limit).

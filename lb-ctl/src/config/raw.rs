@@ -62,6 +62,8 @@ pub struct RawDaemon {
 pub struct RawDataplane {
     pub source_v4: Option<Spanned<String>>,
     pub source_v6: Option<Spanned<String>>,
+    pub source_v4_prefix: Option<Spanned<String>>,
+    pub source_v6_prefix: Option<Spanned<String>>,
     pub next_hop: Option<Spanned<String>>,
     pub conn_table_size: Option<Spanned<u32>>,
     pub max_conn_rate: Option<u32>,

@@ -179,6 +179,13 @@ fn dataplane_mistakes_are_refused_with_their_line() {
         ("mtu = 100", "mtu 100"),
         ("conn_table_size = 10", "conn_table_size 10"),
         ("max_conn_rate = -1", "invalid value"),
+        (
+            "source_v4_prefix = \"2001:db8::/120\"",
+            "must be an IPv4 prefix",
+        ),
+        ("source_v6_prefix = \"2001:db8::/64\"", "too short"),
+        ("source_v4_prefix = \"198.51.100.0/24\"", "needs source_v4"),
+        ("source_v4_prefix = \"198.51.100.1/24\"", "host bits"),
     ];
     for (line, words) in cases {
         let text = format!("[daemon]\ninterface = \"eth0\"\n[dataplane]\n{line}\n");
@@ -226,4 +233,25 @@ fn vip_configs_round_trip_through_json() {
     let back: Vec<VipConfig> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s.vips);
     validate_vips(&back, &s.dataplane, s.bgp.as_ref()).unwrap();
+}
+
+#[test]
+fn source_prefixes_become_per_flow_bits() {
+    let s = parse_str(
+        "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.2\"\nsource_v6 = \"2001:db8:a::2\"\nsource_v4_prefix = \"198.51.100.0/24\"\nsource_v6_prefix = \"2001:db8:5::/112\"\n",
+    )
+    .unwrap();
+    let cfg = crate::daemon::dataplane_config(&s.dataplane, None);
+    assert_eq!(cfg.src_v4, [198, 51, 100, 0]);
+    assert_eq!(cfg.src_v4_flow_bits, 8);
+    assert_eq!(
+        std::net::Ipv6Addr::from(cfg.src_v6),
+        "2001:db8:5::".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    assert_eq!(cfg.src_v6_flow_bits, 16);
+    // Without prefixes: the single addresses, no per-flow bits.
+    let s = parse_str("[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.2\"\n")
+        .unwrap();
+    let cfg = crate::daemon::dataplane_config(&s.dataplane, None);
+    assert_eq!((cfg.src_v4, cfg.src_v4_flow_bits), ([192, 0, 2, 2], 0));
 }

@@ -63,6 +63,41 @@ fn duration(v: &Option<Spanned<String>>, default: Duration, what: &str) -> Resul
     )
 }
 
+/// `source_v4_prefix` / `source_v6_prefix`: a prefix of the family, long
+/// enough that the per-flow part fits the data plane's 16 (IPv4) or 32
+/// (IPv6) bits.
+fn source_prefix(
+    v: &Option<Spanned<String>>,
+    what: &str,
+    v6: bool,
+) -> Result<Option<Prefix>, Fail> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    let p: Prefix = v
+        .get_ref()
+        .parse()
+        .or_else(|e| fail(v.span(), format!("{what}_prefix: {e}")))?;
+    let (family, min) = if v6 { ("IPv6", 96) } else { ("IPv4", 16) };
+    if p.addr.is_ipv6() != v6 {
+        return fail(
+            v.span(),
+            format!("{what}_prefix must be an {family} prefix"),
+        );
+    }
+    if p.len < min {
+        return fail(
+            v.span(),
+            format!(
+                "{what}_prefix /{} is too short: at most {} per-flow bits (/{min} or longer)",
+                p.len,
+                if v6 { 32 } else { 16 }
+            ),
+        );
+    }
+    Ok(Some(p))
+}
+
 fn address(v: &Spanned<String>, what: &str) -> Result<IpAddr, Fail> {
     v.get_ref().parse().or_else(|_| {
         fail(
@@ -173,6 +208,22 @@ fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
             IpAddr::V4(_) => return fail(s.span(), "source_v6 must be an IPv6 address"),
         },
     };
+    let source_v4_prefix = source_prefix(&d.source_v4_prefix, "source_v4", false)?;
+    if let (Some(_), None) = (&source_v4_prefix, source_v4) {
+        let at = d.source_v4_prefix.as_ref().expect("set").span();
+        return fail(
+            at,
+            "source_v4_prefix needs source_v4 too (the LB's own address)",
+        );
+    }
+    let source_v6_prefix = source_prefix(&d.source_v6_prefix, "source_v6", true)?;
+    if let (Some(_), None) = (&source_v6_prefix, source_v6) {
+        let at = d.source_v6_prefix.as_ref().expect("set").span();
+        return fail(
+            at,
+            "source_v6_prefix needs source_v6 too (the LB's own address)",
+        );
+    }
     let next_hop = match &d.next_hop {
         None => NextHop::Reflect,
         Some(s) => match s.get_ref().as_str() {
@@ -212,6 +263,8 @@ fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
     Ok(DataplaneSettings {
         source_v4,
         source_v6,
+        source_v4_prefix,
+        source_v6_prefix,
         next_hop,
         conn_table_size,
         max_conn_rate: d

@@ -10,7 +10,10 @@ mod controller;
 pub mod metrics;
 pub mod state_file;
 
-use std::path::{Path, PathBuf};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
 pub use controller::{Change, Command, Controller, RequestError};
 use lb_common::config::{
@@ -24,6 +27,7 @@ use tokio::{
 
 use crate::{
     api,
+    bgp::Prefix,
     config::{self, DataplaneSettings, NextHop},
     dataplane::{self, Dataplane, DataplaneError, LoadOptions},
     iface,
@@ -71,6 +75,23 @@ pub fn dataplane_config(d: &DataplaneSettings, iface_mac: Option<[u8; 6]>) -> Co
     }
     if let Some(a) = d.source_v6 {
         cfg.src_v6 = a.octets();
+    }
+    // A prefix: the network, and the host bits vary per flow.
+    if let Some(Prefix {
+        addr: IpAddr::V4(a),
+        len,
+    }) = d.source_v4_prefix
+    {
+        cfg.src_v4 = a.octets();
+        cfg.src_v4_flow_bits = 32 - len;
+    }
+    if let Some(Prefix {
+        addr: IpAddr::V6(a),
+        len,
+    }) = d.source_v6_prefix
+    {
+        cfg.src_v6 = a.octets();
+        cfg.src_v6_flow_bits = 128 - len;
     }
     match d.next_hop {
         NextHop::Reflect => cfg.mac_mode = MAC_MODE_REFLECT,

@@ -26,6 +26,11 @@ use super::{
     topology::{FABRIC_MTU, Leaf, Role, leaf, leaves},
 };
 
+/// Site B's outer sources vary per flow inside these prefixes (as for RSS
+/// on the reals), so that the lab runs both kinds: site A uses its single
+/// addresses. The router routes them back to site B's LB host.
+pub const SITE_B_SOURCE_PREFIXES: [&str; 2] = ["198.51.100.240/28", "2001:db8:5b::/120"];
+
 /// How long a daemon may take to come up with healthy reals.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -71,6 +76,12 @@ impl LbHost {
             v4 = self.leaf.v4.1,
             v6 = self.leaf.v6.1,
         );
+        if self.site == 'B' {
+            let [v4, v6] = SITE_B_SOURCE_PREFIXES;
+            t.push_str(&format!(
+                "source_v4_prefix = \"{v4}\"\nsource_v6_prefix = \"{v6}\"\n"
+            ));
+        }
         if self.bgp {
             t.push_str(&format!(
                 "\n[bgp]\nasn = {LB_ASN}\nrouter_id = \"{v4}\"\nanycast_prefixes = [\"203.0.113.0/24\", \"2001:db8:f::/48\"]\n\

@@ -26,7 +26,7 @@ use lb_ctl::{
     decap,
     reconcile::{Proto, VipId},
 };
-use topology::{EDGE_MTU, FABRIC_MTU, LEAVES, Leaf, ROUTER, Role, leaves};
+use topology::{EDGE_MTU, FABRIC_MTU, LEAVES, Leaf, ROUTER, Role, leaf, leaves};
 pub use topology::{HTTP_PORT, UDP_PORT, VIP4, VIP6};
 
 use crate::netns::run_in;
@@ -315,6 +315,17 @@ impl Lab {
             ],
         )?;
         self.route_vips(sites)?;
+        // Site B's per-flow outer sources lead back to its LB host (where
+        // ICMP errors about its tunnels belong).
+        let lbb = leaf("lbb");
+        for (prefix, fam, via) in [
+            (lb::SITE_B_SOURCE_PREFIXES[0], "-4", lbb.v4.1),
+            (lb::SITE_B_SOURCE_PREFIXES[1], "-6", lbb.v6.1),
+        ] {
+            ip(&[
+                "-n", &r, fam, "route", "add", prefix, "via", via, "dev", lbb.name,
+            ])?;
+        }
         // veth delivers XDP_TX frames only to a peer that runs XDP: the
         // router's side of each LB host link runs the pass program. And
         // veth hands packets on with their checksum left to "offload"
