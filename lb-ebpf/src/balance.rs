@@ -1,10 +1,7 @@
 //! The balancer: for a TCP/UDP packet to a VIP, pick the real (connection
 //! table, else the VIP's Maglev ring), encapsulate toward it and send it
 //! back out. Everything else is passed untouched or dropped with a reason.
-use aya_ebpf::{
-    helpers::generated::{bpf_ktime_get_ns, bpf_redirect},
-    programs::XdpContext,
-};
+use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, programs::XdpContext};
 use lb_common::{
     NO_REAL,
     config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config},
@@ -17,8 +14,7 @@ use lb_common::{
 };
 
 use crate::{
-    encap::{self, Forward},
-    icmp,
+    encap, icmp,
     maps::{
         JUMP_ICMP_TOO_BIG, LB_CONFIG, LB_CONN_RATE, LB_CONNS, LB_JUMP, LB_REALS, LB_RINGS,
         LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
@@ -112,15 +108,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
             match ok {
                 Ok(how) => {
                     stats::traffic(vip_id, real_id, frame_len);
-                    match how {
-                        Forward::Tx => Verdict::tx_only(),
-                        // SAFETY: a helper with no memory arguments.
-                        Forward::Redirect(ifindex) => Verdict {
-                            action: unsafe { bpf_redirect(ifindex, 0) } as u32,
-                            reason: None,
-                        },
-                        Forward::Stack => Verdict::pass(Counter::PassFibNoNeighbour),
-                    }
+                    how.verdict()
                 }
                 Err(Counter::DropMtu) if cfg.flags & CONFIG_F_ICMP_TOO_BIG != 0 => {
                     stats::count(Counter::DropMtu);

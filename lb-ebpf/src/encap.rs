@@ -2,7 +2,10 @@
 //! IPv4-in-IPv6 (next header 41 / 4). The outer header goes between the
 //! Ethernet (and 802.1Q) header and the client's packet, which is left
 //! byte for byte as it came. Then the MACs are set toward the next hop.
-use aya_ebpf::{helpers::generated::bpf_xdp_adjust_head, programs::XdpContext};
+use aya_ebpf::{
+    helpers::generated::{bpf_redirect, bpf_xdp_adjust_head},
+    programs::XdpContext,
+};
 use lb_common::{
     ENCAP_TTL, FAMILY_V4, FAMILY_V6, IPV4_ENCAP_LEN, IPV6_ENCAP_LEN,
     config::{Config, MAC_MODE_FIB, MAC_MODE_GATEWAY, flow_source},
@@ -17,7 +20,10 @@ use lb_ebpf::{
     l2::{L2, SavedL2, save_l2, write_l2},
 };
 
-use crate::fib::{self, Fib, NextHop};
+use crate::{
+    fib::{self, Fib, NextHop},
+    stats::Verdict,
+};
 
 /// How an encapsulated packet leaves.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -29,6 +35,23 @@ pub enum Forward {
     /// To the stack, which routes it and resolves the next hop's MAC (FIB
     /// mode, neighbour not known yet).
     Stack,
+}
+
+impl Forward {
+    /// The program's verdict for a packet leaving this way (the reason is
+    /// counted by the caller, except the stack's).
+    #[inline(always)]
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Forward::Tx => Verdict::tx_only(),
+            // SAFETY: a helper with no memory arguments.
+            Forward::Redirect(ifindex) => Verdict {
+                action: unsafe { bpf_redirect(ifindex, 0) } as u32,
+                reason: None,
+            },
+            Forward::Stack => Verdict::pass(Counter::PassFibNoNeighbour),
+        }
+    }
 }
 
 /// The MACs and the way out of a packet toward `real`.

@@ -4,14 +4,13 @@
 //! and encapsulated, to the real that owns the flow, whose stack then
 //! lowers its path MTU. The balancer tail-calls it for ICMP to a VIP that is
 //! not an echo request: a cold path, kept out of the balancer's stack.
-use aya_ebpf::{helpers::generated::bpf_redirect, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use lb_common::{FAMILY_V4, FAMILY_V6, maps::FlowKey, stats::Counter};
 use lb_ebpf::{headers::*, l2::parse_l2};
 
 use crate::{
     balance::{Established, config, established, lookup_vip, new_flow},
-    encap::{self, Forward},
-    icmp,
+    encap, icmp,
     stats::{self, Verdict},
 };
 
@@ -60,15 +59,7 @@ pub fn forward(ctx: &XdpContext) -> Verdict {
         Ok(how) => {
             stats::count(Counter::IcmpTooBigForwarded);
             stats::traffic(vip_id, real_id, frame_len);
-            match how {
-                Forward::Tx => Verdict::tx_only(),
-                // SAFETY: a helper with no memory arguments.
-                Forward::Redirect(ifindex) => Verdict {
-                    action: unsafe { bpf_redirect(ifindex, 0) } as u32,
-                    reason: None,
-                },
-                Forward::Stack => Verdict::pass(Counter::PassFibNoNeighbour),
-            }
+            how.verdict()
         }
         Err(reason) => Verdict::drop(reason),
     }
