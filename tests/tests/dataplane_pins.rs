@@ -1,8 +1,14 @@
 //! Pinned maps: bpftool prints them with named fields (BTF), and a second
-//! load adopts them (VIPs, rings, connections) instead of starting empty.
+//! load adopts them (VIPs, rings, connections) instead of starting empty,
+//! unless they have another layout (another lb-ctl version, another
+//! connection table size): then they are created afresh.
 use std::{path::PathBuf, process::Command};
 
-use lb_common::{PROTO_TCP, maps::FlowKey};
+use aya::maps::MapInfo;
+use lb_common::{
+    PROTO_TCP,
+    maps::{FlowKey, names},
+};
 use lb_ctl::dataplane::{Dataplane, LoadOptions};
 use lb_tests::{
     balancer::{TestBalancer, TestReal, XDP_TX, ip},
@@ -86,4 +92,136 @@ fn pinned_maps_show_named_fields_and_are_adopted_on_reload() {
         "connection kept"
     );
     assert_eq!(dp.stats().unwrap().conn_miss, 1, "counters kept");
+    assert!(dp.replaced_pins().is_empty(), "{:?}", dp.replaced_pins());
+}
+
+/// Loads a balancer pinned under `pins` with one VIP (ring of 13 slots on
+/// real 1) and one connection; returns that connection's flow.
+fn pinned_with_a_connection(opts: &LoadOptions) -> FlowKey {
+    let real = TestReal {
+        id: 1,
+        addr: ip("198.51.100.101"),
+        weight: 1,
+    };
+    let mut lb = TestBalancer::with_options(opts);
+    lb.add_vip("203.0.113.10", 80, PROTO_TCP, &[real], 13);
+    let p = Packet::tcp(ip("198.51.100.7"), 40_000, ip("203.0.113.10"), 80, TCP_SYN);
+    assert_eq!(lb.run(&p.bytes()).verdict, XDP_TX);
+    let flow = FlowKey::new(
+        ip("198.51.100.7"),
+        40_000,
+        ip("203.0.113.10"),
+        80,
+        PROTO_TCP,
+    );
+    assert!(lb.dp.conn(&flow).unwrap().is_some());
+    flow
+}
+
+/// Pins, at `path`, a map that lb never made: another value size.
+fn pin_foreign_map(path: &std::path::Path, kind: &str, name: &str) {
+    let _ = std::fs::remove_file(path);
+    let out = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(path)
+        .args([
+            "type", kind, "key", "4", "value", "8", "entries", "1", "name", name,
+        ])
+        .output()
+        .expect("run bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool map create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn replaced_names(dp: &Dataplane) -> Vec<&'static str> {
+    let mut n: Vec<_> = dp.replaced_pins().iter().map(|r| r.name).collect();
+    n.sort_unstable();
+    n
+}
+
+#[test]
+fn a_new_conn_table_size_replaces_only_the_connection_table() {
+    if !require_root("a_new_conn_table_size_replaces_only_the_connection_table") {
+        return;
+    }
+    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
+    let mut opts = LoadOptions {
+        conn_table_size: 1024,
+        pin_dir: Some(pins.0.clone()),
+    };
+    let flow = pinned_with_a_connection(&opts);
+    opts.conn_table_size = 2048;
+    let dp = Dataplane::load(&opts).expect("reload with another table size");
+    assert_eq!(replaced_names(&dp), vec![names::CONNS]);
+    assert!(
+        dp.replaced_pins()[0].why.contains("entries 1024, now 2048"),
+        "{:?}",
+        dp.replaced_pins()
+    );
+    let info = MapInfo::from_pin(pins.0.join(names::CONNS)).unwrap();
+    assert_eq!(info.max_entries(), 2048, "the new table is pinned");
+    assert_eq!(dp.conn(&flow).unwrap(), None, "a new, empty table");
+    assert_eq!(dp.ring(0).unwrap(), vec![1; 13], "the VIP state adopted");
+}
+
+#[test]
+fn a_counter_map_of_another_layout_is_replaced_and_the_program_loads() {
+    if !require_root("a_counter_map_of_another_layout_is_replaced_and_the_program_loads") {
+        return;
+    }
+    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
+    let opts = LoadOptions {
+        conn_table_size: 1024,
+        pin_dir: Some(pins.0.clone()),
+    };
+    let flow = pinned_with_a_connection(&opts);
+    // As an older lb-ctl with fewer counters would have left it.
+    pin_foreign_map(&pins.0.join(names::STATS), "percpu_array", "LB_STATS");
+    let mut lb = TestBalancer::with_options(&opts);
+    assert_eq!(replaced_names(&lb.dp), vec![names::STATS]);
+    assert!(
+        lb.dp.replaced_pins()[0].why.contains("value size 8, now"),
+        "{:?}",
+        lb.dp.replaced_pins()
+    );
+    assert_eq!(
+        lb.dp.conn(&flow).unwrap().map(|c| c.real_id),
+        Some(1),
+        "the connection table adopted"
+    );
+    let p = Packet::tcp(ip("198.51.100.7"), 40_000, ip("203.0.113.10"), 80, TCP_SYN);
+    assert_eq!(lb.run(&p.bytes()).verdict, XDP_TX);
+    assert_eq!(lb.dp.stats().unwrap().conn_hit, 1, "counting afresh");
+}
+
+#[test]
+fn a_vip_map_of_another_layout_replaces_all_the_vip_state() {
+    if !require_root("a_vip_map_of_another_layout_replaces_all_the_vip_state") {
+        return;
+    }
+    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
+    let opts = LoadOptions {
+        conn_table_size: 1024,
+        pin_dir: Some(pins.0.clone()),
+    };
+    let flow = pinned_with_a_connection(&opts);
+    pin_foreign_map(&pins.0.join(names::REALS), "array", "LB_REALS");
+    let dp = Dataplane::load(&opts).expect("reload");
+    let mut expected = vec![
+        names::VIPS,
+        names::VIP_ADDRS,
+        names::VIP_FILTER,
+        names::VIP_GENS,
+        names::REALS,
+        names::RINGS,
+        names::CONNS,
+    ];
+    expected.sort_unstable();
+    assert_eq!(replaced_names(&dp), expected);
+    assert!(dp.vips().unwrap().is_empty(), "the VIP state starts empty");
+    assert_eq!(dp.conn(&flow).unwrap(), None, "and so do the connections");
+    assert_eq!(dp.stats().unwrap().conn_miss, 1, "counters adopted");
 }

@@ -134,6 +134,13 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         conn_table_size: settings.dataplane.conn_table_size,
         pin_dir: Some(d.pin_dir.clone()),
     })?;
+    // VIP and real maps of another layout (another version) were created
+    // afresh: the state starts as on a first start.
+    let adopted = adopted
+        && !dp
+            .replaced_pins()
+            .iter()
+            .any(|r| r.name == lb_common::maps::names::VIPS);
     dp.set_config(&dataplane_config(&settings.dataplane, iface.mac))?;
     let attached = programs::attach_or_update_pinned(
         dp.program(),

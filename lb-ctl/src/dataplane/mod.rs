@@ -2,8 +2,12 @@
 //! with its maps (pinned under a bpffs directory if asked, adopting maps
 //! already pinned there), fill VIPs, reals and rings, read counters.
 //!
+//! A pinned map is adopted only if it has this build's layout (see
+//! [`pins`]); otherwise it is created afresh.
+//!
 //! This is the mechanism; which ids VIPs and reals get, and what rings hold,
 //! is decided above (the controller) or by tests.
+mod pins;
 mod ring;
 
 use std::{
@@ -23,6 +27,7 @@ use lb_common::{
     maps::{AddrKey, Conn, FlowKey, JUMP_ICMP_TOO_BIG, Real, Traffic, VipKey, VipMeta, names},
     stats::Stats,
 };
+pub use pins::{PinsError, Replaced};
 pub use ring::{Ring, RingError};
 
 use crate::programs::{self, Program, ProgramsError};
@@ -51,6 +56,8 @@ pub enum DataplaneError {
     Load(#[source] aya::EbpfError),
     #[error(transparent)]
     Program(#[from] ProgramsError),
+    #[error("checking the pinned maps")]
+    Pins(#[from] PinsError),
     #[error("the object has no map `{0}`")]
     MissingMap(&'static str),
     #[error("map `{name}`: {what}")]
@@ -91,6 +98,8 @@ pub struct Dataplane {
     ebpf: Ebpf,
     /// `LB_JUMP`: held so that its entries live as long as the balancer.
     _jump: ProgramArray<MapData>,
+    /// Pinned maps of another layout that this load created afresh.
+    replaced: Vec<Replaced>,
     vips: HashMap<MapData, VipKey, VipMeta>,
     vip_addrs: HashMap<MapData, AddrKey, u32>,
     vip_filter: Array<MapData, u32>,
@@ -124,12 +133,14 @@ impl Dataplane {
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(names::CONNS, opts.conn_table_size);
+        let mut replaced = Vec::new();
         let pins: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| DataplaneError::PinDir {
                     path: dir.clone(),
                     source,
                 })?;
+                replaced = pins::unpin_stale(dir, programs::OBJECT, opts.conn_table_size)?;
                 names::ALL.iter().map(|n| (*n, dir.join(n))).collect()
             }
             None => Vec::new(),
@@ -182,6 +193,7 @@ impl Dataplane {
         let mut dp = Dataplane {
             ebpf,
             _jump: jump,
+            replaced,
             vips,
             vip_addrs,
             vip_filter,
@@ -233,6 +245,11 @@ impl Dataplane {
             .expect("loaded in Dataplane::load")
             .try_into()
             .expect("an XDP program")
+    }
+
+    /// The pinned maps this load did not adopt (another layout), and why.
+    pub fn replaced_pins(&self) -> &[Replaced] {
+        &self.replaced
     }
 
     /// The underlying object (other programs, e.g. for benchmarks).
