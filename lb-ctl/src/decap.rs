@@ -1,5 +1,6 @@
 //! The backends' decapsulator as user space drives it: load `lb_decap`
-//! with its maps (pinned and adopted under a bpffs directory if asked), say
+//! with its maps (pinned and adopted under a bpffs directory if asked, if
+//! their layout is this build's: see [`crate::pins`]), say
 //! which local addresses tunnels are opened for, read its counters.
 use std::{
     net::IpAddr,
@@ -16,7 +17,10 @@ use lb_common::{
     maps::AddrKey,
 };
 
-use crate::programs::{self, Program, ProgramsError};
+use crate::{
+    pins::{self, PinSet, PinsError},
+    programs::{self, Program, ProgramsError},
+};
 
 /// Where the decapsulator pins its maps unless told otherwise.
 pub const DEFAULT_DECAP_PIN_DIR: &str = "/sys/fs/bpf/lb-decap";
@@ -27,6 +31,8 @@ pub enum DecapError {
     Load(#[source] aya::EbpfError),
     #[error(transparent)]
     Program(#[from] ProgramsError),
+    #[error("checking the pinned maps")]
+    Pins(#[from] PinsError),
     #[error("the decapsulator object has no map `{0}`")]
     MissingMap(&'static str),
     #[error("map `{name}`: {what}")]
@@ -65,6 +71,15 @@ impl Decapsulator {
                 path: dir.to_owned(),
                 source,
             })?;
+            // Both maps are filled by whoever attaches: either may be
+            // replaced alone.
+            let set = PinSet {
+                names: &names::ALL,
+                entries: &[],
+                together: &[],
+                with_them: &[],
+            };
+            pins::unpin_stale(dir, programs::DECAP_OBJECT, &set)?;
             for name in names::ALL {
                 loader.map_pin_path(name, dir.join(name));
             }

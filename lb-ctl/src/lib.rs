@@ -12,5 +12,6 @@ pub mod health;
 pub mod iface;
 pub mod maglev;
 pub mod netns;
+pub mod pins;
 pub mod programs;
 pub mod reconcile;

@@ -9,7 +9,10 @@ use lb_common::{
     PROTO_TCP,
     maps::{FlowKey, names},
 };
-use lb_ctl::dataplane::{Dataplane, LoadOptions};
+use lb_ctl::{
+    dataplane::{Dataplane, LoadOptions},
+    decap::Decapsulator,
+};
 use lb_tests::{
     balancer::{TestBalancer, TestReal, XDP_TX, ip},
     netns::unique_tag,
@@ -224,4 +227,22 @@ fn a_vip_map_of_another_layout_replaces_all_the_vip_state() {
     assert!(dp.vips().unwrap().is_empty(), "the VIP state starts empty");
     assert_eq!(dp.conn(&flow).unwrap(), None, "and so do the connections");
     assert_eq!(dp.stats().unwrap().conn_miss, 1, "counters adopted");
+}
+
+#[test]
+fn the_decapsulator_replaces_a_pinned_map_of_another_layout_too() {
+    if !require_root("the_decapsulator_replaces_a_pinned_map_of_another_layout_too") {
+        return;
+    }
+    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
+    std::fs::create_dir_all(&pins.0).unwrap();
+    let stats = pins.0.join(lb_common::decap::names::STATS);
+    pin_foreign_map(&stats, "percpu_array", "LB_DECAP_STATS");
+    let d = Decapsulator::load(Some(&pins.0)).expect("load over a foreign pin");
+    assert_eq!(
+        MapInfo::from_pin(&stats).unwrap().value_size() as usize,
+        std::mem::size_of::<lb_common::decap::DecapStats>(),
+        "the decapsulator's own counters are pinned now"
+    );
+    assert_eq!(d.stats().unwrap(), Default::default());
 }

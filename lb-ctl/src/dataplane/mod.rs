@@ -3,11 +3,13 @@
 //! already pinned there), fill VIPs, reals and rings, read counters.
 //!
 //! A pinned map is adopted only if it has this build's layout (see
-//! [`pins`]); otherwise it is created afresh.
+//! [`crate::pins`]); otherwise it is created afresh: counters,
+//! configuration and the connection table alone; the VIP and real maps all
+//! together, and the connections with them, so that no connection points
+//! at an id that now means something else.
 //!
 //! This is the mechanism; which ids VIPs and reals get, and what rings hold,
 //! is decided above (the controller) or by tests.
-mod pins;
 mod ring;
 
 use std::{
@@ -27,10 +29,23 @@ use lb_common::{
     maps::{AddrKey, Conn, FlowKey, JUMP_ICMP_TOO_BIG, Real, Traffic, VipKey, VipMeta, names},
     stats::Stats,
 };
-pub use pins::{PinsError, Replaced};
 pub use ring::{Ring, RingError};
 
-use crate::programs::{self, Program, ProgramsError};
+use crate::{
+    pins::{self, PinSet, PinsError, Replaced},
+    programs::{self, Program, ProgramsError},
+};
+
+/// The VIP and real maps: a changed one replaces them all, and the
+/// connection table.
+const VIP_STATE: [&str; 6] = [
+    names::VIPS,
+    names::VIP_ADDRS,
+    names::VIP_FILTER,
+    names::VIP_GENS,
+    names::REALS,
+    names::RINGS,
+];
 
 /// How to load the balancer.
 #[derive(Debug, Clone)]
@@ -140,7 +155,13 @@ impl Dataplane {
                     path: dir.clone(),
                     source,
                 })?;
-                replaced = pins::unpin_stale(dir, programs::OBJECT, opts.conn_table_size)?;
+                let set = PinSet {
+                    names: &names::ALL,
+                    entries: &[(names::CONNS, opts.conn_table_size)],
+                    together: &VIP_STATE,
+                    with_them: &[names::CONNS],
+                };
+                replaced = pins::unpin_stale(dir, programs::OBJECT, &set)?;
                 names::ALL.iter().map(|n| (*n, dir.join(n))).collect()
             }
             None => Vec::new(),

@@ -6,30 +6,25 @@
 //! used as if it were this build's: the verifier refuses the program, or
 //! worse, accepts it. So before loading, every pinned map is compared with
 //! this build's definition (type, key and value size, entries, flags), and
-//! one that differs is unpinned, to be created afresh:
-//!
-//! - counters, configuration and the tail-call array: alone;
-//! - the connection table: alone (flows are hashed again; with the same
-//!   rings, Maglev sends them to the same reals);
-//! - any of the VIP and real maps: all of them and the connection table,
-//!   so that the state starts whole (the controller fills it again) and no
-//!   connection can point at an id that now means something else.
+//! one that differs is unpinned, to be created afresh: alone, or with a
+//! group of maps whose contents only make sense together (the balancer's
+//! VIP and real maps, and with them the connections).
 //!
 //! The program still attached keeps the maps it holds until it is replaced.
 use std::path::Path;
 
 use aya::maps::{MapInfo, MapType};
-use lb_common::maps::names;
 
-/// The VIP and real maps: replaced together.
-const STATE: [&str; 6] = [
-    names::VIPS,
-    names::VIP_ADDRS,
-    names::VIP_FILTER,
-    names::VIP_GENS,
-    names::REALS,
-    names::RINGS,
-];
+/// The maps of one object pinned in one directory, and how they go.
+pub(crate) struct PinSet<'a> {
+    /// Every map the object pins.
+    pub names: &'a [&'static str],
+    /// Maps whose entries are set at load, not by the object: (name, entries).
+    pub entries: &'a [(&'static str, u32)],
+    /// If any of these is replaced, `with_them` are replaced too.
+    pub together: &'a [&'static str],
+    pub with_them: &'a [&'static str],
+}
 
 /// A pinned map that was not adopted, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,25 +92,25 @@ fn map_type(raw: u32) -> Option<MapType> {
     MapType::try_from(raw).ok()
 }
 
-/// Compares the maps pinned under `dir` with `object`'s (the connection
-/// table sized `conn_table_size`) and unpins those that may not be adopted.
-/// Returns what was unpinned.
-pub(super) fn unpin_stale(
+/// Compares the maps of `set` pinned under `dir` with `object`'s
+/// definitions and unpins those that may not be adopted. Returns what was
+/// unpinned.
+pub(crate) fn unpin_stale(
     dir: &Path,
     object: &[u8],
-    conn_table_size: u32,
+    set: &PinSet<'_>,
 ) -> Result<Vec<Replaced>, PinsError> {
     let obj = aya_obj::Object::parse(object).map_err(|e| PinsError::Object(e.to_string()))?;
     let mut stale: Vec<Replaced> = Vec::new();
-    for name in names::ALL {
+    for &name in set.names {
         let path = dir.join(name);
         if !path.exists() {
             continue;
         }
         let def = obj.maps.get(name).ok_or(PinsError::NotInObject(name))?;
         let mut want = Layout::of_object(def);
-        if name == names::CONNS {
-            want.max_entries = conn_table_size;
+        if let Some((_, n)) = set.entries.iter().find(|(m, _)| *m == name) {
+            want.max_entries = *n;
         }
         let why = match MapInfo::from_pin(&path) {
             Ok(info) => want.differences(&Layout::of_pin(&info)),
@@ -125,15 +120,16 @@ pub(super) fn unpin_stale(
             stale.push(Replaced { name, why });
         }
     }
-    if let Some(first) = stale.iter().find(|r| STATE.contains(&r.name)).cloned() {
-        for name in STATE.iter().chain([&names::CONNS]) {
-            if !stale.iter().any(|r| r.name == *name) && dir.join(name).exists() {
+    if let Some(first) = stale
+        .iter()
+        .find(|r| set.together.contains(&r.name))
+        .cloned()
+    {
+        for &name in set.together.iter().chain(set.with_them) {
+            if !stale.iter().any(|r| r.name == name) && dir.join(name).exists() {
                 stale.push(Replaced {
                     name,
-                    why: format!(
-                        "replaced with the VIP and real maps ({} changed)",
-                        first.name
-                    ),
+                    why: format!("replaced with {} (its layout changed)", first.name),
                 });
             }
         }
