@@ -469,3 +469,77 @@ fn a_killed_lb_ctl_keeps_its_routes_and_its_successor_adopts_gobgpd() {
     assert_eq!(status["announced"].as_array().unwrap().len(), 2);
     assert_eq!(status["gobgpd_restarts"], 0);
 }
+
+/// The BGP sessions of the gobgpd answering at lb-ctl's default API address
+/// in namespace `ns`, as its own CLI prints them.
+fn gobgp_neighbors(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "gobgp",
+            "-u",
+            "127.0.0.1",
+            "-p",
+            "50051",
+        ])
+        .arg("neighbor")
+        .output()
+        .expect("run gobgp");
+    assert!(
+        out.status.success(),
+        "gobgp neighbor: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_operators_gobgpd_is_used_and_left_running_with_its_sessions() {
+    if !require_root("an_operators_gobgpd_is_used_and_left_running_with_its_sessions") {
+        return;
+    }
+    let mut opts = LabOptions::new(&format!("lbto{}", unique_tag()), test_bins());
+    opts.bgp = true;
+    opts.operator_gobgpd = vec!['A'];
+    // Up only once the router's table has both sites: site A announced
+    // through the operator's gobgpd.
+    let mut lab = Lab::up(opts).expect("lab up with an operator's gobgpd on site A");
+    let r = lab.ns("r");
+    let a = lab.lbs[&'A'].ns.clone();
+    let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
+    assert!(
+        status["gobgpd"]
+            .as_str()
+            .unwrap()
+            .starts_with("the operator's"),
+        "{status}"
+    );
+    assert_eq!(status["gobgpd_restarts"], 0);
+
+    // A graceful stop withdraws lb's routes but leaves the operator's
+    // gobgpd running, its session to the router up.
+    lab.stop_daemon('A').expect("graceful stop");
+    for v in [VIP4, VIP6] {
+        wait_nexthops(&r, vip(v), &hops(&['B'], vip(v)), Duration::from_secs(5))
+            .expect("site A withdrawn");
+    }
+    let neighbors = gobgp_neighbors(&a);
+    assert!(
+        neighbors.contains("Establ"),
+        "session still up: {neighbors}"
+    );
+
+    // lb-ctl started again announces through it again.
+    lab.start_daemon('A').unwrap();
+    for v in [VIP4, VIP6] {
+        wait_nexthops(
+            &r,
+            vip(v),
+            &hops(&['A', 'B'], vip(v)),
+            Duration::from_secs(10),
+        )
+        .expect("site A announced again");
+    }
+}

@@ -229,6 +229,12 @@ impl Speaker {
         let api = self.settings.api;
         if let Ok(c) = Gobgp::connect(api, Duration::from_millis(300)).await {
             self.client = Some(c);
+            let mut v = self.view.lock().expect("view");
+            if !self.settings.manage {
+                v.gobgpd = format!("the operator's, at {api}");
+            } else if v.gobgpd.is_empty() {
+                v.gobgpd = format!("adopted at {api}");
+            }
             return Ok(());
         }
         if !self.settings.manage {
@@ -300,9 +306,6 @@ impl Speaker {
                     );
                 }
             }
-        }
-        if self.view.lock().expect("view").gobgpd.is_empty() {
-            self.view.lock().expect("view").gobgpd = format!("adopted at {}", self.settings.api);
         }
         out
     }
@@ -404,7 +407,9 @@ impl Speaker {
     }
 
     /// Withdraws everything, waits until no neighbor is sent any of it (or
-    /// a timeout), then stops BGP and the gobgpd this speaker started.
+    /// a timeout), then stops BGP and the gobgpd this speaker started. An
+    /// operator's gobgpd (`manage = false`) is left running, its sessions
+    /// up: it may carry more than lb's routes.
     async fn stop(&mut self) {
         self.reconcile(&[]).await;
         if let Some(c) = &mut self.client {
@@ -429,7 +434,9 @@ impl Speaker {
             }
             // The routers act on the withdrawal within a round trip.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let _ = c.stop().await;
+            if self.settings.manage {
+                let _ = c.stop().await;
+            }
         }
         if let Some(mut child) = self.child.take() {
             let _ = child.start_kill();

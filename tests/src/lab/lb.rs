@@ -45,6 +45,8 @@ pub struct LbHost {
     pub pin_dir: PathBuf,
     /// Announce the VIPs with BGP to the router.
     pub bgp: bool,
+    /// lb-ctl runs gobgpd (else the operator does: `manage = false`).
+    pub manage_gobgpd: bool,
     view: Option<(Dataplane, Reconciler)>,
 }
 
@@ -59,6 +61,7 @@ impl LbHost {
             log: run_dir.join(format!("{}.log", leaf.name)),
             pin_dir: PathBuf::from("/sys/fs/bpf").join(prefix).join(leaf.name),
             bgp: false,
+            manage_gobgpd: true,
             view: None,
         }
     }
@@ -84,10 +87,11 @@ impl LbHost {
         }
         if self.bgp {
             t.push_str(&format!(
-                "\n[bgp]\nasn = {LB_ASN}\nrouter_id = \"{v4}\"\nanycast_prefixes = [\"203.0.113.0/24\", \"2001:db8:f::/48\"]\n\
+                "\n[bgp]\nasn = {LB_ASN}\nrouter_id = \"{v4}\"\nanycast_prefixes = [\"203.0.113.0/24\", \"2001:db8:f::/48\"]\nmanage = {manage}\n\
                  \n  [[bgp.neighbor]]\n  address = \"{router}\"\n  asn = {ROUTER_ASN}\n",
                 v4 = self.leaf.v4.1,
                 router = self.leaf.v4.0,
+                manage = self.manage_gobgpd,
             ));
         }
         for vip in lab_vips() {

@@ -34,6 +34,15 @@ use crate::netns::run_in;
 /// Ring size of the lab's VIPs (prime; small keeps set-up fast).
 pub const LAB_RING_SIZE: u32 = 4093;
 
+/// How the lab runs an operator's gobgpd (at lb-ctl's default API address).
+const OPERATOR_GOBGPD_ARGS: [&str; 5] = [
+    "--api-hosts",
+    "127.0.0.1:50051",
+    "--pprof-disable",
+    "-l",
+    "warn",
+];
+
 /// The programs the lab runs.
 #[derive(Debug, Clone)]
 pub struct LabBins {
@@ -66,6 +75,9 @@ pub struct LabOptions {
     /// Route the VIPs with BGP (FRR on the router, lb-ctl's gobgpd on the
     /// LB hosts) instead of static routes.
     pub bgp: bool,
+    /// Sites whose gobgpd the lab runs, as an operator would
+    /// (`manage = false` in their daemon's config), instead of lb-ctl.
+    pub operator_gobgpd: Vec<char>,
     pub bins: LabBins,
 }
 
@@ -78,6 +90,7 @@ impl LabOptions {
             sites: vec!['A', 'B'],
             backends: BTreeMap::from([('A', vec!["a1", "a2"]), ('B', vec!["b1", "b2"])]),
             bgp: false,
+            operator_gobgpd: Vec::new(),
             bins,
         }
     }
@@ -160,6 +173,11 @@ impl Lab {
             let backends = opts.backends.get(&site).cloned().unwrap_or_default();
             let mut host = LbHost::new(&lab.prefix, &run_dir(&lab.prefix), l);
             host.bgp = opts.bgp;
+            if opts.bgp && opts.operator_gobgpd.contains(&site) {
+                host.manage_gobgpd = false;
+                lab.start_detached(&host.ns, Command::new("gobgpd").args(OPERATOR_GOBGPD_ARGS))
+                    .context("start the operator's gobgpd")?;
+            }
             let daemon = host.start(&lab.bins, &backends)?;
             lab.daemons.insert(site, daemon);
             lab.lbs.insert(site, host);
@@ -426,14 +444,13 @@ impl Lab {
         self.start_server(b.name)
     }
 
-    /// Starts backend `name`'s server (detached: it outlives this process
-    /// when the lab is kept).
-    pub fn start_server(&self, name: &str) -> anyhow::Result<()> {
-        let ns = self.ns(name);
+    /// Starts `program` in namespace `ns`, detached (its own session, so it
+    /// outlives this process when the lab is kept); the lab reaps it.
+    fn start_detached(&self, ns: &str, program: &Command) -> anyhow::Result<()> {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns])
-            .arg(&self.bins.server)
-            .arg(name)
+        cmd.args(["netns", "exec", ns])
+            .arg(program.get_program())
+            .args(program.get_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -446,8 +463,18 @@ impl Lab {
         }
         let child = cmd
             .spawn()
-            .with_context(|| format!("start the server in {ns}"))?;
+            .with_context(|| format!("start {:?} in {ns}", program.get_program()))?;
         self.children.lock().expect("children").push(child);
+        Ok(())
+    }
+
+    /// Starts backend `name`'s server (detached: it outlives this process
+    /// when the lab is kept).
+    pub fn start_server(&self, name: &str) -> anyhow::Result<()> {
+        let ns = self.ns(name);
+        let mut server = Command::new(&self.bins.server);
+        server.arg(name);
+        self.start_detached(&ns, &server)?;
         // Ready when both ports answer.
         let vip: IpAddr = VIP4.parse().expect("VIP");
         for _ in 0..100 {
