@@ -29,6 +29,17 @@ impl Drop for PinDir {
     }
 }
 
+/// A fresh pin directory (removed on drop) and options that pin there, with
+/// a 1024-entry connection table.
+fn pinned_options() -> (PinDir, LoadOptions) {
+    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
+    let opts = LoadOptions {
+        conn_table_size: 1024,
+        pin_dir: Some(pins.0.clone()),
+    };
+    (pins, opts)
+}
+
 fn bpftool_dump(path: &std::path::Path) -> String {
     let out = Command::new("bpftool")
         .args(["map", "dump", "pinned"])
@@ -48,11 +59,7 @@ fn pinned_maps_show_named_fields_and_are_adopted_on_reload() {
     if !require_root("pinned_maps_show_named_fields_and_are_adopted_on_reload") {
         return;
     }
-    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
-    let opts = LoadOptions {
-        conn_table_size: 1024,
-        pin_dir: Some(pins.0.clone()),
-    };
+    let (pins, opts) = pinned_options();
     let real = TestReal {
         id: 1,
         addr: ip("198.51.100.101"),
@@ -150,11 +157,7 @@ fn a_new_conn_table_size_replaces_only_the_connection_table() {
     if !require_root("a_new_conn_table_size_replaces_only_the_connection_table") {
         return;
     }
-    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
-    let mut opts = LoadOptions {
-        conn_table_size: 1024,
-        pin_dir: Some(pins.0.clone()),
-    };
+    let (pins, mut opts) = pinned_options();
     let flow = pinned_with_a_connection(&opts);
     opts.conn_table_size = 2048;
     let dp = Dataplane::load(&opts).expect("reload with another table size");
@@ -175,11 +178,7 @@ fn a_counter_map_of_another_layout_is_replaced_and_the_program_loads() {
     if !require_root("a_counter_map_of_another_layout_is_replaced_and_the_program_loads") {
         return;
     }
-    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
-    let opts = LoadOptions {
-        conn_table_size: 1024,
-        pin_dir: Some(pins.0.clone()),
-    };
+    let (pins, opts) = pinned_options();
     let flow = pinned_with_a_connection(&opts);
     // As an older lb-ctl with fewer counters would have left it.
     pin_foreign_map(&pins.0.join(names::STATS), "percpu_array", "LB_STATS");
@@ -205,11 +204,7 @@ fn a_vip_map_of_another_layout_replaces_all_the_vip_state() {
     if !require_root("a_vip_map_of_another_layout_replaces_all_the_vip_state") {
         return;
     }
-    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
-    let opts = LoadOptions {
-        conn_table_size: 1024,
-        pin_dir: Some(pins.0.clone()),
-    };
+    let (pins, opts) = pinned_options();
     let flow = pinned_with_a_connection(&opts);
     pin_foreign_map(&pins.0.join(names::REALS), "array", "LB_REALS");
     let dp = Dataplane::load(&opts).expect("reload");
@@ -234,7 +229,7 @@ fn the_decapsulator_replaces_a_pinned_map_of_another_layout_too() {
     if !require_root("the_decapsulator_replaces_a_pinned_map_of_another_layout_too") {
         return;
     }
-    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
+    let (pins, _) = pinned_options();
     std::fs::create_dir_all(&pins.0).unwrap();
     let stats = pins.0.join(lb_common::decap::names::STATS);
     pin_foreign_map(&stats, "percpu_array", "LB_DECAP_STATS");
