@@ -26,218 +26,194 @@ fn vip_label(v: Option<&pb::Vip>) -> String {
         .map_or_else(String::new, |id| id.to_string())
 }
 
+/// Writes one metric family: its HELP and TYPE lines, then every sample
+/// (labels inside the braces, or none), all together as the format asks.
+fn family<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, V)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
 /// Renders the text exposition format.
 pub fn render(s: &Snapshot<'_>) -> String {
-    let push = |o: &mut String, line: String| {
-        o.push_str(&line);
-        o.push('\n');
-    };
     let mut out = String::new();
-    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    header(&mut out, "lb_up", "gauge", "1 while lb-ctl runs.");
-    push(&mut out, "lb_up 1".into());
-    header(
-        &mut out,
+    let o = &mut out;
+    family(
+        o,
+        "lb_up",
+        "gauge",
+        "1 while lb-ctl runs.",
+        [(String::new(), 1)],
+    );
+    family(
+        o,
         "lb_uptime_seconds",
         "gauge",
         "Seconds since lb-ctl started.",
+        [(String::new(), s.uptime_s)],
     );
-    push(&mut out, format!("lb_uptime_seconds {}", s.uptime_s));
-    header(
-        &mut out,
+    family(
+        o,
         "lb_dataplane_total",
         "counter",
         "The balancer's counters: verdicts and reasons (docs/DATAPLANE.md).",
+        s.stats
+            .counters
+            .iter()
+            .map(|c| (format!("counter=\"{}\"", c.name), c.value)),
     );
-    for c in &s.stats.counters {
-        push(
-            &mut out,
-            format!("lb_dataplane_total{{counter=\"{}\"}} {}", c.name, c.value),
-        );
-    }
-    header(
-        &mut out,
+    let vips = || {
+        s.stats.vips.iter().map(|v| {
+            (
+                format!("vip=\"{}\"", vip_label(v.vip.as_ref())),
+                v.traffic.unwrap_or_default(),
+            )
+        })
+    };
+    family(
+        o,
         "lb_vip_packets_total",
         "counter",
         "Packets sent to a VIP's reals.",
+        vips().map(|(l, t)| (l, t.packets)),
     );
-    for v in &s.stats.vips {
-        let t = v.traffic.unwrap_or_default();
-        push(
-            &mut out,
-            format!(
-                "lb_vip_packets_total{{vip=\"{}\"}} {}",
-                vip_label(v.vip.as_ref()),
-                t.packets
-            ),
-        );
-    }
-    header(
-        &mut out,
+    family(
+        o,
         "lb_vip_bytes_total",
         "counter",
         "Bytes sent to a VIP's reals (as the clients sent them).",
+        vips().map(|(l, t)| (l, t.bytes)),
     );
-    for v in &s.stats.vips {
-        let t = v.traffic.unwrap_or_default();
-        push(
-            &mut out,
-            format!(
-                "lb_vip_bytes_total{{vip=\"{}\"}} {}",
-                vip_label(v.vip.as_ref()),
-                t.bytes
-            ),
-        );
-    }
-    header(
-        &mut out,
+    let reals = || {
+        s.stats.vips.iter().flat_map(|v| {
+            v.reals.iter().map(|r| {
+                (
+                    format!(
+                        "vip=\"{}\",real=\"{}\"",
+                        vip_label(v.vip.as_ref()),
+                        r.address
+                    ),
+                    r.traffic.unwrap_or_default(),
+                )
+            })
+        })
+    };
+    family(
+        o,
         "lb_real_packets_total",
         "counter",
         "Packets sent to a real of a VIP.",
+        reals().map(|(l, t)| (l, t.packets)),
     );
-    for v in &s.stats.vips {
-        for r in &v.reals {
-            let t = r.traffic.unwrap_or_default();
-            push(
-                &mut out,
-                format!(
-                    "lb_real_packets_total{{vip=\"{}\",real=\"{}\"}} {}",
-                    vip_label(v.vip.as_ref()),
-                    r.address,
-                    t.packets
-                ),
-            );
-        }
-    }
-    header(
-        &mut out,
+    family(
+        o,
         "lb_real_bytes_total",
         "counter",
         "Bytes sent to a real of a VIP.",
+        reals().map(|(l, t)| (l, t.bytes)),
     );
-    for v in &s.stats.vips {
-        for r in &v.reals {
-            let t = r.traffic.unwrap_or_default();
-            push(
-                &mut out,
-                format!(
-                    "lb_real_bytes_total{{vip=\"{}\",real=\"{}\"}} {}",
-                    vip_label(v.vip.as_ref()),
-                    r.address,
-                    t.bytes
-                ),
-            );
-        }
-    }
-    header(
-        &mut out,
+    let configured = || {
+        s.vips.vips.iter().flat_map(|v| {
+            v.reals.iter().map(|r| {
+                (
+                    format!(
+                        "vip=\"{}\",real=\"{}\"",
+                        vip_label(v.vip.as_ref()),
+                        r.address
+                    ),
+                    r,
+                )
+            })
+        })
+    };
+    family(
+        o,
         "lb_real_up",
         "gauge",
         "1 when a real of a VIP is in the ring (healthy, weight > 0).",
+        configured().map(|(l, r)| (l, u8::from(r.state == "up"))),
     );
-    header(
-        &mut out,
+    family(
+        o,
         "lb_real_weight",
         "gauge",
         "A real's configured weight.",
+        configured().map(|(l, r)| (l, r.weight)),
     );
-    for v in &s.vips.vips {
-        for r in &v.reals {
-            let labels = format!(
-                "vip=\"{}\",real=\"{}\"",
-                vip_label(v.vip.as_ref()),
-                r.address
-            );
-            push(
-                &mut out,
-                format!("lb_real_up{{{labels}}} {}", u8::from(r.state == "up")),
-            );
-            push(&mut out, format!("lb_real_weight{{{labels}}} {}", r.weight));
-        }
-    }
-    header(
-        &mut out,
+    let probes = || {
+        s.health.reals.iter().map(|h| {
+            (
+                format!(
+                    "real=\"{}\",check=\"{}\"",
+                    h.address,
+                    h.check.replace('"', "'")
+                ),
+                h,
+            )
+        })
+    };
+    family(
+        o,
         "lb_health_checks_total",
         "counter",
         "Probes run, per real and check.",
+        probes().map(|(l, h)| (l, h.checks)),
     );
-    header(
-        &mut out,
+    family(
+        o,
         "lb_health_transitions_total",
         "counter",
         "Up/down transitions, per real and check.",
+        probes().map(|(l, h)| (l, h.transitions)),
     );
-    header(
-        &mut out,
+    family(
+        o,
         "lb_health_healthy",
         "gauge",
         "1 when the prober says healthy.",
+        probes().map(|(l, h)| (l, u8::from(h.healthy))),
     );
-    for h in &s.health.reals {
-        let labels = format!(
-            "real=\"{}\",check=\"{}\"",
-            h.address,
-            h.check.replace('"', "'")
-        );
-        push(
-            &mut out,
-            format!("lb_health_checks_total{{{labels}}} {}", h.checks),
-        );
-        push(
-            &mut out,
-            format!("lb_health_transitions_total{{{labels}}} {}", h.transitions),
-        );
-        push(
-            &mut out,
-            format!("lb_health_healthy{{{labels}}} {}", u8::from(h.healthy)),
-        );
-    }
     if s.bgp.enabled {
-        header(
-            &mut out,
+        family(
+            o,
             "lb_bgp_peer_established",
             "gauge",
             "1 while the BGP session is established.",
+            s.bgp.peers.iter().map(|p| {
+                (
+                    format!("neighbor=\"{}\"", p.address),
+                    u8::from(p.state == "established"),
+                )
+            }),
         );
-        for p in &s.bgp.peers {
-            push(
-                &mut out,
-                format!(
-                    "lb_bgp_peer_established{{neighbor=\"{}\"}} {}",
-                    p.address,
-                    u8::from(p.state == "established")
-                ),
-            );
-        }
-        header(
-            &mut out,
+        let announced = s.bgp.announced.iter().map(|r| (&r.prefix, 1u8));
+        let withheld = s.bgp.withheld.iter().map(|w| (&w.prefix, 0u8));
+        family(
+            o,
             "lb_bgp_announced",
             "gauge",
             "1 for each announced VIP prefix, 0 for each withheld one.",
+            announced
+                .chain(withheld)
+                .map(|(p, v)| (format!("prefix=\"{p}\""), v)),
         );
-        for r in &s.bgp.announced {
-            push(
-                &mut out,
-                format!("lb_bgp_announced{{prefix=\"{}\"}} 1", r.prefix),
-            );
-        }
-        for w in &s.bgp.withheld {
-            push(
-                &mut out,
-                format!("lb_bgp_announced{{prefix=\"{}\"}} 0", w.prefix),
-            );
-        }
-        header(
-            &mut out,
+        family(
+            o,
             "lb_bgp_gobgpd_restarts_total",
             "counter",
             "Times lb-ctl started gobgpd again.",
-        );
-        push(
-            &mut out,
-            format!("lb_bgp_gobgpd_restarts_total {}", s.bgp.gobgpd_restarts),
+            [(String::new(), s.bgp.gobgpd_restarts)],
         );
     }
     out
@@ -332,6 +308,19 @@ mod tests {
         );
         assert!(text.contains("lb_vip_packets_total{vip=\"203.0.113.10:80/tcp\"} 3\n"));
         assert!(text.contains("lb_health_healthy{real=\"192.0.2.18\",check=\"http/ -> 200\"} 1\n"));
+        // Each family's samples follow its own TYPE line, all together.
+        let mut family = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert_eq!(name, family, "{line} is outside its family");
+        }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name_labels, value) = line.rsplit_once(' ').expect("a value");
             assert!(value.parse::<f64>().is_ok(), "{line}");
