@@ -17,7 +17,7 @@ use lb_tests::{
     lab::{
         HTTP_PORT, Lab, LabOptions, UDP_PORT, VIP4, VIP6,
         client::{http_get, udp_echo},
-        router::{kernel_nexthops, wait_nexthops},
+        router::{RouteMonitor, kernel_nexthops, no_route_drops, wait_nexthops},
         test_bins,
         topology::{backend_by_name, leaf},
     },
@@ -246,6 +246,14 @@ fn a_graceful_stop_withdraws_before_exiting_and_loses_no_request() {
         }));
     }
     std::thread::sleep(Duration::from_millis(500));
+    // Record every change of the router's table, and count what it drops
+    // for want of a route: while site B announces the VIPs, the routes
+    // must change in place, never be deleted and added again (FRR's zebra
+    // does that to IPv6 routes unless started with --v6-rr-semantics, and
+    // the packet that arrives in between is lost).
+    let monitor = RouteMonitor::start(&r, &lab.run_dir().join("graceful-stop-routes.log"))
+        .expect("ip monitor route");
+    let no_route_before = no_route_drops(&r).expect("router counters");
     // Watch the router's table while site A's lb-ctl stops.
     let watcher = {
         let r = r.clone();
@@ -277,6 +285,19 @@ fn a_graceful_stop_withdraws_before_exiting_and_loses_no_request() {
     for w in workers {
         w.join().unwrap();
     }
+    let no_route = no_route_drops(&r).expect("router counters") - no_route_before;
+    let deletions: Vec<String> = [VIP4, VIP6]
+        .into_iter()
+        .flat_map(|v| monitor.deletions_of(vip(v)))
+        .collect();
+    assert!(
+        deletions.is_empty(),
+        "the router deleted a VIP route that site B still announced: {deletions:?}"
+    );
+    assert_eq!(
+        no_route, 0,
+        "the router dropped {no_route} packets for want of a route during the switch"
+    );
     let log = log.lock().unwrap();
     let count = |p: &str| log.iter().filter(|(q, ..)| *q == p).count();
     // A TCP connection whose flow the router moved to site B mid-request

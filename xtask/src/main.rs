@@ -10,6 +10,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod setup;
+mod soak;
 mod test;
 
 #[derive(Debug, clap::Parser)]
@@ -36,6 +37,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The lab by hand: `up`, `status`, `down`.
     Lab(demo::LabArgs),
+    /// Run the end-to-end tests many times in a row under CPU load
+    /// (stress-ng) and count the rounds that passed.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(&a),
         Command::Lab(a) => demo::lab(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Soak(a) => soak::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,6 +30,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ),
     ("gobgpd", "the BGP speaker lb-ctl drives"),
     ("frr", "the lab's router: real BGP and a kernel FIB"),
+    ("stress-ng", "CPU load for `cargo xtask soak`"),
 ];
 
 /// The bpf-linker release that works with the nightly's LLVM here (newer ones

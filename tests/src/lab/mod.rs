@@ -150,6 +150,12 @@ impl Lab {
         ns_name(&self.prefix, short)
     }
 
+    /// The lab's directory for files (configurations, logs); removed with
+    /// the lab.
+    pub fn run_dir(&self) -> PathBuf {
+        run_dir(&self.prefix)
+    }
+
     fn pin_root(&self) -> PathBuf {
         pin_root(&self.prefix)
     }

@@ -59,7 +59,11 @@ impl Frr {
         anyhow::ensure!(chown.success(), "chown {} to frr", run.display());
         let r = run.display().to_string();
         for (daemon, extra) in [
-            ("zebra", vec![]),
+            // IPv6 routes are replaced in one step, as IPv4 routes always
+            // are: without this zebra changes an IPv6 route by deleting
+            // it and adding the new one, and a packet that arrives in
+            // between is dropped with "no route" (docs/FAILOVER.md).
+            ("zebra", vec!["--v6-rr-semantics".to_owned()]),
             ("bgpd", vec!["-f".to_owned(), format!("{r}/frr.conf")]),
         ] {
             let out = Command::new("ip")
@@ -159,5 +163,124 @@ pub fn wait_nexthops(
             bail!("{vip} in {ns}: next hops {now:?}, wanted {want:?} (waited {limit:?})");
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Packets that namespace `ns` could not forward for want of a route, IPv4
+/// and IPv6 together (`IpExtInNoRoutes` + `Ip6InNoRoutes`): a router that
+/// changes a route by deleting it and adding the new one drops what
+/// arrives in between, and counts it here.
+pub fn no_route_drops(ns: &str) -> anyhow::Result<u64> {
+    let read = |file: &str| -> anyhow::Result<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "cat", file])
+            .output()
+            .with_context(|| format!("read {file} in {ns}"))?;
+        anyhow::ensure!(out.status.success(), "read {file} in {ns}");
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let v6 = snmp6_counter(&read("/proc/net/snmp6")?, "Ip6InNoRoutes")
+        .context("Ip6InNoRoutes in /proc/net/snmp6")?;
+    let v4 = netstat_counter(&read("/proc/net/netstat")?, "IpExt", "InNoRoutes")
+        .context("IpExt InNoRoutes in /proc/net/netstat")?;
+    Ok(v4 + v6)
+}
+
+/// A counter of `/proc/net/snmp6` (`name value` per line).
+fn snmp6_counter(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next() == Some(name)).then(|| it.next()?.parse().ok())?
+    })
+}
+
+/// A counter of `/proc/net/netstat` (pairs of lines: `Group: names...`,
+/// `Group: values...`).
+fn netstat_counter(text: &str, group: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{group}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let i = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// Records every change of namespace `ns`'s routing tables
+/// (`ip monitor route`) until dropped.
+pub struct RouteMonitor {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl RouteMonitor {
+    /// Starts recording into `log`; returns once `ip monitor` listens.
+    pub fn start(ns: &str, log: &Path) -> anyhow::Result<RouteMonitor> {
+        let file = std::fs::File::create(log)?;
+        let child = Command::new("ip")
+            .args(["-n", ns, "monitor", "route"])
+            .stdout(file)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("start ip monitor route")?;
+        // `ip monitor` subscribes right after it starts; give it that time.
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(RouteMonitor {
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    /// The events recorded so far, one string per event (an event's
+    /// continuation lines, its next hops, are joined to it).
+    pub fn events(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut events: Vec<String> = Vec::new();
+        for line in text.lines() {
+            match events.last_mut() {
+                Some(last) if line.starts_with(char::is_whitespace) => {
+                    last.push(' ');
+                    last.push_str(line.trim());
+                }
+                _ => events.push(line.to_owned()),
+            }
+        }
+        events
+    }
+
+    /// The recorded deletions of `vip`'s host route (`ip` prints a host
+    /// route without its prefix length).
+    pub fn deletions_of(&self, vip: IpAddr) -> Vec<String> {
+        let host = format!("Deleted {vip} ");
+        let with_len = format!("Deleted {vip}/");
+        self.events()
+            .into_iter()
+            .filter(|e| e.starts_with(&host) || e.starts_with(&with_len))
+            .collect()
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_read_from_procfs_text() {
+        let snmp6 = "Ip6InReceives                   4741\nIp6InNoRoutes                   3\n";
+        assert_eq!(snmp6_counter(snmp6, "Ip6InNoRoutes"), Some(3));
+        assert_eq!(snmp6_counter(snmp6, "Ip6Missing"), None);
+        let netstat = "TcpExt: SyncookiesSent Foo\nTcpExt: 1 2\nIpExt: InNoRoutes InTruncatedPkts\nIpExt: 7 0\n";
+        assert_eq!(netstat_counter(netstat, "IpExt", "InNoRoutes"), Some(7));
+        assert_eq!(
+            netstat_counter(netstat, "IpExt", "InTruncatedPkts"),
+            Some(0)
+        );
+        assert_eq!(netstat_counter(netstat, "TcpExt", "InNoRoutes"), None);
     }
 }
