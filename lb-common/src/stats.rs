@@ -98,8 +98,12 @@ counters! {
     /// Pass, encapsulated: the FIB knows no MAC for the next hop yet; the
     /// stack forwards the packet and resolves it (FIB mode).
     PassFibNoNeighbour => pass_fib_no_neighbour,
-    /// Drop: for a VIP address, cut inside the transport header.
+    /// Drop: for a VIP address, an IP length longer than the frame, or a
+    /// TCP/UDP header that does not fit inside the IP length.
     DropTruncated => drop_truncated,
+    /// Drop: for a VIP address, an IP length shorter than the IP header
+    /// (or an IPv4 header length below 20 bytes).
+    DropMalformed => drop_malformed,
     /// Drop: for a VIP address, IPv4 with options.
     DropIpv4Options => drop_ipv4_options,
     /// Drop: for a VIP address, a fragment (IPv4 MF/offset, IPv6 fragment header).
@@ -124,6 +128,11 @@ counters! {
     DropFib => drop_fib,
     /// ICMP echo requests to a VIP answered.
     IcmpEchoReply => icmp_echo_reply,
+    /// Drop: an echo request to a VIP from a source no reply may go to
+    /// (multicast, broadcast, unspecified, loopback).
+    DropEchoSource => drop_echo_source,
+    /// Drop: an echo request to a VIP whose ICMP checksum is wrong.
+    DropEchoChecksum => drop_echo_checksum,
     /// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent to clients.
     IcmpTooBigSent => icmp_too_big_sent,
     /// ICMP "fragmentation needed" / ICMPv6 "packet too big" about a real's

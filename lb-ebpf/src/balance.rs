@@ -3,7 +3,7 @@
 //! back out. Everything else is passed untouched or dropped with a reason.
 use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, programs::XdpContext};
 use lb_common::{
-    NO_REAL,
+    FAMILY_V4, IPV4_ENCAP_LEN, IPV6_ENCAP_LEN, NO_REAL,
     config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config},
     hash::{flow_hash, vip_filter_slot},
     maps::{
@@ -14,7 +14,8 @@ use lb_common::{
 };
 
 use crate::{
-    encap, icmp,
+    encap,
+    icmp::{self, Echo},
     maps::{
         JUMP_ICMP_TOO_BIG, LB_CONFIG, LB_CONN_RATE, LB_CONNS, LB_JUMP, LB_REALS, LB_RINGS,
         LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
@@ -29,10 +30,14 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
     match parse::parse(ctx) {
         Parsed::Truncated => Verdict::pass(Counter::PassTruncated),
         Parsed::NotIp => Verdict::pass(Counter::PassNotIp),
+        // A lying length: not ours to judge unless it is for a VIP.
+        Parsed::Cut { family, dst } => for_vip_drop(family, &dst, Counter::DropTruncated),
+        Parsed::Malformed { family, dst } => for_vip_drop(family, &dst, Counter::DropMalformed),
         Parsed::Unbalanceable {
             l2,
             family,
             dst,
+            ip_len,
             why,
         } => {
             if l2.vlan {
@@ -48,8 +53,12 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 Unbalanceable::TruncatedL4 => Verdict::drop(Counter::DropTruncated),
                 Unbalanceable::Icmp => {
                     let answer = config().is_some_and(|c| c.flags & CONFIG_F_ICMP_ECHO != 0);
-                    if answer && icmp::echo_reply(ctx, l2, family) {
-                        return Verdict::tx(Counter::IcmpEchoReply);
+                    if answer {
+                        match icmp::echo_reply(ctx, l2, family, ip_len) {
+                            Echo::Answered => return Verdict::tx(Counter::IcmpEchoReply),
+                            Echo::Refused(why) => return Verdict::drop(why),
+                            Echo::Other => {}
+                        }
                     }
                     // "Fragmentation needed" / "packet too big" about a
                     // real's reply: lb_icmp_too_big passes it to the real
@@ -75,12 +84,12 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
             }
             // Established flows first: a usable connection names the VIP
             // and the real, with no VIP lookup.
-            let (vip_id, real_id, real, conn_counter) = match established(&flow) {
+            let (vip_id, real_id, real, conn_counter, remember) = match established(&flow) {
                 Established::Hit {
                     vip_id,
                     real_id,
                     real,
-                } => (vip_id, real_id, real, Counter::ConnHit),
+                } => (vip_id, real_id, real, Counter::ConnHit, None),
                 found => {
                     let Some(meta) = lookup_vip(&flow) else {
                         return Verdict::pass(not_vip(&flow));
@@ -90,29 +99,36 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                     } else {
                         Counter::ConnMiss
                     };
-                    match new_flow(&flow, &meta, true) {
-                        Ok((real_id, real)) => (meta.vip_id, real_id, real, counter),
+                    match pick_real(&flow, &meta) {
+                        Ok((real_id, real)) => (meta.vip_id, real_id, real, counter, Some(meta)),
                         Err(reason) => return Verdict::drop(reason),
                     }
                 }
             };
-            // The IP header must not claim more bytes than the frame has.
-            if usize::from(ip_len) > ctx.data_end() - ctx.data() - l2.l3_off {
-                return Verdict::drop(Counter::DropTruncated);
-            }
             let Some(cfg) = config() else {
                 return Verdict::drop(Counter::DropNoSource);
             };
+            // The real's generation before encapsulating (the packet's
+            // bytes change, the flow key and the real do not).
+            let real_generation = real.generation;
+            let overhead = if real.family == FAMILY_V4 {
+                IPV4_ENCAP_LEN
+            } else {
+                IPV6_ENCAP_LEN
+            };
             stats::count(conn_counter);
-            let ok = encap::encapsulate(ctx, l2, &flow, real, cfg, ip_len, tos);
-            match ok {
+            match encap::encapsulate(ctx, l2, &flow, real, cfg, ip_len, tos) {
                 Ok(how) => {
+                    // Only a packet that leaves makes a connection.
+                    if let Some(meta) = remember {
+                        remember_flow(&flow, &meta, real_id, real_generation);
+                    }
                     stats::traffic(vip_id, real_id, frame_len);
                     how.verdict()
                 }
                 Err(Counter::DropMtu) if cfg.flags & CONFIG_F_ICMP_TOO_BIG != 0 => {
                     stats::count(Counter::DropMtu);
-                    if icmp::too_big(ctx, l2, flow.family, cfg) {
+                    if icmp::too_big(ctx, l2, flow.family, cfg.mtu, overhead) {
                         Verdict::tx(Counter::IcmpTooBigSent)
                     } else {
                         Verdict::drop_only()
@@ -121,6 +137,16 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 Err(reason) => Verdict::drop(reason),
             }
         }
+    }
+}
+
+/// Drops a packet to a VIP address for `reason`; passes anything else.
+#[inline(always)]
+fn for_vip_drop(family: u8, dst: &[u8; 16], reason: Counter) -> Verdict {
+    if maybe_vip(dst) && is_vip_addr(family, dst) {
+        Verdict::drop(reason)
+    } else {
+        Verdict::pass(Counter::PassNotVip)
     }
 }
 
@@ -213,15 +239,10 @@ pub fn established(flow: &FlowKey) -> Established {
     Established::Stale
 }
 
-/// The ring's real for a new (or re-hashed) flow of the VIP `meta`,
-/// remembered in the connection table if `remember` (and the VIP does not
-/// opt out).
+/// The ring's real for a new (or re-hashed) flow of the VIP `meta`. Nothing
+/// is remembered here: [`remember_flow`] does that once the packet leaves.
 #[inline(always)]
-pub fn new_flow(
-    flow: &FlowKey,
-    meta: &VipMeta,
-    remember: bool,
-) -> Result<(u32, &'static Real), Counter> {
+pub fn pick_real(flow: &FlowKey, meta: &VipMeta) -> Result<(u32, &'static Real), Counter> {
     let slot = flow_hash(flow) % meta.ring_size.max(1);
     let Some(&real_id) = LB_RINGS.get_value(meta.vip_id, &slot) else {
         return Err(Counter::DropNoReal);
@@ -237,10 +258,17 @@ pub fn new_flow(
     if real.family == 0 {
         return Err(Counter::DropRealInvalid);
     }
-    if remember && meta.flags & VIP_F_NO_CONN_TABLE == 0 && conn_rate_allows_one() {
+    Ok((real_id, real))
+}
+
+/// Remembers `flow` in the connection table (unless the VIP opts out or
+/// this CPU's `max_conn_rate` is spent).
+#[inline(always)]
+fn remember_flow(flow: &FlowKey, meta: &VipMeta, real_id: u32, real_generation: u32) {
+    if meta.flags & VIP_F_NO_CONN_TABLE == 0 && conn_rate_allows_one() {
         let conn = Conn {
             real_id,
-            real_generation: real.generation,
+            real_generation,
             vip_id: meta.vip_id,
             vip_generation: meta.generation,
         };
@@ -248,7 +276,6 @@ pub fn new_flow(
             stats::count(Counter::ConnInsertFailed);
         }
     }
-    Ok((real_id, real))
 }
 
 /// Whether this CPU may remember one more connection in the current

@@ -8,7 +8,7 @@ use aya_ebpf::{
     helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
-use lb_common::{ENCAP_TTL, FAMILY_V4, config::Config, maps::FlowKey};
+use lb_common::{ENCAP_TTL, FAMILY_V4, maps::FlowKey, stats::Counter};
 
 use lb_ebpf::{
     csum,
@@ -34,7 +34,7 @@ const ICMP_HDR_LEN: usize = 8;
 
 /// Fills `flow` with the flow an ICMP "fragmentation needed" (IPv4) or
 /// ICMPv6 "packet too big" to a VIP is about, and returns the message's IP
-/// length and TOS. The quoted packet is a real's reply (VIP:port ->
+/// length and TOS (the length agrees with the frame). The quoted packet is a real's reply (VIP:port ->
 /// client:port); turned around, it is the client's flow, whose real must
 /// get the message. `None` for any other ICMP, or a quote that is cut, has
 /// IPv4 options, is not TCP/UDP, or was not sent from the VIP it came back
@@ -49,6 +49,11 @@ pub fn too_big_flow(ctx: &XdpContext, l2: L2, flow: &mut FlowKey) -> Option<(u16
         (IPV6_LEN, IPV6_LEN)
     };
     let quote_off = l3 + outer_len + ICMP_HDR_LEN;
+    // The quote's IP header and ports lie inside the message's own IP
+    // length, and that length inside the frame: a quote cut by either is
+    // not about any flow.
+    let min_len = outer_len + ICMP_HDR_LEN + inner_len + 8;
+    let frame = ctx.data_end() - ctx.data() - l3;
     let icmp = ptr_at::<IcmpHdr>(ctx, l3 + outer_len)?;
     // SAFETY: checked by ptr_at.
     let (kind, code) = unsafe { ((*icmp).kind, (*icmp).code) };
@@ -63,10 +68,14 @@ pub fn too_big_flow(ctx: &XdpContext, l2: L2, flow: &mut FlowKey) -> Option<(u16
         if outer.version_ihl != 0x45 || inner.version_ihl != 0x45 || inner.src != outer.dst {
             return None;
         }
+        let len = usize::from(u16::from_be(outer.tot_len));
+        if len < min_len || len > frame {
+            return None;
+        }
         flow.proto = inner.proto;
         flow.src[..4].copy_from_slice(&inner.dst);
         flow.dst[..4].copy_from_slice(&inner.src);
-        (u16::from_be(outer.tot_len), outer.tos)
+        (len as u16, outer.tos)
     } else {
         if kind != ICMPV6_PACKET_TOO_BIG {
             return None;
@@ -78,11 +87,15 @@ pub fn too_big_flow(ctx: &XdpContext, l2: L2, flow: &mut FlowKey) -> Option<(u16
         if outer.next_hdr != IPPROTO_ICMPV6 || inner.src != outer.dst {
             return None;
         }
+        let len = usize::from(u16::from_be(outer.payload_len)) + IPV6_LEN;
+        if len < min_len || len > frame {
+            return None;
+        }
         flow.proto = inner.next_hdr;
         flow.src = inner.dst;
         flow.dst = inner.src;
         (
-            u16::from_be(outer.payload_len).wrapping_add(IPV6_LEN as u16),
+            len as u16,
             ((u32::from_be(outer.vtc_flow) >> 20) & 0xff) as u8,
         )
     };
@@ -98,15 +111,79 @@ pub fn too_big_flow(ctx: &XdpContext, l2: L2, flow: &mut FlowKey) -> Option<(u16
     Some((ip_len, tos))
 }
 
-/// Turns an echo request to a VIP into the echo reply, in place. Returns
-/// false (leave the packet alone) if it is not an echo request.
+/// What became of an ICMP packet to a VIP offered as an echo request.
+pub enum Echo {
+    /// Turned into the echo reply, in place.
+    Answered,
+    /// An echo request that must not be answered: dropped for this reason.
+    Refused(Counter),
+    /// Not an echo request, or not one to answer here (left to the too-big path).
+    Other,
+}
+
+/// The longest ICMP message (header and data) an echo reply is made for:
+/// its checksum is verified word by word, in a bounded loop.
+pub const ECHO_MAX_LEN: usize = 2048;
+
+/// Answers an echo request to a VIP, in place. `ip_len` is the request's
+/// IP length, already checked against its header and the frame. A request
+/// whose checksum is wrong, or that comes from an address no reply may go
+/// to (multicast, broadcast, unspecified, loopback: answering would
+/// amplify), is refused.
 #[inline(always)]
-pub fn echo_reply(ctx: &XdpContext, l2: L2, family: u8) -> bool {
+pub fn echo_reply(ctx: &XdpContext, l2: L2, family: u8, ip_len: u16) -> Echo {
     if family == FAMILY_V4 {
-        echo_reply_v4(ctx, l2).is_some()
+        echo_reply_v4(ctx, l2, usize::from(ip_len))
     } else {
-        echo_reply_v6(ctx, l2).is_some()
+        echo_reply_v6(ctx, l2, usize::from(ip_len))
     }
+}
+
+/// The one's complement sum of `len` bytes at `off` (as stored: the result
+/// is in network order like the words), or None if they are not all in the
+/// frame or `len` exceeds [`ECHO_MAX_LEN`].
+#[inline(always)]
+fn sum_bytes(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
+    if len > ECHO_MAX_LEN {
+        return None;
+    }
+    let mut sum = 0u32;
+    let mut i = 0usize;
+    while i < ECHO_MAX_LEN / 2 {
+        if 2 * i + 2 > len {
+            if 2 * i + 1 == len {
+                // An odd last byte, padded with a zero.
+                let b = ptr_at::<u8>(ctx, off + 2 * i)?;
+                // SAFETY: checked by ptr_at.
+                sum += u32::from(u16::from_ne_bytes([unsafe { *b }, 0]));
+            }
+            break;
+        }
+        let w = ptr_at::<u16>(ctx, off + 2 * i)?;
+        // SAFETY: checked by ptr_at.
+        sum += u32::from(unsafe { *w });
+        i += 1;
+    }
+    Some(sum)
+}
+
+#[inline(always)]
+fn v4_source_answerable(src: [u8; 4]) -> bool {
+    // 0/8 unspecified, 127/8 loopback, 224/4 multicast, 240/4 reserved and
+    // the limited broadcast.
+    src[0] != 0 && src[0] != 127 && src[0] < 224
+}
+
+#[inline(always)]
+fn v6_source_answerable(src: &[u8; 16]) -> bool {
+    let mut head = 0u8;
+    let mut i = 0;
+    while i < 15 {
+        head |= src[i];
+        i += 1;
+    }
+    // ff00::/8 multicast; :: unspecified and ::1 loopback.
+    src[0] != 0xff && !(head == 0 && src[15] <= 1)
 }
 
 #[inline(always)]
@@ -121,13 +198,29 @@ fn swap_macs(ctx: &XdpContext) -> Option<()> {
 }
 
 #[inline(never)]
-fn echo_reply_v4(ctx: &XdpContext, l2: L2) -> Option<()> {
-    let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off)?;
-    let icmp = ptr_at::<IcmpHdr>(ctx, l2.l3_off + IPV4_LEN)?;
-    // SAFETY: both checked by ptr_at; parse guaranteed a 20-byte header.
+fn echo_reply_v4(ctx: &XdpContext, l2: L2, ip_len: usize) -> Echo {
+    let (Some(ip), Some(icmp)) = (
+        ptr_at::<Ipv4Hdr>(ctx, l2.l3_off),
+        ptr_at::<IcmpHdr>(ctx, l2.l3_off + IPV4_LEN),
+    ) else {
+        return Echo::Other;
+    };
+    // SAFETY: both checked by ptr_at; the parser guaranteed a 20-byte
+    // header and an IP length inside the frame.
     unsafe {
-        if (*icmp).kind != ICMP_ECHO_REQUEST || (*icmp).code != 0 {
-            return None;
+        if ip_len < IPV4_LEN + ICMP_HDR_LEN
+            || (*icmp).kind != ICMP_ECHO_REQUEST
+            || (*icmp).code != 0
+        {
+            return Echo::Other;
+        }
+        if !v4_source_answerable((*ip).src) {
+            return Echo::Refused(Counter::DropEchoSource);
+        }
+        match sum_bytes(ctx, l2.l3_off + IPV4_LEN, ip_len - IPV4_LEN) {
+            Some(sum) if csum::fold(sum) == 0 => {}
+            Some(_) => return Echo::Refused(Counter::DropEchoChecksum),
+            None => return Echo::Other,
         }
         let old = u16::from_ne_bytes([ICMP_ECHO_REQUEST, 0]);
         let new = u16::from_ne_bytes([ICMP_ECHO_REPLY, 0]);
@@ -141,17 +234,41 @@ fn echo_reply_v4(ctx: &XdpContext, l2: L2) -> Option<()> {
         hdr.check = csum::ipv4_header(&words);
         *ip = hdr;
     }
-    swap_macs(ctx)
+    match swap_macs(ctx) {
+        Some(()) => Echo::Answered,
+        None => Echo::Other,
+    }
 }
 
 #[inline(never)]
-fn echo_reply_v6(ctx: &XdpContext, l2: L2) -> Option<()> {
-    let ip = ptr_at::<Ipv6Hdr>(ctx, l2.l3_off)?;
-    let icmp = ptr_at::<IcmpHdr>(ctx, l2.l3_off + IPV6_LEN)?;
-    // SAFETY: both checked by ptr_at.
+fn echo_reply_v6(ctx: &XdpContext, l2: L2, ip_len: usize) -> Echo {
+    let (Some(ip), Some(icmp), Some(addrs)) = (
+        ptr_at::<Ipv6Hdr>(ctx, l2.l3_off),
+        ptr_at::<IcmpHdr>(ctx, l2.l3_off + IPV6_LEN),
+        ptr_at::<[u16; 16]>(ctx, l2.l3_off + 8),
+    ) else {
+        return Echo::Other;
+    };
+    // SAFETY: all checked by ptr_at; the IP length is inside the frame.
     unsafe {
-        if (*icmp).kind != ICMPV6_ECHO_REQUEST || (*icmp).code != 0 {
-            return None;
+        if ip_len < IPV6_LEN + ICMP_HDR_LEN
+            || (*icmp).kind != ICMPV6_ECHO_REQUEST
+            || (*icmp).code != 0
+        {
+            return Echo::Other;
+        }
+        if !v6_source_answerable(&(*ip).src) {
+            return Echo::Refused(Counter::DropEchoSource);
+        }
+        let len = ip_len - IPV6_LEN;
+        // The pseudo-header: both addresses, the length, next header 58.
+        let pseudo = sum_words(addrs)
+            + u32::from((len as u16).to_be())
+            + u32::from(u16::from(IPPROTO_ICMPV6).to_be());
+        match sum_bytes(ctx, l2.l3_off + IPV6_LEN, len) {
+            Some(sum) if csum::fold(sum + pseudo) == 0 => {}
+            Some(_) => return Echo::Refused(Counter::DropEchoChecksum),
+            None => return Echo::Other,
         }
         // Swapping the addresses leaves the pseudo-header sum unchanged.
         let old = u16::from_ne_bytes([ICMPV6_ECHO_REQUEST, 0]);
@@ -162,19 +279,25 @@ fn echo_reply_v6(ctx: &XdpContext, l2: L2) -> Option<()> {
         core::mem::swap(&mut h.src, &mut h.dst);
         h.hop_limit = ENCAP_TTL;
     }
-    swap_macs(ctx)
+    match swap_macs(ctx) {
+        Some(()) => Echo::Answered,
+        None => Echo::Other,
+    }
 }
 
 /// Replaces the packet with an ICMP "fragmentation needed" (IPv4, only when
 /// the client set DF) or ICMPv6 "packet too big" telling the client the MTU
-/// left once the outer header is added. Returns false if no message is due
-/// (the packet is then dropped).
+/// left once the outer header of `overhead` bytes (that of the
+/// encapsulation the flow's real gets: 20 for IPv4, 40 for IPv6) is added
+/// to its packets. Returns false if no message is due (the packet is then
+/// dropped).
 #[inline(always)]
-pub fn too_big(ctx: &XdpContext, l2: L2, family: u8, cfg: &Config) -> bool {
+pub fn too_big(ctx: &XdpContext, l2: L2, family: u8, mtu: u16, overhead: u16) -> bool {
+    let inner_mtu = mtu.saturating_sub(overhead);
     if family == FAMILY_V4 {
-        too_big_v4(ctx, l2, cfg).is_some()
+        too_big_v4(ctx, l2, inner_mtu).is_some()
     } else {
-        too_big_v6(ctx, l2, cfg).is_some()
+        too_big_v6(ctx, l2, inner_mtu).is_some()
     }
 }
 
@@ -214,7 +337,7 @@ fn reshape(ctx: &XdpContext, l3_off: usize, keep: usize, room: usize) -> Option<
 }
 
 #[inline(never)]
-fn too_big_v4(ctx: &XdpContext, l2: L2, cfg: &Config) -> Option<()> {
+fn too_big_v4(ctx: &XdpContext, l2: L2, mtu: u16) -> Option<()> {
     let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off)?;
     // SAFETY: checked by ptr_at.
     if u16::from_be(unsafe { (*ip).frag_off }) & IP_DF == 0 {
@@ -223,8 +346,6 @@ fn too_big_v4(ctx: &XdpContext, l2: L2, cfg: &Config) -> Option<()> {
     let saved = save_l2(ctx, l2)?;
     reshape(ctx, l2.l3_off, QUOTE_V4, IPV4_LEN + ICMP_HDR_LEN)?;
     write_l2(ctx, &saved, saved.src, saved.dst, ETH_P_IP)?;
-    // The next-hop MTU the client must use: ours minus the outer header.
-    let mtu = cfg.mtu.saturating_sub(lb_common::IPV4_ENCAP_LEN);
     let icmp_off = l2.l3_off + IPV4_LEN;
     let out = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off)?;
     let icmp = ptr_at::<[u16; 4]>(ctx, icmp_off)?;
@@ -253,12 +374,12 @@ fn too_big_v4(ctx: &XdpContext, l2: L2, cfg: &Config) -> Option<()> {
 }
 
 #[inline(never)]
-fn too_big_v6(ctx: &XdpContext, l2: L2, cfg: &Config) -> Option<()> {
+fn too_big_v6(ctx: &XdpContext, l2: L2, mtu: u16) -> Option<()> {
     let saved = save_l2(ctx, l2)?;
     reshape(ctx, l2.l3_off, QUOTE_V6, IPV6_LEN + ICMP_HDR_LEN)?;
     write_l2(ctx, &saved, saved.src, saved.dst, ETH_P_IPV6)?;
     // IPv6 links carry at least 1280 bytes.
-    let mtu = u32::from(cfg.mtu.saturating_sub(lb_common::IPV6_ENCAP_LEN).max(1280));
+    let mtu = u32::from(mtu.max(1280));
     let icmp_off = l2.l3_off + IPV6_LEN;
     let quote_off = icmp_off + ICMP_HDR_LEN;
     let out = ptr_at::<Ipv6Hdr>(ctx, l2.l3_off)?;

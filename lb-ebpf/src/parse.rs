@@ -2,6 +2,15 @@
 //! ports of TCP or UDP, into the flow key the balancer looks up. Anything the
 //! balancer does not forward comes back as a [`Parsed`] variant saying why,
 //! so every path has its own counter.
+//!
+//! The parser is the one owner of well-formedness. A length field is
+//! trusted only once it agrees with the header and with the frame: an IP
+//! length shorter than its own header is [`Parsed::Malformed`], one longer
+//! than the frame is [`Parsed::Cut`], and a transport header that does not
+//! fit inside the IP length is [`Unbalanceable::TruncatedL4`], even when
+//! the frame has the bytes (Ethernet padding is not payload). So a
+//! [`Parsed::Flow`] and the `ip_len` of an [`Parsed::Unbalanceable`] can
+//! be used without looking again.
 use aya_ebpf::programs::XdpContext;
 use lb_common::{FAMILY_V4, FAMILY_V6, maps::FlowKey};
 
@@ -24,11 +33,19 @@ pub enum Parsed {
     NotIp,
     /// Cut inside the Ethernet or IP header.
     Truncated,
+    /// An IP length longer than the frame: the packet was cut after its IP
+    /// header.
+    Cut { family: u8, dst: [u8; 16] },
+    /// An IP length shorter than the IP header itself (IPv4: also a header
+    /// length below 20).
+    Malformed { family: u8, dst: [u8; 16] },
     /// A packet to `dst` whose transport cannot be balanced: see `why`.
+    /// `ip_len` (header included) agrees with the header and the frame.
     Unbalanceable {
         l2: L2,
         family: u8,
         dst: [u8; 16],
+        ip_len: u16,
         why: Unbalanceable,
     },
 }
@@ -40,7 +57,7 @@ pub enum Unbalanceable {
     /// ICMP or ICMPv6 (unfragmented, no options).
     Icmp,
     UnknownProto,
-    /// Cut inside the TCP/UDP ports.
+    /// The TCP or UDP header does not fit inside the IP length.
     TruncatedL4,
 }
 
@@ -56,6 +73,12 @@ pub fn parse(ctx: &XdpContext) -> Parsed {
     }
 }
 
+/// The smallest transport header of `proto` (TCP 20, UDP 8 bytes).
+#[inline(always)]
+fn l4_min_len(proto: u8) -> usize {
+    if proto == IPPROTO_TCP { 20 } else { 8 }
+}
+
 #[inline(always)]
 fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
     let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off) else {
@@ -68,7 +91,21 @@ fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
     }
     let mut dst = [0u8; 16];
     dst[..4].copy_from_slice(&ip.dst);
-    let why = if ip.version_ihl & 0x0f != 5 {
+    let hdr_len = usize::from(ip.version_ihl & 0x0f) * 4;
+    let ip_len = u16::from_be(ip.tot_len);
+    if hdr_len < IPV4_LEN || usize::from(ip_len) < hdr_len {
+        return Parsed::Malformed {
+            family: FAMILY_V4,
+            dst,
+        };
+    }
+    if usize::from(ip_len) > ctx.data_end() - ctx.data() - l2.l3_off {
+        return Parsed::Cut {
+            family: FAMILY_V4,
+            dst,
+        };
+    }
+    let why = if hdr_len != IPV4_LEN {
         Some(Unbalanceable::Ipv4Options)
     } else if u16::from_be(ip.frag_off) & 0x3fff != 0 {
         // More-fragments set or a non-zero offset.
@@ -77,6 +114,8 @@ fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
         Some(Unbalanceable::Icmp)
     } else if ip.proto != IPPROTO_TCP && ip.proto != IPPROTO_UDP {
         Some(Unbalanceable::UnknownProto)
+    } else if usize::from(ip_len) < IPV4_LEN + l4_min_len(ip.proto) {
+        Some(Unbalanceable::TruncatedL4)
     } else {
         None
     };
@@ -85,14 +124,17 @@ fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
             l2,
             family: FAMILY_V4,
             dst,
+            ip_len,
             why,
         };
     }
+    // Inside the frame: ip_len fits in it and holds the ports.
     let Some(ports) = ptr_at::<Ports>(ctx, l2.l3_off + IPV4_LEN) else {
         return Parsed::Unbalanceable {
             l2,
             family: FAMILY_V4,
             dst,
+            ip_len,
             why: Unbalanceable::TruncatedL4,
         };
     };
@@ -111,7 +153,7 @@ fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
             family: FAMILY_V4,
             _pad: [0; 2],
         },
-        ip_len: u16::from_be(ip.tot_len),
+        ip_len,
         tos: ip.tos,
     }
 }
@@ -127,7 +169,21 @@ fn parse_v6(ctx: &XdpContext, l2: L2) -> Parsed {
     if first >> 28 != 6 {
         return Parsed::NotIp;
     }
+    // In usize: a payload length near 65535 must not wrap when the header
+    // is added.
+    let total = usize::from(u16::from_be(ip.payload_len)) + IPV6_LEN;
+    if total > ctx.data_end() - ctx.data() - l2.l3_off {
+        return Parsed::Cut {
+            family: FAMILY_V6,
+            dst: ip.dst,
+        };
+    }
+    // No frame holds 64 KiB: the sum fits in u16 once it fits the frame.
+    let ip_len = total as u16;
     let why = match ip.next_hdr {
+        IPPROTO_TCP | IPPROTO_UDP if total < IPV6_LEN + l4_min_len(ip.next_hdr) => {
+            Some(Unbalanceable::TruncatedL4)
+        }
         IPPROTO_TCP | IPPROTO_UDP => None,
         IPPROTO_ICMPV6 => Some(Unbalanceable::Icmp),
         IPPROTO_FRAGMENT => Some(Unbalanceable::Fragment),
@@ -139,6 +195,7 @@ fn parse_v6(ctx: &XdpContext, l2: L2) -> Parsed {
             l2,
             family: FAMILY_V6,
             dst: ip.dst,
+            ip_len,
             why,
         };
     }
@@ -147,6 +204,7 @@ fn parse_v6(ctx: &XdpContext, l2: L2) -> Parsed {
             l2,
             family: FAMILY_V6,
             dst: ip.dst,
+            ip_len,
             why: Unbalanceable::TruncatedL4,
         };
     };
@@ -163,7 +221,7 @@ fn parse_v6(ctx: &XdpContext, l2: L2) -> Parsed {
             family: FAMILY_V6,
             _pad: [0; 2],
         },
-        ip_len: u16::from_be(ip.payload_len).wrapping_add(IPV6_LEN as u16),
+        ip_len,
         tos: ((first >> 20) & 0xff) as u8,
     }
 }

@@ -9,7 +9,7 @@ use lb_common::{FAMILY_V4, FAMILY_V6, maps::FlowKey, stats::Counter};
 use lb_ebpf::{headers::*, l2::parse_l2};
 
 use crate::{
-    balance::{Established, config, established, lookup_vip, new_flow},
+    balance::{Established, config, established, lookup_vip, pick_real},
     encap, icmp,
     stats::{self, Verdict},
 };
@@ -43,15 +43,12 @@ pub fn forward(ctx: &XdpContext) -> Verdict {
             let Some(meta) = lookup_vip(&flow) else {
                 return Verdict::drop(Counter::DropIcmp);
             };
-            match new_flow(&flow, &meta, false) {
+            match pick_real(&flow, &meta) {
                 Ok((real_id, real)) => (meta.vip_id, real_id, real),
                 Err(reason) => return Verdict::drop(reason),
             }
         }
     };
-    if usize::from(ip_len) > ctx.data_end() - ctx.data() - l2.l3_off {
-        return Verdict::drop(Counter::DropTruncated);
-    }
     let Some(cfg) = config() else {
         return Verdict::drop(Counter::DropNoSource);
     };

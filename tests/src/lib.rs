@@ -1,6 +1,7 @@
 //! Helpers for lb's integration tests: root checks that skip (or fail under
 //! CI), RAII guards for namespaces and veth pairs, and a packet builder.
 pub mod balancer;
+pub mod fuzz;
 pub mod lab;
 pub mod netns;
 pub mod packet;

@@ -9,6 +9,7 @@ use clap::Parser as _;
 mod bench;
 mod cmd;
 mod demo;
+mod fuzz;
 mod setup;
 mod soak;
 mod test;
@@ -37,6 +38,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The lab by hand: `up`, `status`, `down`.
     Lab(demo::LabArgs),
+    /// Fuzz the balancer in the kernel: N seeded packets, well-formed and
+    /// damaged, checked against the documented behaviour.
+    Fuzz(fuzz::FuzzArgs),
     /// Run the end-to-end tests many times in a row under CPU load
     /// (stress-ng) and count the rounds that passed.
     Soak(soak::SoakArgs),
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Lab(a) => demo::lab(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Soak(a) => soak::run(&a),
+        Command::Fuzz(a) => fuzz::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
