@@ -473,7 +473,10 @@ fn a_killed_lb_ctl_keeps_its_routes_and_its_successor_adopts_gobgpd() {
     lab.kill_daemon('A').unwrap();
     std::thread::sleep(Duration::from_secs(1));
     lab.start_daemon('A').unwrap();
-    std::thread::sleep(Duration::from_secs(1));
+    // Long enough for the successor's checks to confirm the reals (rise 2
+    // x 250 ms) and for a hold-down (2 s) to pass: the inherited
+    // announcement is kept throughout.
+    std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     let seen = watcher.join().unwrap();
     assert_eq!(
@@ -489,6 +492,130 @@ fn a_killed_lb_ctl_keeps_its_routes_and_its_successor_adopts_gobgpd() {
     assert_eq!(status["peers"][0]["state"], "established");
     assert_eq!(status["announced"].as_array().unwrap().len(), 2);
     assert_eq!(status["gobgpd_restarts"], 0);
+}
+
+/// Every distinct set of next hops the router's kernel table had for `vips`
+/// during `how_long`, sampled every 5 ms, while `during` runs.
+fn router_history(
+    r: &str,
+    vips: &[IpAddr],
+    how_long: Duration,
+    during: impl FnOnce(),
+) -> Vec<(IpAddr, Vec<IpAddr>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (r, stop, vips) = (r.to_owned(), stop.clone(), vips.to_vec());
+        std::thread::spawn(move || {
+            let mut seen: Vec<(IpAddr, Vec<IpAddr>)> = Vec::new();
+            let start = Instant::now();
+            while !stop.load(Ordering::Relaxed) || start.elapsed() < how_long {
+                for &v in &vips {
+                    let now = (v, kernel_nexthops(&r, v));
+                    if !seen.contains(&now) {
+                        seen.push(now);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        })
+    };
+    during();
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap()
+}
+
+#[test]
+fn a_restarted_lb_ctl_announces_only_once_its_own_checks_confirm_the_reals() {
+    if !require_root("a_restarted_lb_ctl_announces_only_once_its_own_checks_confirm_the_reals") {
+        return;
+    }
+    // Site A's gobgpd is the operator's (`manage = false`): it outlives
+    // lb-ctl with its session to the router up, so whatever a restarted
+    // lb-ctl announces reaches the router at once (a managed gobgpd would
+    // be restarted, and its new session would hide an early announcement
+    // behind a few seconds of BGP set-up).
+    let mut opts = LabOptions::new(&format!("lbts{}", unique_tag()), test_bins());
+    opts.bgp = true;
+    opts.operator_gobgpd = vec!['A'];
+    let mut lab = Lab::up(opts).expect("lab up with an operator's gobgpd on site A");
+    let r = lab.ns("r");
+    let vips = [vip(VIP4), vip(VIP6)];
+    // 1. Stopped gracefully, site A is withdrawn; its backends die while
+    // its lb-ctl is away. The restarted lb-ctl adopts pinned maps that
+    // still say the reals are up: the router must never send clients to
+    // site A.
+    lab.stop_daemon('A').unwrap();
+    for v in vips {
+        wait_nexthops(&r, v, &hops(&['B'], v), Duration::from_secs(5)).expect("withdrawn");
+    }
+    lab.stop_server("a1").unwrap();
+    lab.stop_server("a2").unwrap();
+    let seen = router_history(&r, &vips, Duration::from_secs(4), || {
+        lab.start_daemon('A').unwrap();
+    });
+    for (v, hops_seen) in &seen {
+        assert_eq!(
+            hops_seen,
+            &hops(&['B'], *v),
+            "a restarted lb-ctl with dead backends announced {v}: {seen:?}"
+        );
+    }
+    let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
+    assert_eq!(status["announced"].as_array().unwrap().len(), 0, "{status}");
+    assert!(
+        status["withheld"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("0 of 2 reals healthy"),
+        "{status}"
+    );
+
+    // 2. The backends come back: announced once the checks confirm them
+    // and the hold-down (2 s) has passed.
+    let t0 = Instant::now();
+    lab.start_server("a1").unwrap();
+    lab.start_server("a2").unwrap();
+    wait_nexthops(
+        &r,
+        vip(VIP4),
+        &hops(&['A', 'B'], vip(VIP4)),
+        Duration::from_secs(10),
+    )
+    .expect("site A back");
+    let back = t0.elapsed();
+    eprintln!("backends back after a restart: site A announced after {back:?}");
+    assert!(
+        back >= Duration::from_secs(2),
+        "the hold-down held: {back:?}"
+    );
+
+    // 3. A graceful restart with healthy backends: withdrawn on the stop,
+    // announced again only after the new lb-ctl's own checks and the
+    // hold-down, not at once from the adopted maps.
+    lab.stop_daemon('A').unwrap();
+    wait_nexthops(
+        &r,
+        vip(VIP4),
+        &hops(&['B'], vip(VIP4)),
+        Duration::from_secs(5),
+    )
+    .expect("withdrawn");
+    let t0 = Instant::now();
+    lab.start_daemon('A').unwrap();
+    wait_nexthops(
+        &r,
+        vip(VIP4),
+        &hops(&['A', 'B'], vip(VIP4)),
+        Duration::from_secs(10),
+    )
+    .expect("site A back after the restart");
+    let back = t0.elapsed();
+    eprintln!("graceful restart: site A announced again after {back:?}");
+    assert!(
+        back >= Duration::from_secs(2),
+        "announced {back:?} after the restart, before checks and hold-down"
+    );
 }
 
 /// The BGP sessions of the gobgpd answering at lb-ctl's default API address

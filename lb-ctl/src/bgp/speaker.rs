@@ -87,6 +87,31 @@ impl SpeakerHandle {
     }
 }
 
+/// The addresses of the host routes a gobgpd already running at the
+/// configured API address announces (in its global RIB) for the configured
+/// AS: what a crashed lb-ctl left announced. Empty if none answers.
+pub async fn announced_by_running_gobgpd(
+    settings: &BgpSettings,
+) -> std::collections::BTreeSet<std::net::IpAddr> {
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(mut c) = Gobgp::connect(settings.api, Duration::from_millis(300)).await else {
+        return out;
+    };
+    match c.global().await {
+        Ok(g) if g.asn == settings.asn => {}
+        _ => return out,
+    }
+    for probe in ["0.0.0.0", "::"] {
+        let fam = gobgp::family(probe.parse().expect("address"));
+        for p in c.prefixes(None, fam).await.unwrap_or_default() {
+            if let Ok(prefix) = p.parse::<Prefix>() {
+                out.insert(prefix.addr);
+            }
+        }
+    }
+    out
+}
+
 /// Starts the speaker task, wanting `initial` announced.
 pub fn spawn(settings: BgpSettings, initial: Vec<Announcement>) -> SpeakerHandle {
     let (desired, desired_rx) = watch::channel(initial);

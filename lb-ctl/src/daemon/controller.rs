@@ -15,7 +15,10 @@ use lb_common::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{dataplane_config, state_file};
+use super::{
+    announce::{self, AddressHealth, AddressState},
+    dataplane_config, state_file,
+};
 use crate::{
     api::pb,
     bgp::{
@@ -92,9 +95,9 @@ pub struct Controller {
     samples: (Option<Sample>, Option<Sample>),
     /// The BGP speaker, with a `[bgp]` section.
     pub speaker: Option<SpeakerHandle>,
-    /// Since when each VIP address has had enough healthy reals (for the
-    /// hold-down before announcing it).
-    healthy_since: BTreeMap<IpAddr, Instant>,
+    /// The announcement policy's memory of each VIP address (hold-down,
+    /// inherited announcements): see [`announce`].
+    addresses: BTreeMap<IpAddr, AddressState>,
 }
 
 /// The prober that decides for real `r` of VIP `v`.
@@ -134,25 +137,31 @@ impl Controller {
             adopted_health,
             samples: (None, None),
             speaker: None,
-            healthy_since: BTreeMap::new(),
+            addresses: BTreeMap::new(),
         }
     }
 
     /// Starts the BGP speaker (with a `[bgp]` section). When the data plane
-    /// was adopted, VIPs healthy now count as healthy for the whole
-    /// hold-down already, so a restart does not withdraw them.
-    pub fn start_bgp(&mut self) {
+    /// was adopted (lb-ctl restarted) and a gobgpd still announces some of
+    /// the VIP addresses (lb-ctl crashed, its routes stayed), those stay
+    /// announced until the health checks decide; nothing else is announced
+    /// before its own checks confirm it (see [`announce`]).
+    pub async fn start_bgp(&mut self) {
         let Some(settings) = self.settings.bgp.clone() else {
             return;
         };
         if self.adopted {
-            let back = Instant::now()
-                .checked_sub(settings.hold_down)
-                .unwrap_or_else(Instant::now);
-            for (addr, ok) in self.address_health() {
-                if ok.is_ok() {
-                    self.healthy_since.insert(addr, back);
-                }
+            let ours: BTreeSet<IpAddr> = self.vips.iter().map(|v| v.address).collect();
+            let still = speaker::announced_by_running_gobgpd(&settings).await;
+            let inherited: Vec<IpAddr> = still.intersection(&ours).copied().collect();
+            if !inherited.is_empty() {
+                tracing::info!(
+                    ?inherited,
+                    "gobgpd still announces these VIP addresses: kept until the health checks decide"
+                );
+            }
+            for addr in inherited {
+                self.addresses.entry(addr).or_default().inherited = true;
             }
         }
         let (wanted, withheld) = self.announcements();
@@ -161,24 +170,44 @@ impl Controller {
         self.speaker = Some(handle);
     }
 
-    /// For each VIP address: Ok if every VIP on it has at least
-    /// `min_healthy` healthy reals, else why not.
-    fn address_health(&self) -> BTreeMap<IpAddr, Result<(), String>> {
-        let mut out: BTreeMap<IpAddr, Result<(), String>> = BTreeMap::new();
+    /// For each VIP address: whether every VIP on it has at least
+    /// `min_healthy` healthy reals, by confirmed checks and provisionally.
+    fn address_health(&self) -> BTreeMap<IpAddr, AddressHealth> {
+        let mut out: BTreeMap<IpAddr, AddressHealth> = BTreeMap::new();
         for v in &self.vips {
-            let healthy = v
-                .reals
-                .iter()
-                .filter(|r| r.weight > 0 && self.health.healthy(&probe_key(v, r)))
-                .count();
-            let entry = out.entry(v.address).or_insert(Ok(()));
-            if entry.is_ok() && (healthy as u32) < v.min_healthy {
-                *entry = Err(format!(
-                    "VIP {}: {healthy} of {} reals healthy, {} needed",
+            let usable = || v.reals.iter().filter(|r| r.weight > 0);
+            let healthy = usable()
+                .filter(|r| self.health.healthy(&probe_key(v, r)))
+                .count() as u32;
+            let confirmed = usable()
+                .filter(|r| self.health.confirmed_healthy(&probe_key(v, r)))
+                .count() as u32;
+            let entry = out.entry(v.address).or_insert(AddressHealth {
+                confirmed: Ok(()),
+                provisional: Ok(()),
+            });
+            let short = |n: u32| {
+                format!(
+                    "VIP {}: {n} of {} reals healthy, {} needed",
                     v.id(),
                     v.reals.len(),
                     v.min_healthy
-                ));
+                )
+            };
+            if entry.provisional.is_ok() && healthy < v.min_healthy {
+                entry.provisional = Err(short(healthy));
+            }
+            if entry.confirmed.is_ok() && confirmed < v.min_healthy {
+                entry.confirmed = Err(if healthy >= v.min_healthy {
+                    format!(
+                        "VIP {}: waiting for its health checks to confirm the reals ({confirmed} of {} confirmed, {} needed)",
+                        v.id(),
+                        v.reals.len(),
+                        v.min_healthy
+                    )
+                } else {
+                    short(healthy)
+                });
             }
         }
         out
@@ -193,24 +222,12 @@ impl Controller {
         let mut wanted = Vec::new();
         let mut withheld = Vec::new();
         let health = self.address_health();
-        self.healthy_since.retain(|a, _| health.contains_key(a));
-        for (addr, ok) in health {
+        self.addresses.retain(|a, _| health.contains_key(a));
+        for (addr, h) in health {
             let prefix = Prefix::host(addr);
-            if let Err(why) = ok {
-                self.healthy_since.remove(&addr);
+            let state = self.addresses.entry(addr).or_default();
+            if let Err(why) = announce::decide(now, b.hold_down, &h, state) {
                 withheld.push((prefix, why));
-                continue;
-            }
-            let since = *self.healthy_since.entry(addr).or_insert(now);
-            if now.duration_since(since) < b.hold_down {
-                withheld.push((
-                    prefix,
-                    format!(
-                        "hold-down: healthy for {:?} of {:?}",
-                        now.duration_since(since),
-                        b.hold_down
-                    ),
-                ));
                 continue;
             }
             let next_hop = match addr {

@@ -6,6 +6,7 @@
 //! The desired VIPs come from the state file when there is one (changes
 //! made through the API survive a restart), else from the config file; a
 //! reload replaces them with the config file's.
+mod announce;
 mod controller;
 pub mod metrics;
 pub mod state_file;
@@ -170,7 +171,7 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         iface.mac,
     );
     ctl.apply().map_err(DaemonError::Apply)?;
-    ctl.start_bgp();
+    ctl.start_bgp().await;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = api::server::bind(&socket)?;

@@ -34,6 +34,11 @@ pub struct ProbeResult {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProbeState {
     pub healthy: bool,
+    /// This prober's own results decided `healthy` (`rise` successes or
+    /// `fall` failures in a row). False while the state is only the one a
+    /// restart found in the adopted data plane: enough to keep forwarding
+    /// as before, not enough to start announcing a VIP.
+    pub confirmed: bool,
     /// Consecutive successes / failures.
     pub successes: u32,
     pub failures: u32,
@@ -76,6 +81,7 @@ impl HealthTable {
             let always = k.check.kind == CheckKind::None;
             let state = ProbeState {
                 healthy: always || initially_healthy(k),
+                confirmed: always,
                 ..ProbeState::default()
             };
             let task = (!always).then(|| tokio::spawn(run_prober(k.clone(), results.clone())));
@@ -93,20 +99,26 @@ impl HealthTable {
             Ok(()) => {
                 state.successes += 1;
                 state.failures = 0;
-                if !state.healthy && state.successes >= check.rise {
-                    state.healthy = true;
-                    state.transitions += 1;
-                    return Some(true);
+                if state.successes >= check.rise {
+                    state.confirmed = true;
+                    if !state.healthy {
+                        state.healthy = true;
+                        state.transitions += 1;
+                        return Some(true);
+                    }
                 }
             }
             Err(e) => {
                 state.failures += 1;
                 state.successes = 0;
                 state.last_error = e;
-                if state.healthy && state.failures >= check.fall {
-                    state.healthy = false;
-                    state.transitions += 1;
-                    return Some(false);
+                if state.failures >= check.fall {
+                    state.confirmed = true;
+                    if state.healthy {
+                        state.healthy = false;
+                        state.transitions += 1;
+                        return Some(false);
+                    }
                 }
             }
         }
@@ -116,6 +128,14 @@ impl HealthTable {
     /// Whether the prober `key` says healthy (unknown keys are not).
     pub fn healthy(&self, key: &ProbeKey) -> bool {
         self.probes.get(key).is_some_and(|(s, _)| s.healthy)
+    }
+
+    /// Whether the prober `key`'s own results say healthy: not just the
+    /// state a restart adopted.
+    pub fn confirmed_healthy(&self, key: &ProbeKey) -> bool {
+        self.probes
+            .get(key)
+            .is_some_and(|(s, _)| s.healthy && s.confirmed)
     }
 
     /// Every prober and its state.

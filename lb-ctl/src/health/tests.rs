@@ -152,6 +152,55 @@ async fn rise_and_fall_counts() {
 }
 
 #[tokio::test]
+async fn an_adopted_state_is_healthy_but_unconfirmed_until_rise_successes() {
+    let (tx, _rx) = mpsc::channel(16);
+    let key = ProbeKey {
+        addr: LOOPBACK,
+        port: 1,
+        check: check(CheckKind::Tcp),
+    };
+    let res = |ok: bool| ProbeResult {
+        key: key.clone(),
+        outcome: if ok { Ok(()) } else { Err("down".into()) },
+    };
+    // Adopted up: forwarding goes on, announcing waits for the checks.
+    let mut table = HealthTable::default();
+    table.sync(&BTreeSet::from([key.clone()]), |_| true, &tx);
+    assert!(table.healthy(&key));
+    assert!(!table.confirmed_healthy(&key));
+    assert_eq!(table.record(res(true)), None);
+    assert!(
+        !table.confirmed_healthy(&key),
+        "rise = 2: one success is not enough"
+    );
+    assert_eq!(table.record(res(true)), None, "no transition: it was up");
+    assert!(table.confirmed_healthy(&key));
+    // Adopted up but dead: fall failures take it down, confirmed.
+    let mut table = HealthTable::default();
+    table.sync(&BTreeSet::from([key.clone()]), |_| true, &tx);
+    for _ in 0..2 {
+        assert_eq!(table.record(res(false)), None);
+    }
+    assert_eq!(table.record(res(false)), Some(false));
+    assert!(!table.healthy(&key) && !table.confirmed_healthy(&key));
+    // A fresh start: down and unconfirmed, then up and confirmed together.
+    let mut table = HealthTable::default();
+    table.sync(&BTreeSet::from([key.clone()]), |_| false, &tx);
+    assert!(!table.healthy(&key));
+    table.record(res(true));
+    assert_eq!(table.record(res(true)), Some(true));
+    assert!(table.confirmed_healthy(&key));
+    // `none` checks are confirmed from the start.
+    let none = ProbeKey {
+        check: check(CheckKind::None),
+        ..key.clone()
+    };
+    let mut table = HealthTable::default();
+    table.sync(&BTreeSet::from([none.clone()]), |_| false, &tx);
+    assert!(table.confirmed_healthy(&none));
+}
+
+#[tokio::test]
 async fn probers_run_once_per_key_and_report() {
     let port = http_server(200).await;
     let (tx, mut rx) = mpsc::channel(16);
