@@ -437,12 +437,31 @@ fn reload_applies_a_good_file_and_refuses_a_bad_one() {
     );
     assert_ne!(more, good);
     std::fs::write(&a.config, &more).unwrap();
-    assert!(ok(&sock, &["reload"]).contains("reloaded"));
+    let reply = ok(&sock, &["reload"]);
+    assert!(reply.contains("reloaded"), "{reply}");
+    assert!(!reply.contains("[bgp]"), "no [bgp] change: {reply}");
     let reals = reals_of(
         &json(&sock, &["vip", "list", "--json"]),
         "203.0.113.10:80/tcp",
     );
     assert_eq!(reals.len(), 3);
+
+    // A [bgp] section added by a reload is not applied (BGP starts with
+    // the daemon), and the reply says so rather than staying silent.
+    let with_bgp = format!(
+        "{more}\n[bgp]\nasn = 65001\nrouter_id = \"192.0.2.2\"\nanycast_prefixes = [\"203.0.113.0/24\", \"2001:db8:f::/48\"]\n\n  [[bgp.neighbor]]\n  address = \"192.0.2.1\"\n  asn = 65000\n"
+    );
+    std::fs::write(&a.config, &with_bgp).unwrap();
+    let reply = ok(&sock, &["reload"]);
+    assert!(
+        reply.contains("a [bgp] section was added: NOT applied"),
+        "{reply}"
+    );
+    let bgp = json(&sock, &["bgp", "status", "--json"]);
+    assert!(
+        bgp["announced"].as_array().is_none_or(|a| a.is_empty()),
+        "{bgp}"
+    );
 }
 
 #[test]

@@ -152,6 +152,13 @@ pub fn init_tracing(log: &LogArgs) {
     }
 }
 
+impl Args {
+    /// Whether the command is the long-running daemon.
+    pub fn is_daemon(&self) -> bool {
+        matches!(self.command, Command::Daemon(_))
+    }
+}
+
 /// Runs the chosen subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(ns) = &args.netns {

@@ -486,6 +486,16 @@ impl Controller {
         if new.dataplane.conn_table_size != self.settings.dataplane.conn_table_size {
             notes.push("conn_table_size takes effect at the next start".to_owned());
         }
+        if new.bgp != self.settings.bgp {
+            let what = match (&self.settings.bgp, &new.bgp) {
+                (None, Some(_)) => "a [bgp] section was added",
+                (Some(_), None) => "the [bgp] section was removed",
+                _ => "the [bgp] section changed",
+            };
+            notes.push(format!(
+                "{what}: NOT applied; BGP keeps its current settings until the next start"
+            ));
+        }
         let mut dataplane = new.dataplane.clone();
         dataplane.conn_table_size = self.settings.dataplane.conn_table_size;
         let before_vips = std::mem::replace(&mut self.vips, new.vips.clone());
