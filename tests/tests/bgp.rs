@@ -347,21 +347,7 @@ fn gobgpd_crash_is_recovered_and_routes_come_back() {
     let lab = bgp_lab("c");
     let r = lab.ns("r");
     let ns = lab.lbs[&'A'].ns.clone();
-    let pids = String::from_utf8(
-        Command::new("ip")
-            .args(["netns", "pids", &ns])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let gobgpd: Vec<i32> = pids
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|p: &i32| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "gobgpd")
-        })
-        .collect();
+    let gobgpd = gobgpd_pids(&ns);
     assert_eq!(gobgpd.len(), 1, "one gobgpd in site A");
     let t0 = Instant::now();
     // SAFETY: kill has no memory-safety preconditions.
@@ -492,6 +478,42 @@ fn a_killed_lb_ctl_keeps_its_routes_and_its_successor_adopts_gobgpd() {
     assert_eq!(status["peers"][0]["state"], "established");
     assert_eq!(status["announced"].as_array().unwrap().len(), 2);
     assert_eq!(status["gobgpd_restarts"], 0);
+
+    // The successor stops gracefully: it withdraws, then stops the gobgpd
+    // it adopted exactly as one it started itself (its pid was recorded).
+    let ns = lab.lbs[&'A'].ns.clone();
+    assert_eq!(gobgpd_pids(&ns).len(), 1, "one gobgpd in site A");
+    lab.stop_daemon('A').unwrap();
+    wait_nexthops(
+        &r,
+        vip(VIP4),
+        &hops(&['B'], vip(VIP4)),
+        Duration::from_secs(5),
+    )
+    .expect("withdrawn on the stop");
+    assert_eq!(
+        gobgpd_pids(&ns),
+        Vec::<i32>::new(),
+        "the adopted gobgpd was stopped with lb-ctl"
+    );
+}
+
+/// The gobgpd processes running in namespace `ns`.
+fn gobgpd_pids(ns: &str) -> Vec<i32> {
+    let pids = String::from_utf8(
+        Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    pids.split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p: &i32| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "gobgpd")
+        })
+        .collect()
 }
 
 /// Every distinct set of next hops the router's kernel table had for `vips`

@@ -10,6 +10,7 @@
 //! forwarding, and the restarted lb-ctl adopts it.
 use std::{
     collections::BTreeMap,
+    path::PathBuf,
     process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -87,6 +88,44 @@ impl SpeakerHandle {
     }
 }
 
+/// The pid recorded in `pid_file`, if that process still runs `gobgpd`
+/// (the pid may have been reused since).
+fn recorded_gobgpd(pid_file: &std::path::Path, gobgpd: &std::path::Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let name = gobgpd.file_name()?;
+    (exe.file_name() == Some(name)).then_some(pid)
+}
+
+/// Sends SIGTERM to `pid` and waits (up to 3 s, then SIGKILL) until it is
+/// gone. Not a child: it is polled through `/proc`.
+async fn stop_process(pid: u32) {
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while alive() {
+        if start.elapsed() > Duration::from_secs(3) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The addresses of the host routes a gobgpd already running at the
 /// configured API address announces (in its global RIB) for the configured
 /// AS: what a crashed lb-ctl left announced. Empty if none answers.
@@ -112,8 +151,14 @@ pub async fn announced_by_running_gobgpd(
     out
 }
 
-/// Starts the speaker task, wanting `initial` announced.
-pub fn spawn(settings: BgpSettings, initial: Vec<Announcement>) -> SpeakerHandle {
+/// Starts the speaker task, wanting `initial` announced. The pid of a
+/// gobgpd it starts is written to `pid_file`, where a successor lb-ctl (after
+/// a crash) finds it to stop it on its own graceful stop.
+pub fn spawn(
+    settings: BgpSettings,
+    initial: Vec<Announcement>,
+    pid_file: PathBuf,
+) -> SpeakerHandle {
     let (desired, desired_rx) = watch::channel(initial);
     let (shutdown, shutdown_rx) = mpsc::channel(1);
     let view = Arc::new(Mutex::new(BgpView::default()));
@@ -121,6 +166,8 @@ pub fn spawn(settings: BgpSettings, initial: Vec<Announcement>) -> SpeakerHandle
         settings,
         client: None,
         child: None,
+        adopted_pid: None,
+        pid_file,
         announced: BTreeMap::new(),
         view: view.clone(),
     };
@@ -138,6 +185,11 @@ struct Speaker {
     client: Option<Gobgp>,
     /// The gobgpd this speaker started, if it did.
     child: Option<Child>,
+    /// The managed gobgpd a crashed predecessor started, adopted here (its
+    /// pid from `pid_file`, checked against `/proc`).
+    adopted_pid: Option<u32>,
+    /// Where the managed gobgpd's pid is recorded.
+    pid_file: PathBuf,
     /// What gobgpd has from us now.
     announced: BTreeMap<Prefix, Announcement>,
     view: Arc<Mutex<BgpView>>,
@@ -254,6 +306,10 @@ impl Speaker {
         let api = self.settings.api;
         if let Ok(c) = Gobgp::connect(api, Duration::from_millis(300)).await {
             self.client = Some(c);
+            if self.settings.manage && self.child.is_none() {
+                self.adopted_pid = recorded_gobgpd(&self.pid_file, &self.settings.gobgpd);
+                tracing::info!(pid = ?self.adopted_pid, "adopted the gobgpd a previous lb-ctl started");
+            }
             let mut v = self.view.lock().expect("view");
             if !self.settings.manage {
                 v.gobgpd = format!("the operator's, at {api}");
@@ -289,6 +345,10 @@ impl Speaker {
             .map_err(|e| format!("start {}: {e}", self.settings.gobgpd.display()))?;
         let pid = child.id().unwrap_or(0);
         self.child = Some(child);
+        self.adopted_pid = None;
+        if let Err(e) = std::fs::write(&self.pid_file, format!("{pid}\n")) {
+            tracing::warn!(file = %self.pid_file.display(), error = %e, "cannot record gobgpd's pid");
+        }
         let start = Instant::now();
         loop {
             if let Ok(c) = Gobgp::connect(api, Duration::from_millis(200)).await {
@@ -467,6 +527,13 @@ impl Speaker {
             let _ = child.start_kill();
             let _ = child.wait().await;
             tracing::info!("gobgpd stopped");
+        } else if let Some(pid) = self.adopted_pid.take() {
+            // The gobgpd a crashed predecessor started: stopped alike.
+            stop_process(pid).await;
+            tracing::info!(pid, "adopted gobgpd stopped");
+        }
+        if self.settings.manage {
+            let _ = std::fs::remove_file(&self.pid_file);
         }
     }
 }

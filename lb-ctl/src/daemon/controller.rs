@@ -165,7 +165,8 @@ impl Controller {
             }
         }
         let (wanted, withheld) = self.announcements();
-        let handle = speaker::spawn(settings, wanted);
+        let pid_file = self.settings.daemon.socket.with_extension("gobgpd.pid");
+        let handle = speaker::spawn(settings, wanted, pid_file);
         handle.view.lock().expect("view").withheld = withheld;
         self.speaker = Some(handle);
     }
