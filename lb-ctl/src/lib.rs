@@ -12,6 +12,7 @@ pub mod health;
 pub mod iface;
 pub mod maglev;
 pub mod netns;
+pub mod nic;
 pub mod pins;
 pub mod programs;
 pub mod reconcile;

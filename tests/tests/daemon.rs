@@ -45,6 +45,21 @@ fn lab(tag: &str) -> Lab {
     lab
 }
 
+/// The metrics endpoint's answer (status line, headers, body), read from
+/// inside namespace `ns`.
+fn metrics_of(ns: &str) -> String {
+    lb_tests::netns::run_in(ns, || {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9180").expect("metrics endpoint");
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    })
+}
+
 /// Polls every 10 ms until `done` or `limit`; returns the time it took.
 fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
@@ -376,16 +391,7 @@ fn the_cli_drives_the_daemon() {
     assert!(ok(&sock, &["health"]).contains("192.0.2.18"));
 
     // Prometheus metrics, from inside the LB host's namespace.
-    let metrics = lb_tests::netns::run_in(&a.ns, || {
-        use std::io::{Read as _, Write as _};
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9180").expect("metrics endpoint");
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body
-    });
+    let metrics = metrics_of(&a.ns);
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(metrics.contains("lb_up 1"));
     let tx: u64 = metrics
@@ -613,4 +619,57 @@ fn a_killed_daemon_restarts_without_losing_a_request() {
             .any(|(addr, w, _)| addr == "192.0.2.22" && *w == 7),
         "API change kept: {reals:?}"
     );
+}
+
+#[test]
+fn a_veth_peer_without_xdp_is_reported_in_stats_metrics_and_the_log() {
+    if !require_root("a_veth_peer_without_xdp_is_reported_in_stats_metrics_and_the_log") {
+        return;
+    }
+    let lab = lab("v");
+    let host = lab.lbs.get(&'A').unwrap();
+    let sock = host.socket.clone();
+    let ns = lab.ns("c1");
+    let vip: IpAddr = VIP4.parse().unwrap();
+    // The lab's router end runs a pass program: XDP_TX works, no errors.
+    let ping = |count: &str| {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &ns, "ping", "-c", count, "-i", "0.05", "-W", "1",
+            ])
+            .arg(vip.to_string())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(ping("3"), "the balancer answers ping");
+    let stats = json(&sock, &["stats", "--json"]);
+    assert_eq!(stats["nic"]["driver"], "veth", "{stats}");
+    assert_eq!(stats["nic"]["xdp_tx_errors"], 0, "{stats}");
+    // Without it, the balancer's answers are lost in the driver.
+    lab.remove_router_xdp(host.leaf.name).unwrap();
+    assert!(!ping("5"), "no answer: the veth driver drops XDP_TX frames");
+    let stats = json(&sock, &["stats", "--json"]);
+    let errors = stats["nic"]["xdp_tx_errors"].as_u64().unwrap();
+    assert!(errors >= 5, "{stats}");
+    let text = ok(&sock, &["stats"]);
+    assert!(text.contains(&format!("xdp_tx_errors {errors}")), "{text}");
+    assert!(text.contains("WARNING"), "{text}");
+    let metrics = metrics_of(&host.ns);
+    assert!(
+        metrics.contains(&format!(
+            "lb_nic_xdp_tx_errors_total{{interface=\"eth0\",driver=\"veth\"}} {errors}"
+        )),
+        "{metrics}"
+    );
+    // The daemon watches the counter every second and warns.
+    let warned = time_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&host.log)
+            .is_ok_and(|l| l.contains("the driver dropped frames the balancer sent with XDP_TX"))
+    });
+    assert!(warned.is_some(), "a warning in the daemon's log");
+    // And it said so at start: attached natively to a veth.
+    let log = std::fs::read_to_string(&host.log).unwrap();
+    assert!(log.contains("native XDP on a veth"), "{log}");
 }

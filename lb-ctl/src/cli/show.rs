@@ -75,6 +75,25 @@ pub fn stats(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
         for c in s.counters.iter().filter(|c| c.value != 0) {
             println!("    {:<24} {:>14}  {:.0}/s", c.name, c.value, c.rate);
         }
+        if let Some(nic) = &s.nic {
+            let errors = nic
+                .xdp_tx_errors
+                .map_or_else(|| "not reported".to_owned(), |e| e.to_string());
+            println!(
+                "driver {} on {}: xdp_tx_errors {errors}",
+                if nic.driver.is_empty() {
+                    "?"
+                } else {
+                    &nic.driver
+                },
+                nic.interface
+            );
+            if nic.xdp_tx_errors.is_some_and(|e| e > 0) {
+                println!(
+                    "    WARNING: frames sent with XDP_TX were dropped by the driver (veth: give the peer end an XDP program, or use generic mode)"
+                );
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

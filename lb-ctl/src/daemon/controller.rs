@@ -98,6 +98,10 @@ pub struct Controller {
     /// The announcement policy's memory of each VIP address (hold-down,
     /// inherited announcements): see [`announce`].
     addresses: BTreeMap<IpAddr, AddressState>,
+    /// The interface driver's XDP_TX failures at the last tick, and when
+    /// lb-ctl last warned of a rise.
+    nic_tx_errors: Option<u64>,
+    nic_warned: Option<Instant>,
 }
 
 /// The prober that decides for real `r` of VIP `v`.
@@ -138,6 +142,8 @@ impl Controller {
             samples: (None, None),
             speaker: None,
             addresses: BTreeMap::new(),
+            nic_tx_errors: None,
+            nic_warned: None,
         }
     }
 
@@ -660,6 +666,38 @@ impl Controller {
         if let Some(s) = self.sample() {
             self.samples = (self.samples.1.take(), Some(s));
         }
+        self.watch_nic();
+    }
+
+    /// Warns (at most once a minute) when the driver drops frames the
+    /// balancer sent with XDP_TX: on a veth, a peer without an XDP program.
+    fn watch_nic(&mut self) {
+        let now = crate::nic::xdp_tx_errors(&self.settings.daemon.interface);
+        if let (Some(before), Some(now)) = (self.nic_tx_errors, now)
+            && now > before
+            && self
+                .nic_warned
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60))
+        {
+            tracing::warn!(
+                interface = %self.settings.daemon.interface,
+                xdp_tx_errors = now,
+                new = now - before,
+                "the driver dropped frames the balancer sent with XDP_TX: {}",
+                crate::nic::VETH_NATIVE_WARNING
+            );
+            self.nic_warned = Some(Instant::now());
+        }
+        self.nic_tx_errors = now;
+    }
+
+    fn nic_stats(&self) -> pb::NicStats {
+        let iface = &self.settings.daemon.interface;
+        pb::NicStats {
+            interface: iface.clone(),
+            driver: crate::nic::driver(iface).unwrap_or_default(),
+            xdp_tx_errors: crate::nic::xdp_tx_errors(iface),
+        }
     }
 
     pub fn stats_reply(&self) -> pb::StatsReply {
@@ -686,7 +724,10 @@ impl Controller {
             }
         };
         let Some(now) = now else {
-            return pb::StatsReply::default();
+            return pb::StatsReply {
+                nic: Some(self.nic_stats()),
+                ..pb::StatsReply::default()
+            };
         };
         let counters = Counter::ALL
             .iter()
@@ -729,7 +770,11 @@ impl Controller {
                 })
             })
             .collect();
-        pb::StatsReply { counters, vips }
+        pb::StatsReply {
+            counters,
+            vips,
+            nic: Some(self.nic_stats()),
+        }
     }
 
     /// Answers one message.

@@ -63,6 +63,20 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "Seconds since lb-ctl started.",
         [(String::new(), s.uptime_s)],
     );
+    if let Some(nic) = &s.stats.nic
+        && let Some(errors) = nic.xdp_tx_errors
+    {
+        family(
+            o,
+            "lb_nic_xdp_tx_errors_total",
+            "counter",
+            "Frames the interface's driver failed to send after XDP_TX (veth: the peer end has no XDP program).",
+            [(
+                format!("interface=\"{}\",driver=\"{}\"", nic.interface, nic.driver),
+                errors,
+            )],
+        );
+    }
     family(
         o,
         "lb_dataplane_total",

@@ -151,6 +151,11 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         &d.pin_dir,
     )?;
     tracing::info!(interface = %d.interface, mode = ?d.mode, pin_dir = %d.pin_dir.display(), adopted, ?attached, "balancer attached");
+    if d.mode != programs::AttachMode::Generic
+        && crate::nic::driver(&d.interface).is_ok_and(|drv| drv == "veth")
+    {
+        tracing::warn!(interface = %d.interface, "{}", crate::nic::VETH_NATIVE_WARNING);
+    }
     let reconciler = if adopted {
         Reconciler::adopt(&dp).map_err(DaemonError::Adopt)?
     } else {

@@ -359,6 +359,17 @@ impl Lab {
             run(Command::new("ip")
                 .args(["netns", "exec", &r, "ethtool", "-K", lb.name, "tx", "off"]))
             .context("turn TX checksum offload off (ethtool)")?;
+            // Checked, not assumed: with it on, TCP through the balancer
+            // would work or not depending on where the checksum is filled.
+            let features = Command::new("ip")
+                .args(["netns", "exec", &r, "ethtool", "-k", lb.name])
+                .output()
+                .context("ethtool -k")?;
+            ensure!(
+                String::from_utf8_lossy(&features.stdout).contains("tx-checksumming: off"),
+                "TX checksum offload is still on on the router's {} link",
+                lb.name
+            );
             let pins = self.pin_root().join(ROUTER);
             run(Command::new(&self.bins.lb_ctl)
                 .args([
@@ -376,6 +387,28 @@ impl Lab {
                 .arg(&pins))
             .context("attach the pass program on the router (is lb-ctl built?)")?;
         }
+        Ok(())
+    }
+
+    /// Removes the pass program from the router's end of the link to
+    /// `lb` (an LB host's leaf name): the LB host's XDP_TX frames are then
+    /// dropped by the veth driver, as on a misconfigured veth.
+    pub fn remove_router_xdp(&self, lb: &str) -> anyhow::Result<()> {
+        let r = self.ns(ROUTER);
+        let pins = self.pin_root().join(ROUTER);
+        run(Command::new(&self.bins.lb_ctl)
+            .args([
+                "--netns",
+                &r,
+                "detach",
+                "--iface",
+                lb,
+                "--program",
+                "pass",
+                "--pin-dir",
+            ])
+            .arg(&pins))
+        .context("detach the router's pass program")?;
         Ok(())
     }
 
