@@ -300,6 +300,11 @@ mod tests {
                 }),
                 reals: vec![],
             }],
+            nic: Some(pb::NicStats {
+                interface: "eth0".into(),
+                driver: "veth".into(),
+                xdp_tx_errors: Some(4),
+            }),
         };
         let health = pb::HealthReply {
             reals: vec![pb::RealHealth {
@@ -321,6 +326,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("lb_vip_packets_total{vip=\"203.0.113.10:80/tcp\"} 3\n"));
+        assert!(
+            text.contains("lb_nic_xdp_tx_errors_total{interface=\"eth0\",driver=\"veth\"} 4\n"),
+            "{text}"
+        );
         assert!(text.contains("lb_health_healthy{real=\"192.0.2.18\",check=\"http/ -> 200\"} 1\n"));
         // Each family's samples follow its own TYPE line, all together.
         let mut family = "";
