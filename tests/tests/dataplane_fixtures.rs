@@ -487,6 +487,101 @@ fn cases() -> Vec<Case> {
         Tx(too_big_reply(&big6, mtu6)),
         &[ConnMiss, DropMtu, IcmpTooBigSent],
     );
+    let mut big_4in6 =
+        Packet::tcp(ip(CLIENT4), 40_800, ip(VIP4_TO_V6), 80, TCP_ACK).with_payload(&[0x99; 1421]);
+    big_4in6.frag = 0x4000;
+    add(
+        "v4 to an IPv6 real over the MTU: the too-big carries mtu - 40 (IPv4-in-IPv6)",
+        big_4in6.bytes(),
+        Tx(too_big_reply(&big_4in6, u32::from(TEST_MTU) - 40)),
+        &[ConnMiss, DropMtu, IcmpTooBigSent],
+    );
+
+    // Length fields that lie (the parser trusts none of them).
+    let syn = tcp(CLIENT4, VIP4, 80, TCP_SYN).bytes();
+    let set16 = |b: &[u8], at: usize, v: u16| {
+        let mut b = b.to_vec();
+        b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        b
+    };
+    add(
+        "v4 total length 10, below the header",
+        set16(&syn, 14 + 2, 10),
+        Drop,
+        &[DropMalformed],
+    );
+    let mut ihl4 = syn.clone();
+    ihl4[14] = 0x44;
+    add("v4 header length 16 bytes", ihl4, Drop, &[DropMalformed]);
+    add(
+        "v4 total length 24: the TCP header lies past it (padding holds the rest)",
+        set16(&syn, 14 + 2, 24),
+        Drop,
+        &[DropTruncated],
+    );
+    add(
+        "the same to an address that is no VIP: not ours, passed",
+        set16(&tcp(CLIENT4, NOT_VIP4, 80, TCP_SYN).bytes(), 14 + 2, 10),
+        Pass,
+        &[PassNotVip],
+    );
+    let syn6 = tcp(CLIENT6, VIP6, 443, TCP_SYN).bytes();
+    add(
+        "v6 payload length 0xfffe (wraps when 40 is added in 16 bits)",
+        set16(&syn6, 14 + 4, 0xfffe),
+        Drop,
+        &[DropTruncated],
+    );
+    add(
+        "v6 payload length 4: the TCP header lies past it",
+        set16(&syn6, 14 + 4, 4),
+        Drop,
+        &[DropTruncated],
+    );
+
+    // Echo requests that must not be answered.
+    for (what, src) in [
+        ("echo request from a multicast source", "224.0.0.5"),
+        ("echo request from the broadcast address", "255.255.255.255"),
+        ("echo request from 0.0.0.0", "0.0.0.0"),
+    ] {
+        add(
+            what,
+            Packet::icmp(ip(src), ip(VIP4), 8, 0).bytes(),
+            Drop,
+            &[DropEchoSource],
+        );
+    }
+    add(
+        "ICMPv6 echo request from a multicast source",
+        Packet::icmp(ip("ff02::1"), ip(VIP6), 128, 0).bytes(),
+        Drop,
+        &[DropEchoSource],
+    );
+    let mut bad_sum = Packet::icmp(ip(CLIENT4), ip(VIP4), 8, 0).bytes();
+    bad_sum[14 + 20 + 2] ^= 0x5a;
+    add(
+        "echo request with a wrong ICMP checksum",
+        bad_sum,
+        Drop,
+        &[DropEchoChecksum],
+    );
+    let mut bad_sum6 = Packet::icmp(ip(CLIENT6), ip(VIP6), 128, 0).bytes();
+    bad_sum6[14 + 40 + 2] ^= 0x5a;
+    add(
+        "ICMPv6 echo request with a wrong checksum",
+        bad_sum6,
+        Drop,
+        &[DropEchoChecksum],
+    );
+    let ping_bytes = Packet::icmp(ip(CLIENT4), ip(VIP4), 8, 0).bytes();
+    let long = (ping_bytes.len() - 14 + 8) as u16;
+    add(
+        "echo request whose IP length exceeds the frame",
+        set16(&ping_bytes, 14 + 2, long),
+        Drop,
+        &[DropTruncated],
+    );
     v
 }
 
