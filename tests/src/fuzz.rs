@@ -296,6 +296,18 @@ pub fn expect(world: &World, f: &[u8]) -> Expect {
             flow,
         }
     };
+    // A too-big about a real's reply goes, whole, to the flow's real (no
+    // too-big answer of its own when it does not fit).
+    let forward_error = |flow: FlowKey, vip: IpAddr, ip_len: usize| match world.real_for(&flow, vip)
+    {
+        Some(real) if ip_len + overhead(real) <= mtu => Expect::Encap {
+            real,
+            l3,
+            ip_len,
+            flow,
+        },
+        _ => Expect::Drop,
+    };
     match ethertype {
         0x0800 => {
             if frame < 20 || f[l3] >> 4 != 4 {
@@ -345,15 +357,7 @@ pub fn expect(world: &World, f: &[u8]) -> Expect {
                         return Expect::Drop;
                     }
                     let flow = key(qdst, be16(f, q + 22), qsrc, be16(f, q + 20), qproto);
-                    match world.real_for(&flow, qsrc) {
-                        Some(real) if tot + overhead(real) <= mtu => Expect::Encap {
-                            real,
-                            l3,
-                            ip_len: tot,
-                            flow,
-                        },
-                        _ => Expect::Drop,
-                    }
+                    forward_error(flow, qsrc, tot)
                 }
                 6 | 17 => {
                     if tot < 20 + l4_min(proto) {
@@ -411,15 +415,7 @@ pub fn expect(world: &World, f: &[u8]) -> Expect {
                         return Expect::Drop;
                     }
                     let flow = key(qdst, be16(f, q + 42), qsrc, be16(f, q + 40), qnext);
-                    match world.real_for(&flow, qsrc) {
-                        Some(real) if total + overhead(real) <= mtu => Expect::Encap {
-                            real,
-                            l3,
-                            ip_len: total,
-                            flow,
-                        },
-                        _ => Expect::Drop,
-                    }
+                    forward_error(flow, qsrc, total)
                 }
                 6 | 17 => {
                     if total < 40 + l4_min(next) {

@@ -36,6 +36,15 @@ fn bgp_lab(tag: &str) -> Lab {
     Lab::up(opts).expect("lab up with BGP")
 }
 
+/// A BGP lab whose site A uses a gobgpd the lab runs as an operator would
+/// (`manage = false`).
+fn operator_lab(tag: &str) -> Lab {
+    let mut opts = LabOptions::new(&format!("lbt{tag}{}", unique_tag()), test_bins());
+    opts.bgp = true;
+    opts.operator_gobgpd = vec!['A'];
+    Lab::up(opts).expect("lab up with an operator's gobgpd on site A")
+}
+
 /// The LB hosts' next-hop addresses for `vip` at `sites`.
 fn hops(sites: &[char], vip: IpAddr) -> Vec<IpAddr> {
     sites
@@ -557,10 +566,7 @@ fn a_restarted_lb_ctl_announces_only_once_its_own_checks_confirm_the_reals() {
     // lb-ctl announces reaches the router at once (a managed gobgpd would
     // be restarted, and its new session would hide an early announcement
     // behind a few seconds of BGP set-up).
-    let mut opts = LabOptions::new(&format!("lbts{}", unique_tag()), test_bins());
-    opts.bgp = true;
-    opts.operator_gobgpd = vec!['A'];
-    let mut lab = Lab::up(opts).expect("lab up with an operator's gobgpd on site A");
+    let mut lab = operator_lab("s");
     let r = lab.ns("r");
     let vips = [vip(VIP4), vip(VIP6)];
     // 1. Stopped gracefully, site A is withdrawn; its backends die while
@@ -670,12 +676,9 @@ fn an_operators_gobgpd_is_used_and_left_running_with_its_sessions() {
     if !require_root("an_operators_gobgpd_is_used_and_left_running_with_its_sessions") {
         return;
     }
-    let mut opts = LabOptions::new(&format!("lbto{}", unique_tag()), test_bins());
-    opts.bgp = true;
-    opts.operator_gobgpd = vec!['A'];
     // Up only once the router's table has both sites: site A announced
     // through the operator's gobgpd.
-    let mut lab = Lab::up(opts).expect("lab up with an operator's gobgpd on site A");
+    let mut lab = operator_lab("o");
     let r = lab.ns("r");
     let a = lab.lbs[&'A'].ns.clone();
     let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
