@@ -88,3 +88,19 @@ pub const CONFIG_F_ICMP_TOO_BIG: u32 = 1 << 1;
 unsafe impl aya::Pod for Config {}
 
 const _: () = assert!(core::mem::size_of::<Config>() == 48);
+// Each field where the XDP program reads it.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Config, src_v4) == 0);
+    assert!(offset_of!(Config, src_v6) == 4);
+    assert!(offset_of!(Config, gateway_mac) == 20);
+    assert!(offset_of!(Config, iface_mac) == 26);
+    assert!(offset_of!(Config, mtu) == 32);
+    assert!(offset_of!(Config, mac_mode) == 34);
+    assert!(offset_of!(Config, _pad) == 35);
+    assert!(offset_of!(Config, flags) == 36);
+    assert!(offset_of!(Config, max_conn_rate) == 40);
+    assert!(offset_of!(Config, src_v4_flow_bits) == 44);
+    assert!(offset_of!(Config, src_v6_flow_bits) == 45);
+    assert!(offset_of!(Config, _pad2) == 46);
+};

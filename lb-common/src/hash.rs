@@ -1,7 +1,7 @@
 //! The flow hash: which ring slot a flow lands on. Defined once, compiled
 //! into the XDP program and into lb-ctl, so user space predicts the real the
 //! kernel picks for any 5-tuple. Changing it moves flows between hosts of
-//! different versions: the golden values in the tests pin it.
+//! different versions: golden values pin it (`lb-common/tests/golden/`).
 use crate::maps::FlowKey;
 
 /// The hash's seed (fixed: every LB host must agree).

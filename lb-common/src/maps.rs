@@ -206,6 +206,45 @@ const _: () = {
     assert!(core::mem::size_of::<ConnRate>() == 16);
 };
 
+// And every field where the other side reads it: the layout is the
+// contract between the XDP programs and lb-ctl (and bpftool's view).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(VipKey, addr) == 0);
+    assert!(offset_of!(VipKey, port) == 16);
+    assert!(offset_of!(VipKey, proto) == 18);
+    assert!(offset_of!(VipKey, family) == 19);
+    assert!(offset_of!(VipMeta, vip_id) == 0);
+    assert!(offset_of!(VipMeta, ring_size) == 4);
+    assert!(offset_of!(VipMeta, flags) == 8);
+    assert!(offset_of!(VipMeta, generation) == 12);
+    assert!(offset_of!(AddrKey, addr) == 0);
+    assert!(offset_of!(AddrKey, family) == 16);
+    assert!(offset_of!(AddrKey, _pad) == 17);
+    assert!(offset_of!(Real, addr) == 0);
+    assert!(offset_of!(Real, family) == 16);
+    assert!(offset_of!(Real, state) == 17);
+    assert!(offset_of!(Real, _pad) == 18);
+    assert!(offset_of!(Real, generation) == 20);
+    assert!(offset_of!(Real, vip_id) == 24);
+    assert!(offset_of!(FlowKey, src) == 0);
+    assert!(offset_of!(FlowKey, dst) == 16);
+    assert!(offset_of!(FlowKey, sport) == 32);
+    assert!(offset_of!(FlowKey, dport) == 34);
+    assert!(offset_of!(FlowKey, proto) == 36);
+    assert!(offset_of!(FlowKey, family) == 37);
+    assert!(offset_of!(FlowKey, _pad) == 38);
+    assert!(offset_of!(Conn, real_id) == 0);
+    assert!(offset_of!(Conn, real_generation) == 4);
+    assert!(offset_of!(Conn, vip_id) == 8);
+    assert!(offset_of!(Conn, vip_generation) == 12);
+    assert!(offset_of!(Traffic, packets) == 0);
+    assert!(offset_of!(Traffic, bytes) == 8);
+    assert!(offset_of!(ConnRate, window_start_ns) == 0);
+    assert!(offset_of!(ConnRate, remembered) == 8);
+    assert!(offset_of!(ConnRate, _pad) == 12);
+};
+
 /// An address as stored in maps: 16 bytes in network order (IPv4 in the
 /// first 4) and its family.
 pub fn addr_bytes(addr: core::net::IpAddr) -> ([u8; 16], u8) {
