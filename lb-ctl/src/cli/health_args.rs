@@ -1,4 +1,5 @@
-//! Health check options shared by `vip add` and `real add`.
+//! Health check options shared by `vip add` and `real add`. Every
+//! `--health-*` option needs `--health KIND`: alone it would be ignored.
 use lb_ctl::{api::pb, config::parse_duration};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -7,31 +8,31 @@ pub struct HealthArgs {
     #[arg(long = "health")]
     pub kind: Option<String>,
     /// Port probed on the real (default: the VIP's port).
-    #[arg(long = "health-port")]
+    #[arg(long = "health-port", requires = "kind")]
     pub port: Option<u16>,
     /// http: the path requested.
-    #[arg(long = "health-path")]
+    #[arg(long = "health-path", requires = "kind")]
     pub path: Option<String>,
     /// http: the status expected.
-    #[arg(long = "health-status")]
+    #[arg(long = "health-status", requires = "kind")]
     pub status: Option<u16>,
     /// udp: the payload sent.
-    #[arg(long = "health-payload")]
+    #[arg(long = "health-payload", requires = "kind")]
     pub payload: Option<String>,
     /// exec: the command (LB_REAL and LB_PORT in its environment).
-    #[arg(long = "health-command")]
+    #[arg(long = "health-command", requires = "kind")]
     pub command: Option<String>,
     /// How often, e.g. 500ms or 2s.
-    #[arg(long = "health-interval", value_parser = duration)]
+    #[arg(long = "health-interval", value_parser = duration, requires = "kind")]
     pub interval: Option<std::time::Duration>,
     /// How long a probe may take.
-    #[arg(long = "health-timeout", value_parser = duration)]
+    #[arg(long = "health-timeout", value_parser = duration, requires = "kind")]
     pub timeout: Option<std::time::Duration>,
     /// Successes in a row to come up.
-    #[arg(long = "health-rise")]
+    #[arg(long = "health-rise", requires = "kind")]
     pub rise: Option<u32>,
     /// Failures in a row to go down.
-    #[arg(long = "health-fall")]
+    #[arg(long = "health-fall", requires = "kind")]
     pub fall: Option<u32>,
 }
 

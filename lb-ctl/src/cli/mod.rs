@@ -36,7 +36,7 @@ pub struct Args {
 #[derive(Debug, clap::Args)]
 pub struct LogArgs {
     /// Log filter (tracing's env-filter syntax), e.g. `info` or `lb_ctl=debug`.
-    #[arg(long, global = true, env = "LB_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "LB_LOG", default_value = "info", value_parser = log_filter)]
     pub log_level: String,
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
@@ -135,6 +135,14 @@ pub struct DetachArgs {
     /// The bpffs directory for pins.
     #[arg(long, default_value = lb_common::DEFAULT_PIN_DIR)]
     pub pin_dir: PathBuf,
+}
+
+/// A log filter that tracing accepts (refused at parse time, not turned
+/// into `info` behind the operator's back).
+fn log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a log filter ({e}); e.g. `info`, `debug` or `lb_ctl=debug`"))
 }
 
 /// Sets up `tracing` to stderr from the logging options.

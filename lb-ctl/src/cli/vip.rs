@@ -16,8 +16,8 @@ pub enum VipCommand {
     Add {
         /// ADDRESS:PORT/PROTOCOL; no port for every port (203.0.113.20/tcp).
         vip: VipId,
-        /// Maglev ring size (a prime; default 65537).
-        #[arg(long, default_value_t = 0)]
+        /// Maglev ring size (a prime).
+        #[arg(long, default_value_t = lb_ctl::maglev::DEFAULT_RING_SIZE)]
         ring_size: u32,
         /// Hash every packet; keep no connection table for this VIP.
         #[arg(long)]
