@@ -20,9 +20,12 @@ fn lb_ctl(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) 
     )
 }
 
+/// What the case is, its environment, its arguments, what stderr must say.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+
 #[test]
 fn mistakes_are_refused_by_the_parser_with_their_option_named() {
-    let cases: &[(&str, &[(&str, &str)], &[&str], &str)] = &[
+    let cases: &[Case] = &[
         (
             "a --health-* option without --health would be ignored",
             &[],
