@@ -9,7 +9,7 @@ use std::{net::IpAddr, str::FromStr, time::Duration};
 use crate::{
     config::{
         Check, CheckKind, DEFAULT_CHECK_FALL, DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_RISE,
-        DEFAULT_CHECK_TIMEOUT,
+        DEFAULT_CHECK_TIMEOUT, RealConfig, VipConfig,
     },
     reconcile::{Proto, VipId},
 };
@@ -91,11 +91,11 @@ impl FromStr for VipId {
 impl From<&Check> for pb::HealthCheck {
     fn from(c: &Check) -> Self {
         let mut h = pb::HealthCheck {
-            port: c.port.map_or(0, u32::from),
-            interval_ms: c.interval.as_millis() as u64,
-            timeout_ms: c.timeout.as_millis() as u64,
-            rise: c.rise,
-            fall: c.fall,
+            port: c.port.map(u32::from),
+            interval_ms: Some(c.interval.as_millis() as u64),
+            timeout_ms: Some(c.timeout.as_millis() as u64),
+            rise: Some(c.rise),
+            fall: Some(c.fall),
             ..Default::default()
         };
         h.kind = match &c.kind {
@@ -105,16 +105,16 @@ impl From<&Check> for pb::HealthCheck {
                 path,
                 expect_status,
             } => {
-                h.path.clone_from(path);
-                h.expect_status = u32::from(*expect_status);
+                h.path = Some(path.clone());
+                h.expect_status = Some(u32::from(*expect_status));
                 "http".into()
             }
             CheckKind::Udp { payload } => {
-                h.payload.clone_from(payload);
+                h.payload = Some(payload.clone());
                 "udp".into()
             }
             CheckKind::Exec { command } => {
-                h.command.clone_from(command);
+                h.command = Some(command.clone());
                 "exec".into()
             }
         };
@@ -124,65 +124,132 @@ impl From<&Check> for pb::HealthCheck {
 
 impl TryFrom<&pb::HealthCheck> for Check {
     type Error = WireError;
-    /// Zero fields take the configuration file's defaults.
+    /// Parses and fills in defaults for unset fields; the rules
+    /// (`config::rules`) are checked with the VIP set, as for the file.
     fn try_from(h: &pb::HealthCheck) -> Result<Self, WireError> {
+        let only_for = |set: bool, field: &str, kind: &str| {
+            if set && h.kind != kind {
+                Err(WireError(format!("{field} is only for {kind} checks")))
+            } else {
+                Ok(())
+            }
+        };
+        only_for(h.path.is_some(), "path", "http")?;
+        only_for(h.expect_status.is_some(), "expect_status", "http")?;
+        only_for(h.command.is_some(), "command", "exec")?;
         let kind = match h.kind.as_str() {
             "" | "none" => CheckKind::None,
             "tcp" => CheckKind::Tcp,
             "http" => CheckKind::Http {
-                path: if h.path.is_empty() {
-                    crate::config::DEFAULT_HTTP_PATH.into()
-                } else {
-                    h.path.clone()
-                },
-                expect_status: if h.expect_status == 0 {
-                    crate::config::DEFAULT_HTTP_STATUS
-                } else {
-                    u16::try_from(h.expect_status)
-                        .map_err(|_| WireError(format!("status {}", h.expect_status)))?
+                path: h
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| crate::config::DEFAULT_HTTP_PATH.into()),
+                expect_status: match h.expect_status {
+                    None => crate::config::DEFAULT_HTTP_STATUS,
+                    Some(s) => u16::try_from(s).map_err(|_| {
+                        WireError(format!("expect_status {s} is not an HTTP status"))
+                    })?,
                 },
             },
             "udp" => CheckKind::Udp {
-                payload: if h.payload.is_empty() {
-                    crate::config::DEFAULT_UDP_PAYLOAD.into()
-                } else {
-                    h.payload.clone()
-                },
+                payload: h
+                    .payload
+                    .clone()
+                    .unwrap_or_else(|| crate::config::DEFAULT_UDP_PAYLOAD.into()),
             },
-            "exec" if !h.command.trim().is_empty() => CheckKind::Exec {
-                command: h.command.clone(),
+            "exec" => match &h.command {
+                Some(c) => CheckKind::Exec { command: c.clone() },
+                None => return Err(WireError("an exec check needs a command".into())),
             },
-            "exec" => return Err(WireError("an exec check needs a command".into())),
             k => {
                 return Err(WireError(format!(
                     "health kind `{k}`: use none, tcp, http, udp or exec"
                 )));
             }
         };
-        let ms = |v: u64, d: Duration| if v == 0 { d } else { Duration::from_millis(v) };
-        let interval = ms(h.interval_ms, DEFAULT_CHECK_INTERVAL);
+        let interval = h
+            .interval_ms
+            .map_or(DEFAULT_CHECK_INTERVAL, Duration::from_millis);
         Ok(Check {
             kind,
-            port: match h.port {
-                0 => None,
-                p => Some(
-                    u16::try_from(p).map_err(|_| WireError(format!("port {p} is above 65535")))?,
-                ),
-            },
+            port: h
+                .port
+                .map(|p| {
+                    u16::try_from(p).map_err(|_| WireError(format!("port {p} is above 65535")))
+                })
+                .transpose()?,
             interval,
-            timeout: ms(h.timeout_ms, DEFAULT_CHECK_TIMEOUT.min(interval)),
-            rise: if h.rise == 0 {
-                DEFAULT_CHECK_RISE
-            } else {
-                h.rise
-            },
-            fall: if h.fall == 0 {
-                DEFAULT_CHECK_FALL
-            } else {
-                h.fall
-            },
+            timeout: h
+                .timeout_ms
+                .map_or(DEFAULT_CHECK_TIMEOUT.min(interval), Duration::from_millis),
+            rise: h.rise.unwrap_or(DEFAULT_CHECK_RISE),
+            fall: h.fall.unwrap_or(DEFAULT_CHECK_FALL),
         })
     }
+}
+
+/// The VIP an add-VIP request asks for, parsed, defaults filled in (no
+/// reals yet). The rules are checked with the whole VIP set, as for the
+/// configuration file.
+pub fn vip_config(r: &pb::AddVipRequest) -> Result<VipConfig, WireError> {
+    let id = VipId::try_from(
+        r.vip
+            .as_ref()
+            .ok_or_else(|| WireError("no VIP given".into()))?,
+    )?;
+    let communities = if r.communities.is_empty() {
+        None
+    } else {
+        Some(
+            r.communities
+                .iter()
+                .map(|c| {
+                    c.parse::<crate::bgp::Community>()
+                        .map_err(|e| WireError(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    Ok(VipConfig {
+        address: id.addr,
+        port: id.port,
+        protocol: id.proto,
+        ring_size: r.ring_size.unwrap_or(crate::maglev::DEFAULT_RING_SIZE),
+        no_conn_table: r.no_conn_table,
+        health: r
+            .health
+            .as_ref()
+            .map(Check::try_from)
+            .transpose()?
+            .unwrap_or_else(Check::none),
+        min_healthy: r.min_healthy.unwrap_or(crate::config::DEFAULT_MIN_HEALTHY),
+        communities,
+        med: r.med,
+        reals: Vec::new(),
+    })
+}
+
+/// The real an add-real request asks for, and its VIP: parsed, defaults
+/// filled in.
+pub fn real_config(r: &pb::AddRealRequest) -> Result<(VipId, RealConfig), WireError> {
+    let id = VipId::try_from(
+        r.vip
+            .as_ref()
+            .ok_or_else(|| WireError("no VIP given".into()))?,
+    )?;
+    let address = r
+        .address
+        .parse()
+        .map_err(|_| WireError(format!("`{}` is not an IP address", r.address)))?;
+    Ok((
+        id,
+        RealConfig {
+            address,
+            weight: r.weight,
+            health: r.health.as_ref().map(Check::try_from).transpose()?,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -16,9 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::pb::{self, control_server::ControlServer};
 use crate::{
-    config::{Check, RealConfig, VipConfig},
     daemon::{Change, Command, RequestError},
-    maglev,
     reconcile::VipId,
 };
 
@@ -133,41 +131,8 @@ impl pb::control_server::Control for Service {
         &self,
         r: Request<pb::AddVipRequest>,
     ) -> Result<Response<pb::ChangeReply>, Status> {
-        let r = r.into_inner();
-        let id = vip_of(r.vip.as_ref())?;
-        let ring_size = if r.ring_size == 0 {
-            maglev::DEFAULT_RING_SIZE
-        } else {
-            r.ring_size
-        };
-        maglev::RingSize::new(ring_size).map_err(invalid)?;
-        let health = match &r.health {
-            Some(h) => Check::try_from(h).map_err(invalid)?,
-            None => Check::none(),
-        };
-        let communities = if r.communities.is_empty() {
-            None
-        } else {
-            Some(
-                r.communities
-                    .iter()
-                    .map(|c| c.parse::<crate::bgp::Community>().map_err(invalid))
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
-        };
-        self.change(Change::AddVip(VipConfig {
-            address: id.addr,
-            port: id.port,
-            protocol: id.proto,
-            ring_size,
-            no_conn_table: r.no_conn_table,
-            health,
-            min_healthy: r.min_healthy.max(1),
-            communities,
-            med: r.med,
-            reals: Vec::new(),
-        }))
-        .await
+        let vip = super::vip_config(&r.into_inner()).map_err(invalid)?;
+        self.change(Change::AddVip(vip)).await
     }
 
     async fn del_vip(
@@ -182,23 +147,8 @@ impl pb::control_server::Control for Service {
         &self,
         r: Request<pb::AddRealRequest>,
     ) -> Result<Response<pb::ChangeReply>, Status> {
-        let r = r.into_inner();
-        let id = vip_of(r.vip.as_ref())?;
-        let health = r
-            .health
-            .as_ref()
-            .map(Check::try_from)
-            .transpose()
-            .map_err(invalid)?;
-        self.change(Change::AddReal(
-            id,
-            RealConfig {
-                address: addr_of(&r.address)?,
-                weight: r.weight,
-                health,
-            },
-        ))
-        .await
+        let (id, real) = super::real_config(&r.into_inner()).map_err(invalid)?;
+        self.change(Change::AddReal(id, real)).await
     }
 
     async fn del_real(
@@ -218,13 +168,7 @@ impl pb::control_server::Control for Service {
         r: Request<pb::SetWeightRequest>,
     ) -> Result<Response<pb::ChangeReply>, Status> {
         let r = r.into_inner();
-        if r.weight > maglev::MAX_WEIGHT {
-            return Err(invalid(format!(
-                "weight {} is above {}",
-                r.weight,
-                maglev::MAX_WEIGHT
-            )));
-        }
+        // The weight is checked with the VIP set, by the rules.
         self.change(Change::SetWeight(
             vip_of(r.vip.as_ref())?,
             addr_of(&r.address)?,

@@ -46,15 +46,15 @@ impl HealthArgs {
         let kind = self.kind.clone()?;
         Some(pb::HealthCheck {
             kind,
-            port: self.port.map_or(0, u32::from),
-            path: self.path.clone().unwrap_or_default(),
-            expect_status: self.status.map_or(0, u32::from),
-            payload: self.payload.clone().unwrap_or_default(),
-            command: self.command.clone().unwrap_or_default(),
-            interval_ms: self.interval.map_or(0, |d| d.as_millis() as u64),
-            timeout_ms: self.timeout.map_or(0, |d| d.as_millis() as u64),
-            rise: self.rise.unwrap_or(0),
-            fall: self.fall.unwrap_or(0),
+            port: self.port.map(u32::from),
+            path: self.path.clone(),
+            expect_status: self.status.map(u32::from),
+            payload: self.payload.clone(),
+            command: self.command.clone(),
+            interval_ms: self.interval.map(|d| d.as_millis() as u64),
+            timeout_ms: self.timeout.map(|d| d.as_millis() as u64),
+            rise: self.rise,
+            fall: self.fall,
         })
     }
 }

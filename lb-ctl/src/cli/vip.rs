@@ -62,10 +62,10 @@ pub fn run(socket: &Path, cmd: VipCommand) -> anyhow::Result<ExitCode> {
                 let r = c
                     .add_vip(pb::AddVipRequest {
                         vip: Some((&vip).into()),
-                        ring_size,
+                        ring_size: Some(ring_size),
                         no_conn_table,
                         health: health.to_pb(),
-                        min_healthy,
+                        min_healthy: Some(min_healthy),
                         communities,
                         med,
                     })

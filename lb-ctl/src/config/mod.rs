@@ -6,6 +6,7 @@
 //! [`VipConfig`] (a VIP, its reals and their health checks) is also what
 //! the control API changes and what the state file stores (as JSON).
 mod raw;
+pub mod rules;
 mod validate;
 
 use std::{
@@ -264,10 +265,25 @@ impl VipConfig {
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Settings, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
     })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            // Placed at the first byte that is not UTF-8.
+            let valid = e.utf8_error().valid_up_to();
+            let good = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+            let (line, column) = line_col(&good, valid);
+            return Err(LoadError::Invalid(ConfigError {
+                file: path.to_owned(),
+                line,
+                column,
+                message: "not UTF-8 text (TOML files are UTF-8)".into(),
+            }));
+        }
+    };
     Ok(parse(path, &text)?)
 }
 

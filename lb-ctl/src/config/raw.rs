@@ -51,10 +51,10 @@ pub struct RawNeighbor {
 pub struct RawDaemon {
     pub interface: Spanned<String>,
     pub xdp_mode: Option<Spanned<String>>,
-    pub pin_dir: Option<PathBuf>,
-    pub socket: Option<PathBuf>,
+    pub pin_dir: Option<Spanned<PathBuf>>,
+    pub socket: Option<Spanned<PathBuf>>,
     pub metrics: Option<Spanned<String>>,
-    pub state_file: Option<PathBuf>,
+    pub state_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

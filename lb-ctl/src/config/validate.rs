@@ -1,22 +1,22 @@
 //! Raw configuration -> [`Settings`]: defaults filled in, every value
 //! checked; the first mistake is returned with the span it was found at.
-use std::{collections::BTreeSet, net::IpAddr, ops::Range, path::PathBuf, time::Duration};
+use std::{net::IpAddr, ops::Range, path::PathBuf, time::Duration};
 
-use lb_common::{MAX_REALS, MAX_VIPS};
 use toml::Spanned;
 
 use super::{
     Check, CheckKind, DEFAULT_CHECK_FALL, DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_RISE,
     DEFAULT_CHECK_TIMEOUT, DEFAULT_HTTP_PATH, DEFAULT_HTTP_STATUS, DEFAULT_MIN_HEALTHY,
     DEFAULT_MTU, DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_STATE_FILE, DEFAULT_UDP_PAYLOAD,
-    DaemonSettings, DataplaneSettings, MAX_CHECK_INTERVAL, MAX_CONN_TABLE_SIZE, MIN_CHECK_INTERVAL,
-    MIN_CONN_TABLE_SIZE, NextHop, RealConfig, Settings, VipConfig,
+    DaemonSettings, DataplaneSettings, MAX_CONN_TABLE_SIZE, MIN_CONN_TABLE_SIZE, NextHop,
+    RealConfig, Settings, VipConfig,
     raw::{RawBgp, RawConfig, RawDataplane, RawHealth, RawVip},
+    rules::{self, Field, Where},
 };
 use crate::{
     bgp::{self, BgpSettings, Community, NeighborSettings, Prefix},
     iface::parse_mac,
-    maglev::{self, RingSize},
+    maglev,
     programs::AttachMode,
     reconcile::Proto,
 };
@@ -129,11 +129,28 @@ pub fn settings(raw: RawConfig) -> Result<Settings, Fail> {
         }
     };
     let _ = daemon_span;
+    // An empty path is no place: the daemon would bind, pin or write
+    // where nobody looks (a reload would switch the attachment to it).
+    for (path, what) in [
+        (&d.pin_dir, "pin_dir"),
+        (&d.socket, "socket"),
+        (&d.state_file, "state_file"),
+    ] {
+        if let Some(p) = path
+            && p.get_ref().as_os_str().is_empty()
+        {
+            return fail(p.span(), format!("{what} is empty"));
+        }
+    }
     let daemon = DaemonSettings {
         interface: d.interface.into_inner(),
         mode,
-        pin_dir: d.pin_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR)),
-        socket: d.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        pin_dir: d
+            .pin_dir
+            .map_or_else(|| PathBuf::from(DEFAULT_PIN_DIR), Spanned::into_inner),
+        socket: d
+            .socket
+            .map_or_else(|| PathBuf::from(DEFAULT_SOCKET), Spanned::into_inner),
         metrics: match &d.metrics {
             None => None,
             Some(m) => Some(m.get_ref().parse().or_else(|_| {
@@ -148,7 +165,7 @@ pub fn settings(raw: RawConfig) -> Result<Settings, Fail> {
         },
         state_file: d
             .state_file
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
+            .map_or_else(|| PathBuf::from(DEFAULT_STATE_FILE), Spanned::into_inner),
     };
     let dataplane = dataplane(raw.dataplane.map(Spanned::into_inner).unwrap_or_default())?;
     let bgp = match raw.bgp {
@@ -156,35 +173,18 @@ pub fn settings(raw: RawConfig) -> Result<Settings, Fail> {
         Some(b) => Some(bgp_settings(b.into_inner(), &dataplane)?),
     };
     let mut vips = Vec::with_capacity(raw.vips.len());
-    let mut seen = BTreeSet::new();
-    let mut reals_total = 0usize;
-    for v in raw.vips {
-        let span = v.span();
-        let address_span = v.get_ref().address.span();
-        let vip = vip(v.into_inner(), &dataplane)?;
-        if let Some(b) = &bgp
-            && !b.may_announce(vip.address)
-        {
-            return fail(
-                address_span,
-                format!(
-                    "VIP {} is outside [bgp] anycast_prefixes: it would never be announced (the hijack guard refuses it)",
-                    vip.address
-                ),
-            );
-        }
-        if !seen.insert(vip.id()) {
-            return fail(span, format!("VIP {} is configured twice", vip.id()));
-        }
-        reals_total += vip.reals.len();
-        if vips.len() == MAX_VIPS as usize {
-            return fail(span, format!("more than {MAX_VIPS} VIPs"));
-        }
-        if reals_total >= MAX_REALS as usize {
-            return fail(span, format!("more than {} reals in all", MAX_REALS - 1));
-        }
+    let mut spans = Vec::with_capacity(raw.vips.len());
+    for v in &raw.vips {
+        let (vip, at) = vip(v)?;
         vips.push(vip);
+        spans.push(at);
     }
+    rules::check_vip_set(&vips, &dataplane, bgp.as_ref()).map_err(|e| {
+        let span = spans
+            .get(e.at.vip)
+            .map_or(0..0, |s: &VipSpans| s.get(&e.at));
+        (span, e.message)
+    })?;
     Ok(Settings {
         daemon,
         dataplane,
@@ -276,7 +276,121 @@ fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
     })
 }
 
-fn vip(v: RawVip, dp: &DataplaneSettings) -> Result<VipConfig, Fail> {
+/// Where each part of a VIP was written, to place a broken rule.
+struct VipSpans {
+    table: Range<usize>,
+    address: Range<usize>,
+    ring_size: Option<Range<usize>>,
+    min_healthy: Option<Range<usize>>,
+    health: Option<CheckSpans>,
+    reals: Vec<RealSpans>,
+}
+
+struct RealSpans {
+    table: Range<usize>,
+    address: Range<usize>,
+    weight: Option<Range<usize>>,
+    health: Option<CheckSpans>,
+}
+
+struct CheckSpans {
+    table: Range<usize>,
+    port: Option<Range<usize>>,
+    path: Option<Range<usize>>,
+    status: Option<Range<usize>>,
+    command: Option<Range<usize>>,
+    interval: Option<Range<usize>>,
+    timeout: Option<Range<usize>>,
+    rise: Option<Range<usize>>,
+    fall: Option<Range<usize>>,
+}
+
+impl CheckSpans {
+    fn of(h: &Spanned<RawHealth>) -> Self {
+        let r = h.get_ref();
+        CheckSpans {
+            table: h.span(),
+            port: r.port.as_ref().map(Spanned::span),
+            path: r.path.as_ref().map(Spanned::span),
+            status: r.expect_status.as_ref().map(Spanned::span),
+            command: r.command.as_ref().map(Spanned::span),
+            interval: r.interval.as_ref().map(Spanned::span),
+            timeout: r.timeout.as_ref().map(Spanned::span),
+            rise: r.rise.as_ref().map(Spanned::span),
+            fall: r.fall.as_ref().map(Spanned::span),
+        }
+    }
+
+    fn get(&self, field: Field) -> Range<usize> {
+        let f = match field {
+            Field::HealthPort => &self.port,
+            Field::HealthPath => &self.path,
+            Field::HealthStatus => &self.status,
+            Field::HealthCommand => &self.command,
+            Field::HealthInterval => &self.interval,
+            Field::HealthTimeout => &self.timeout,
+            Field::HealthRise => &self.rise,
+            Field::HealthFall => &self.fall,
+            _ => &None,
+        };
+        f.clone().unwrap_or_else(|| self.table.clone())
+    }
+}
+
+fn is_health(field: Field) -> bool {
+    matches!(
+        field,
+        Field::Health
+            | Field::HealthPort
+            | Field::HealthPath
+            | Field::HealthStatus
+            | Field::HealthCommand
+            | Field::HealthInterval
+            | Field::HealthTimeout
+            | Field::HealthRise
+            | Field::HealthFall
+    )
+}
+
+impl VipSpans {
+    /// The span a broken rule points at: the field if it was written, else
+    /// the table it belongs to.
+    fn get(&self, at: &Where) -> Range<usize> {
+        if let Some(j) = at.real {
+            let Some(r) = self.reals.get(j) else {
+                return self.table.clone();
+            };
+            return match at.field {
+                Field::Address => r.address.clone(),
+                Field::Weight => r.weight.clone().unwrap_or_else(|| r.table.clone()),
+                f if is_health(f) => r
+                    .health
+                    .as_ref()
+                    .map_or_else(|| r.table.clone(), |h| h.get(f)),
+                _ => r.table.clone(),
+            };
+        }
+        match at.field {
+            Field::Address => self.address.clone(),
+            Field::RingSize => self.ring_size.clone().unwrap_or_else(|| self.table.clone()),
+            Field::MinHealthy => self
+                .min_healthy
+                .clone()
+                .unwrap_or_else(|| self.table.clone()),
+            f if is_health(f) => self
+                .health
+                .as_ref()
+                .map_or_else(|| self.table.clone(), |h| h.get(f)),
+            _ => self.table.clone(),
+        }
+    }
+}
+
+/// A `[[vip]]` table as written: parsed, defaults filled in; the rules
+/// ([`rules::check_vip_set`]) are checked afterwards for the whole set.
+fn vip(v: &Spanned<RawVip>) -> Result<(VipConfig, VipSpans), Fail> {
+    let table = v.span();
+    let v = v.get_ref();
     let addr = address(&v.address, "VIP address")?;
     let port = match &v.port {
         None => 0,
@@ -292,85 +406,54 @@ fn vip(v: RawVip, dp: &DataplaneSettings) -> Result<VipConfig, Fail> {
             );
         }
     };
-    let ring_size = match &v.ring_size {
-        None => maglev::DEFAULT_RING_SIZE,
-        Some(r) => RingSize::new(*r.get_ref())
-            .map_err(|e| (r.span(), e.to_string()))?
-            .get(),
-    };
     let health = match &v.health {
         None => Check::none(),
-        Some(h) => check(h, port)?,
-    };
-    let min_healthy = match &v.min_healthy {
-        None => DEFAULT_MIN_HEALTHY,
-        Some(m) if *m.get_ref() >= 1 => *m.get_ref(),
-        Some(m) => return fail(m.span(), "min_healthy must be at least 1"),
+        Some(h) => check(h)?,
     };
     let communities = v.communities.as_deref().map(communities).transpose()?;
     let mut reals = Vec::with_capacity(v.reals.len());
-    let mut seen = BTreeSet::new();
+    let mut real_spans = Vec::with_capacity(v.reals.len());
     for r in &v.reals {
         let real = r.get_ref();
-        let address = self::address(&real.address, "real address")?;
-        if !seen.insert(address) {
-            return fail(
-                real.address.span(),
-                format!("real {address} is listed twice in this VIP"),
-            );
-        }
-        if addr.is_ipv6() && address.is_ipv4() {
-            return fail(
-                real.address.span(),
-                format!(
-                    "real {address} is IPv4 but the VIP {addr} is IPv6 (IPv6-in-IPv4 is not supported)"
-                ),
-            );
-        }
-        if address.is_ipv4() && dp.source_v4.is_none() {
-            return fail(
-                real.address.span(),
-                format!("real {address} is IPv4 but [dataplane] has no source_v4"),
-            );
-        }
-        if address.is_ipv6() && dp.source_v6.is_none() {
-            return fail(
-                real.address.span(),
-                format!("real {address} is IPv6 but [dataplane] has no source_v6"),
-            );
-        }
-        let weight = match &real.weight {
-            None => 1,
-            Some(w) if *w.get_ref() <= maglev::MAX_WEIGHT => *w.get_ref(),
-            Some(w) => {
-                return fail(
-                    w.span(),
-                    format!("weight {} is above {}", w.get_ref(), maglev::MAX_WEIGHT),
-                );
-            }
-        };
-        let health = match &real.health {
-            None => None,
-            Some(h) => Some(check(h, port)?),
-        };
         reals.push(RealConfig {
-            address,
-            weight,
-            health,
+            address: self::address(&real.address, "real address")?,
+            weight: real.weight.as_ref().map_or(1, |w| *w.get_ref()),
+            health: real.health.as_ref().map(check).transpose()?,
+        });
+        real_spans.push(RealSpans {
+            table: r.span(),
+            address: real.address.span(),
+            weight: real.weight.as_ref().map(Spanned::span),
+            health: real.health.as_ref().map(CheckSpans::of),
         });
     }
-    Ok(VipConfig {
+    let spans = VipSpans {
+        table,
+        address: v.address.span(),
+        ring_size: v.ring_size.as_ref().map(Spanned::span),
+        min_healthy: v.min_healthy.as_ref().map(Spanned::span),
+        health: v.health.as_ref().map(CheckSpans::of),
+        reals: real_spans,
+    };
+    let vip = VipConfig {
         address: addr,
         port,
         protocol,
-        ring_size,
+        ring_size: v
+            .ring_size
+            .as_ref()
+            .map_or(maglev::DEFAULT_RING_SIZE, |r| *r.get_ref()),
         no_conn_table: v.no_conn_table.unwrap_or(false),
         health,
-        min_healthy,
+        min_healthy: v
+            .min_healthy
+            .as_ref()
+            .map_or(DEFAULT_MIN_HEALTHY, |m| *m.get_ref()),
         communities,
         med: v.med,
         reals,
-    })
+    };
+    Ok((vip, spans))
 }
 
 fn communities(c: &[Spanned<String>]) -> Result<Vec<Community>, Fail> {
@@ -491,14 +574,31 @@ fn bgp_settings(b: RawBgp, dp: &DataplaneSettings) -> Result<BgpSettings, Fail> 
     })
 }
 
-fn check(h: &Spanned<RawHealth>, vip_port: u16) -> Result<Check, Fail> {
-    let span = h.span();
+/// A health check as written: parsed, defaults filled in (the rules are
+/// checked with the VIP set).
+fn check(h: &Spanned<RawHealth>) -> Result<Check, Fail> {
     let h = h.get_ref();
     let port = match &h.port {
         None => None,
         Some(p) => Some(spanned_u16(p, "health port")?),
     };
-    let kind = match h.kind.get_ref().as_str() {
+    let kind_word = h.kind.get_ref().as_str();
+    let only_for = |present: Option<Range<usize>>, field: &str, kind: &str| -> Result<(), Fail> {
+        match present {
+            Some(span) if kind_word != kind => {
+                fail(span, format!("{field} is only for {kind} checks"))
+            }
+            _ => Ok(()),
+        }
+    };
+    only_for(h.path.as_ref().map(Spanned::span), "path", "http")?;
+    only_for(
+        h.expect_status.as_ref().map(Spanned::span),
+        "expect_status",
+        "http",
+    )?;
+    only_for(h.command.as_ref().map(Spanned::span), "command", "exec")?;
+    let kind = match kind_word {
         "none" => CheckKind::None,
         "tcp" => CheckKind::Tcp,
         "http" => CheckKind::Http {
@@ -508,13 +608,12 @@ fn check(h: &Spanned<RawHealth>, vip_port: u16) -> Result<Check, Fail> {
                 .map_or_else(|| DEFAULT_HTTP_PATH.to_owned(), |p| p.get_ref().clone()),
             expect_status: match &h.expect_status {
                 None => DEFAULT_HTTP_STATUS,
-                Some(s) if (100..=599).contains(s.get_ref()) => *s.get_ref() as u16,
-                Some(s) => {
-                    return fail(
+                Some(s) => u16::try_from(*s.get_ref()).or_else(|_| {
+                    fail(
                         s.span(),
                         format!("expect_status {} is not an HTTP status", s.get_ref()),
-                    );
-                }
+                    )
+                })?,
             },
         },
         "udp" => CheckKind::Udp {
@@ -524,10 +623,9 @@ fn check(h: &Spanned<RawHealth>, vip_port: u16) -> Result<Check, Fail> {
                 .unwrap_or_else(|| DEFAULT_UDP_PAYLOAD.to_owned()),
         },
         "exec" => match &h.command {
-            Some(c) if !c.get_ref().trim().is_empty() => CheckKind::Exec {
+            Some(c) => CheckKind::Exec {
                 command: c.get_ref().clone(),
             },
-            Some(c) => return fail(c.span(), "command is empty"),
             None => return fail(h.kind.span(), "an exec check needs a command"),
         },
         other => {
@@ -537,149 +635,24 @@ fn check(h: &Spanned<RawHealth>, vip_port: u16) -> Result<Check, Fail> {
             );
         }
     };
-    if let Some(p) = &h.path
-        && !matches!(kind, CheckKind::Http { .. })
-    {
-        return fail(p.span(), "path is only for http checks");
-    }
-    if matches!(kind, CheckKind::Http { .. })
-        && let Some(p) = &h.path
-        && !p.get_ref().starts_with('/')
-    {
-        return fail(
-            p.span(),
-            format!("path `{}` must start with /", p.get_ref()),
-        );
-    }
-    let needs_port = matches!(
-        kind,
-        CheckKind::Tcp | CheckKind::Http { .. } | CheckKind::Udp { .. }
-    );
-    if needs_port && port.is_none() && vip_port == 0 {
-        return fail(
-            span,
-            "the VIP has no port (every port): give the check a port",
-        );
-    }
     let interval = duration(&h.interval, DEFAULT_CHECK_INTERVAL, "interval")?;
-    if !(MIN_CHECK_INTERVAL..=MAX_CHECK_INTERVAL).contains(&interval) {
-        let span = h.interval.as_ref().map_or(span.clone(), Spanned::span);
-        return fail(
-            span,
-            format!(
-                "interval {interval:?} is outside {MIN_CHECK_INTERVAL:?}..={MAX_CHECK_INTERVAL:?}"
-            ),
-        );
-    }
     let timeout = duration(&h.timeout, DEFAULT_CHECK_TIMEOUT.min(interval), "timeout")?;
-    if timeout.is_zero() || timeout > interval {
-        let span = h.timeout.as_ref().map_or(span.clone(), Spanned::span);
-        return fail(
-            span,
-            format!("timeout {timeout:?} must be above zero and at most the interval {interval:?}"),
-        );
-    }
-    let count = |v: &Option<Spanned<u32>>, default: u32, what: &str| -> Result<u32, Fail> {
-        match v {
-            None => Ok(default),
-            Some(n) if (1..=100).contains(n.get_ref()) => Ok(*n.get_ref()),
-            Some(n) => fail(
-                n.span(),
-                format!("{what} {} is outside 1..=100", n.get_ref()),
-            ),
-        }
-    };
     Ok(Check {
         kind,
         port,
         interval,
         timeout,
-        rise: count(&h.rise, DEFAULT_CHECK_RISE, "rise")?,
-        fall: count(&h.fall, DEFAULT_CHECK_FALL, "fall")?,
+        rise: h.rise.as_ref().map_or(DEFAULT_CHECK_RISE, |n| *n.get_ref()),
+        fall: h.fall.as_ref().map_or(DEFAULT_CHECK_FALL, |n| *n.get_ref()),
     })
 }
 
 /// Checks VIPs that did not come from a file (the control API, the state
-/// file) against the same rules; the message names the VIP.
+/// file) against the rules; the message names the VIP and the real.
 pub fn validate_vips(
     vips: &[VipConfig],
     dp: &DataplaneSettings,
     bgp: Option<&BgpSettings>,
 ) -> Result<(), String> {
-    let mut seen = BTreeSet::new();
-    let mut reals_total = 0;
-    for v in vips {
-        let id = v.id();
-        if !seen.insert(id) {
-            return Err(format!("VIP {id} is configured twice"));
-        }
-        if let Some(b) = bgp
-            && !b.may_announce(v.address)
-        {
-            return Err(format!(
-                "VIP {id} is outside [bgp] anycast_prefixes: it would never be announced (the hijack guard refuses it)"
-            ));
-        }
-        if v.min_healthy == 0 {
-            return Err(format!("VIP {id}: min_healthy must be at least 1"));
-        }
-        RingSize::new(v.ring_size).map_err(|e| format!("VIP {id}: {e}"))?;
-        let mut reals = BTreeSet::new();
-        for r in &v.reals {
-            if !reals.insert(r.address) {
-                return Err(format!("VIP {id}: real {} is listed twice", r.address));
-            }
-            if v.address.is_ipv6() && r.address.is_ipv4() {
-                return Err(format!(
-                    "VIP {id}: real {} is IPv4 but the VIP is IPv6",
-                    r.address
-                ));
-            }
-            if r.address.is_ipv4() && dp.source_v4.is_none() {
-                return Err(format!(
-                    "VIP {id}: real {} is IPv4 but the daemon has no source_v4",
-                    r.address
-                ));
-            }
-            if r.address.is_ipv6() && dp.source_v6.is_none() {
-                return Err(format!(
-                    "VIP {id}: real {} is IPv6 but the daemon has no source_v6",
-                    r.address
-                ));
-            }
-            if r.weight > maglev::MAX_WEIGHT {
-                return Err(format!(
-                    "VIP {id}: weight {} of {} is above {}",
-                    r.weight,
-                    r.address,
-                    maglev::MAX_WEIGHT
-                ));
-            }
-            for c in [Some(&v.health), r.health.as_ref()].into_iter().flatten() {
-                let needs_port = matches!(
-                    c.kind,
-                    CheckKind::Tcp | CheckKind::Http { .. } | CheckKind::Udp { .. }
-                );
-                if needs_port && c.port.is_none() && v.port == 0 {
-                    return Err(format!("VIP {id} has no port: its check needs one"));
-                }
-                if c.interval < MIN_CHECK_INTERVAL
-                    || c.timeout.is_zero()
-                    || c.timeout > c.interval
-                    || c.rise == 0
-                    || c.fall == 0
-                {
-                    return Err(format!("VIP {id}: check `{c}` is out of bounds"));
-                }
-            }
-        }
-        reals_total += v.reals.len();
-    }
-    if vips.len() > MAX_VIPS as usize {
-        return Err(format!("more than {MAX_VIPS} VIPs"));
-    }
-    if reals_total >= MAX_REALS as usize {
-        return Err(format!("more than {} reals in all", MAX_REALS - 1));
-    }
-    Ok(())
+    rules::check_vip_set(vips, dp, bgp).map_err(|e| e.message)
 }
