@@ -2,6 +2,7 @@
 //! them and the daemon's own types, the server side ([`server`]) and the
 //! client the CLI uses ([`client`]).
 pub mod client;
+pub mod commands;
 pub mod server;
 
 use std::{net::IpAddr, str::FromStr, time::Duration};

@@ -14,11 +14,9 @@ use tokio::{
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
+use super::commands::{Change, Command, RequestError};
 use super::pb::{self, control_server::ControlServer};
-use crate::{
-    daemon::{Change, Command, RequestError},
-    reconcile::VipId,
-};
+use crate::reconcile::VipId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

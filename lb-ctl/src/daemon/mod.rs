@@ -8,15 +8,19 @@
 //! reload replaces them with the config file's.
 mod announce;
 mod controller;
+mod edits;
 pub mod metrics;
 pub mod state_file;
+mod views;
 
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
 };
 
-pub use controller::{Change, Command, Controller, RequestError};
+pub use controller::Controller;
+
+pub use crate::api::commands::{Change, Command, RequestError};
 use lb_common::config::{
     CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config, MAC_MODE_FIB, MAC_MODE_GATEWAY,
     MAC_MODE_REFLECT,
