@@ -165,9 +165,58 @@ pub fn load(ebpf: &mut Ebpf, program: Program) -> Result<&mut Xdp, ProgramsError
         .ok_or(ProgramsError::Missing { name })?
         .try_into()
         .map_err(|source| ProgramsError::NotXdp { name, source })?;
-    xdp.load()
-        .map_err(|source| ProgramsError::Load { name, source })?;
-    Ok(xdp)
+    // The verifier gives up with EAGAIN when a signal arrives for this
+    // thread while it runs (a child's SIGCHLD, a timer): signals are held
+    // back for the load (they are delivered right after it), and a load
+    // interrupted all the same is tried again, as libbpf does. Anything
+    // else is final.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let held = SignalsHeld::new();
+        let loaded = xdp.load();
+        drop(held);
+        match loaded {
+            Ok(()) => return Ok(xdp),
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempts < LOAD_ATTEMPTS =>
+            {
+                tracing::debug!(
+                    program = name,
+                    attempts,
+                    "the verifier was interrupted; loading again"
+                );
+            }
+            Err(source) => return Err(ProgramsError::Load { name, source }),
+        }
+    }
+}
+
+/// How many times a program load interrupted by a signal (EAGAIN) is tried.
+const LOAD_ATTEMPTS: u32 = 10;
+
+/// Blocks every signal on this thread until dropped (the previous mask is
+/// restored; what arrived meanwhile is delivered then).
+struct SignalsHeld(libc::sigset_t);
+
+impl SignalsHeld {
+    fn new() -> Self {
+        // SAFETY: sigfillset and pthread_sigmask only write the sets given.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            SignalsHeld(old)
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in new().
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
 }
 
 /// Where the link of `program` on `iface` is pinned under `pin_dir`.
