@@ -23,7 +23,12 @@ fn the_balancer_loads_while_signals_keep_arriving() {
     }
     // A handler, so that SIGUSR1 is really delivered (and interrupts).
     // SAFETY: a handler that does nothing is async-signal-safe.
-    unsafe { libc::signal(libc::SIGUSR1, ignore as usize) };
+    unsafe {
+        libc::signal(
+            libc::SIGUSR1,
+            ignore as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        )
+    };
     // SAFETY: pthread_self has no preconditions.
     let loader = unsafe { libc::pthread_self() };
     let stop = Arc::new(AtomicBool::new(false));
