@@ -16,3 +16,4 @@ pub mod nic;
 pub mod pins;
 pub mod programs;
 pub mod reconcile;
+pub mod vocab;

@@ -9,18 +9,18 @@
 //! it finds in the (pinned) maps.
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fmt,
     net::IpAddr,
 };
 
 use lb_common::{
-    MAX_REALS, MAX_VIPS, NO_REAL, PROTO_TCP, PROTO_UDP,
+    MAX_REALS, MAX_VIPS, NO_REAL,
     maps::{
         REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipKey,
         VipMeta,
     },
 };
 
+use crate::vocab::{Proto, VipId};
 use crate::{
     dataplane::{Dataplane, DataplaneError},
     maglev::{self, MaglevError, Member, RingSize},
@@ -53,65 +53,6 @@ impl MapWriter for Dataplane {
     }
     fn remove_ring(&mut self, vip_id: u32) -> Result<(), DataplaneError> {
         Dataplane::remove_ring(self, vip_id)
-    }
-}
-
-/// A VIP's transport protocol.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub const fn number(self) -> u8 {
-        match self {
-            Proto::Tcp => PROTO_TCP,
-            Proto::Udp => PROTO_UDP,
-        }
-    }
-
-    pub const fn from_number(n: u8) -> Option<Proto> {
-        match n {
-            PROTO_TCP => Some(Proto::Tcp),
-            PROTO_UDP => Some(Proto::Udp),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        })
-    }
-}
-
-/// Identifies a VIP: address, port (0 = every port) and protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VipId {
-    pub addr: IpAddr,
-    pub port: u16,
-    pub proto: Proto,
-}
-
-impl VipId {
-    pub fn key(&self) -> VipKey {
-        VipKey::new(self.addr, self.port, self.proto.number())
-    }
-}
-
-impl fmt::Display for VipId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.addr {
-            IpAddr::V4(a) => write!(f, "{a}:{}/{}", self.port, self.proto),
-            IpAddr::V6(a) => write!(f, "[{a}]:{}/{}", self.port, self.proto),
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lb_ctl::reconcile::{Proto, VipId};
+use lb_ctl::vocab::{Proto, VipId};
 use lb_tests::{
     lab::{
         HTTP_PORT, Lab, LabOptions, VIP4,

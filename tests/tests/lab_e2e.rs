@@ -3,7 +3,7 @@
 //! backends' decapsulator; backends answer clients directly.
 use std::{collections::BTreeMap, net::IpAddr};
 
-use lb_ctl::reconcile::{Proto, VipId};
+use lb_ctl::vocab::{Proto, VipId};
 use lb_tests::{
     lab::{
         HTTP_PORT, Lab, LabOptions, UDP_PORT, VIP4, VIP6,

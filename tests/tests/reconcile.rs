@@ -7,7 +7,8 @@ use lb_common::maps::{REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP};
 use lb_ctl::{
     dataplane::{Dataplane, LoadOptions},
     maglev::RingSize,
-    reconcile::{ApplyReport, Proto, RealSpec, ReconcileError, Reconciler, VipId, VipSpec},
+    reconcile::{ApplyReport, RealSpec, ReconcileError, Reconciler, VipSpec},
+    vocab::{Proto, VipId},
 };
 use lb_tests::{
     balancer::{TestReal, ip, maglev_ring},

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use super::pb;
 use crate::{
     config::{RealConfig, VipConfig},
-    reconcile::VipId,
+    vocab::VipId,
 };
 
 /// A change asked through the API.

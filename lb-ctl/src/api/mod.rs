@@ -5,14 +5,14 @@ pub mod client;
 pub mod commands;
 pub mod server;
 
-use std::{net::IpAddr, str::FromStr, time::Duration};
+use std::{net::IpAddr, time::Duration};
 
 use crate::{
     config::{
         Check, CheckKind, DEFAULT_CHECK_FALL, DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_RISE,
         DEFAULT_CHECK_TIMEOUT, RealConfig, VipConfig,
     },
-    reconcile::{Proto, VipId},
+    vocab::{Proto, VipId},
 };
 
 /// The generated messages and services.
@@ -36,6 +36,12 @@ impl From<&VipId> for pb::Vip {
 #[error("{0}")]
 pub struct WireError(pub String);
 
+impl From<crate::vocab::VipIdError> for WireError {
+    fn from(e: crate::vocab::VipIdError) -> Self {
+        WireError(e.0)
+    }
+}
+
 impl TryFrom<&pb::Vip> for VipId {
     type Error = WireError;
     fn try_from(v: &pb::Vip) -> Result<Self, WireError> {
@@ -49,41 +55,6 @@ impl TryFrom<&pb::Vip> for VipId {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
             p => return Err(WireError(format!("protocol `{p}`: use tcp or udp"))),
-        };
-        Ok(VipId { addr, port, proto })
-    }
-}
-
-/// Parses the CLI's VIP notation: `203.0.113.10:80/tcp`,
-/// `[2001:db8::10]:443/tcp`, or without a port (`203.0.113.20/tcp`) for
-/// every port.
-impl FromStr for VipId {
-    type Err = WireError;
-    fn from_str(s: &str) -> Result<Self, WireError> {
-        let bad = || {
-            WireError(format!(
-                "`{s}`: write a VIP as ADDRESS:PORT/PROTOCOL, e.g. 203.0.113.10:80/tcp or [2001:db8::10]:443/udp (no port: every port)"
-            ))
-        };
-        let (host_port, proto) = s.rsplit_once('/').ok_or_else(bad)?;
-        let proto = match proto {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            _ => return Err(bad()),
-        };
-        let (addr, port) = if let Some(rest) = host_port.strip_prefix('[') {
-            let (a, p) = rest.split_once(']').ok_or_else(bad)?;
-            let port = match p.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad())?,
-                None if p.is_empty() => 0,
-                None => return Err(bad()),
-            };
-            (a.parse().map_err(|_| bad())?, port)
-        } else if let Ok(a) = host_port.parse::<IpAddr>() {
-            (a, 0)
-        } else {
-            let (a, p) = host_port.rsplit_once(':').ok_or_else(bad)?;
-            (a.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?)
         };
         Ok(VipId { addr, port, proto })
     }

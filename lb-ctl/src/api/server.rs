@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::commands::{Change, Command, RequestError};
 use super::pb::{self, control_server::ControlServer};
-use crate::reconcile::VipId;
+use crate::vocab::VipId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -1,7 +1,7 @@
 //! `lb-ctl vip add|del|list`.
 use std::{path::Path, process::ExitCode};
 
-use lb_ctl::{api::pb, reconcile::VipId};
+use lb_ctl::{api::pb, vocab::VipId};
 
 use super::{
     client::{print_json, status_error, with_client},

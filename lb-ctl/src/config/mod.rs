@@ -22,7 +22,7 @@ use crate::{
     bgp::{BgpSettings, Community},
     maglev::RingSize,
     programs::AttachMode,
-    reconcile::{Proto, VipId},
+    vocab::{Proto, VipId},
 };
 pub use validate::{parse_duration, validate_vips};
 

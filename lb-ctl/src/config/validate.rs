@@ -18,7 +18,7 @@ use crate::{
     iface::parse_mac,
     maglev,
     programs::AttachMode,
-    reconcile::Proto,
+    vocab::Proto,
 };
 
 /// A mistake and where.

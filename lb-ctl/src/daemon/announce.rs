@@ -291,7 +291,7 @@ mod tests {
         use crate::{
             bgp::Community,
             config::{Check, RealConfig, VipConfig},
-            reconcile::Proto,
+            vocab::Proto,
         };
 
         fn vip(addr: &str, port: u16, reals: &[(&str, u32)], min_healthy: u32) -> VipConfig {

@@ -4,7 +4,7 @@
 use crate::{
     api::commands::{Change, RequestError},
     config::VipConfig,
-    reconcile::VipId,
+    vocab::VipId,
 };
 
 fn vip_mut<'a>(vips: &'a mut [VipConfig], id: &VipId) -> Result<&'a mut VipConfig, RequestError> {
@@ -78,7 +78,7 @@ mod tests {
     use super::*;
     use crate::{
         config::{Check, RealConfig},
-        reconcile::Proto,
+        vocab::Proto,
     };
 
     fn vip(addr: &str, port: u16) -> VipConfig {

@@ -22,7 +22,7 @@ pub struct Snapshot<'a> {
 }
 
 fn vip_label(v: Option<&pb::Vip>) -> String {
-    v.and_then(|v| crate::reconcile::VipId::try_from(v).ok())
+    v.and_then(|v| crate::vocab::VipId::try_from(v).ok())
         .map_or_else(String::new, |id| id.to_string())
 }
 

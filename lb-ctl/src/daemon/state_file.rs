@@ -108,7 +108,7 @@ mod tests {
         let vips = vec![VipConfig {
             address: "203.0.113.10".parse().unwrap(),
             port: 80,
-            protocol: crate::reconcile::Proto::Tcp,
+            protocol: crate::vocab::Proto::Tcp,
             ring_size: 13,
             no_conn_table: false,
             health: Check::none(),

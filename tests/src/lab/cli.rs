@@ -7,7 +7,7 @@ use super::router::{kernel_nexthops, wait_nexthops};
 
 use lb_ctl::{
     api::pb,
-    reconcile::{Proto, VipId},
+    vocab::{Proto, VipId},
 };
 
 use super::{

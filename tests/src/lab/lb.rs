@@ -16,7 +16,8 @@ use lb_common::{hash::flow_hash, maps::FlowKey, stats::Stats};
 use lb_ctl::{
     api::{client, pb, pb::control_client::ControlClient},
     dataplane::{Dataplane, LoadOptions},
-    reconcile::{Proto, Reconciler, VipId},
+    reconcile::Reconciler,
+    vocab::{Proto, VipId},
 };
 use tonic::transport::Channel;
 

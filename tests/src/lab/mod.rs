@@ -24,7 +24,7 @@ pub use lb::LbHost;
 use lb_common::{decap::DecapStats, stats::Stats};
 use lb_ctl::{
     decap,
-    reconcile::{Proto, VipId},
+    vocab::{Proto, VipId},
 };
 use topology::{EDGE_MTU, FABRIC_MTU, LEAVES, Leaf, ROUTER, Role, leaf, leaves};
 pub use topology::{HTTP_PORT, UDP_PORT, VIP4, VIP6};
