@@ -14,10 +14,7 @@ use std::{
 
 use lb_common::{
     MAX_REALS, MAX_VIPS, NO_REAL,
-    maps::{
-        REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipKey,
-        VipMeta,
-    },
+    maps::{REAL_STATE_DOWN, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipMeta},
 };
 
 use crate::vocab::{Proto, VipId};
@@ -25,70 +22,10 @@ use crate::{
     dataplane::{Dataplane, DataplaneError},
     maglev::{self, MaglevError, Member, RingSize},
 };
-
-/// The writes the reconciler makes to the balancer's maps: the kernel's
-/// [`Dataplane`], or an in-memory recorder in unit tests, which check the
-/// order of writes promised above.
-pub trait MapWriter {
-    fn set_vip(&mut self, key: VipKey, meta: VipMeta) -> Result<(), DataplaneError>;
-    fn remove_vip(&mut self, key: &VipKey) -> Result<(), DataplaneError>;
-    fn set_real(&mut self, id: u32, real: &Real) -> Result<(), DataplaneError>;
-    /// Writes the ring; returns how many slots were written.
-    fn set_ring(&mut self, vip_id: u32, slots: &[u32]) -> Result<usize, DataplaneError>;
-    fn remove_ring(&mut self, vip_id: u32) -> Result<(), DataplaneError>;
-}
-
-impl MapWriter for Dataplane {
-    fn set_vip(&mut self, key: VipKey, meta: VipMeta) -> Result<(), DataplaneError> {
-        Dataplane::set_vip(self, key, meta)
-    }
-    fn remove_vip(&mut self, key: &VipKey) -> Result<(), DataplaneError> {
-        Dataplane::remove_vip(self, key)
-    }
-    fn set_real(&mut self, id: u32, real: &Real) -> Result<(), DataplaneError> {
-        Dataplane::set_real(self, id, real)
-    }
-    fn set_ring(&mut self, vip_id: u32, slots: &[u32]) -> Result<usize, DataplaneError> {
-        Dataplane::set_ring(self, vip_id, slots)
-    }
-    fn remove_ring(&mut self, vip_id: u32) -> Result<(), DataplaneError> {
-        Dataplane::remove_ring(self, vip_id)
-    }
-}
-
-/// A real as the desired state has it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RealSpec {
-    pub addr: IpAddr,
-    /// Maglev weight; 0 = drain (established flows stay, no new ones).
-    pub weight: u32,
-    /// What health checks say; a real that is not healthy gets no flows and
-    /// its established flows move.
-    pub healthy: bool,
-}
-
-impl RealSpec {
-    /// The data plane's state for this real.
-    pub fn state(&self) -> u8 {
-        if !self.healthy {
-            REAL_STATE_DOWN
-        } else if self.weight == 0 {
-            REAL_STATE_DRAINING
-        } else {
-            REAL_STATE_UP
-        }
-    }
-}
-
-/// A VIP as the desired state has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VipSpec {
-    pub id: VipId,
-    pub ring_size: RingSize,
-    /// Hash every packet (no connection table) for this VIP.
-    pub no_conn_table: bool,
-    pub reals: Vec<RealSpec>,
-}
+pub use crate::{
+    desired::{RealSpec, VipSpec},
+    map_writer::MapWriter,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -465,135 +402,5 @@ fn write_real(dp: &mut impl MapWriter, e: &RealEntry, vip_id: u32) -> Result<(),
 }
 
 #[cfg(test)]
-mod write_order_tests {
-    //! The order of writes, checked on an in-memory recorder: reals before
-    //! the ring before the VIP; a removed real leaves the ring before its
-    //! slot is cleared; a removed VIP is unreachable before its ring and
-    //! reals go.
-    use super::*;
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    enum Write {
-        SetVip(u32),
-        RemoveVip,
-        SetReal(u32, bool),
-        SetRing(u32, Vec<u32>),
-        RemoveRing(u32),
-    }
-
-    #[derive(Default)]
-    struct Recorder(Vec<Write>);
-
-    impl MapWriter for Recorder {
-        fn set_vip(&mut self, _: VipKey, meta: VipMeta) -> Result<(), DataplaneError> {
-            self.0.push(Write::SetVip(meta.vip_id));
-            Ok(())
-        }
-        fn remove_vip(&mut self, _: &VipKey) -> Result<(), DataplaneError> {
-            self.0.push(Write::RemoveVip);
-            Ok(())
-        }
-        fn set_real(&mut self, id: u32, real: &Real) -> Result<(), DataplaneError> {
-            self.0.push(Write::SetReal(id, real.family != 0));
-            Ok(())
-        }
-        fn set_ring(&mut self, vip_id: u32, slots: &[u32]) -> Result<usize, DataplaneError> {
-            self.0.push(Write::SetRing(vip_id, slots.to_vec()));
-            Ok(slots.len())
-        }
-        fn remove_ring(&mut self, vip_id: u32) -> Result<(), DataplaneError> {
-            self.0.push(Write::RemoveRing(vip_id));
-            Ok(())
-        }
-    }
-
-    fn spec(reals: &[&str]) -> VipSpec {
-        VipSpec {
-            id: "203.0.113.10:80/tcp".parse().unwrap(),
-            ring_size: RingSize::new(13).unwrap(),
-            no_conn_table: false,
-            reals: reals
-                .iter()
-                .map(|a| RealSpec {
-                    addr: a.parse().unwrap(),
-                    weight: 1,
-                    healthy: true,
-                })
-                .collect(),
-        }
-    }
-
-    fn position(writes: &[Write], f: impl Fn(&Write) -> bool) -> usize {
-        writes.iter().position(f).expect("the write happened")
-    }
-
-    #[test]
-    fn a_new_vip_is_written_reals_then_ring_then_vip() {
-        let mut rec = Recorder::default();
-        let mut r = Reconciler::new();
-        r.apply(&mut rec, &[spec(&["192.0.2.18", "192.0.2.22"])])
-            .unwrap();
-        let w = &rec.0;
-        let last_real = w
-            .iter()
-            .rposition(|x| matches!(x, Write::SetReal(_, true)))
-            .unwrap();
-        let ring = position(w, |x| matches!(x, Write::SetRing(..)));
-        let vip = position(w, |x| matches!(x, Write::SetVip(_)));
-        assert_eq!(w.len(), 4, "{w:?}");
-        assert!(last_real < ring && ring < vip, "{w:?}");
-    }
-
-    #[test]
-    fn a_removed_real_leaves_the_ring_before_its_slot_is_cleared() {
-        let mut rec = Recorder::default();
-        let mut r = Reconciler::new();
-        r.apply(&mut rec, &[spec(&["192.0.2.18", "192.0.2.22"])])
-            .unwrap();
-        let gone_id = r
-            .real_id(
-                &"203.0.113.10:80/tcp".parse().unwrap(),
-                &"192.0.2.22".parse().unwrap(),
-            )
-            .unwrap();
-        rec.0.clear();
-        r.apply(&mut rec, &[spec(&["192.0.2.18"])]).unwrap();
-        let w = &rec.0;
-        let ring = position(w, |x| matches!(x, Write::SetRing(..)));
-        let cleared = position(w, |x| *x == Write::SetReal(gone_id, false));
-        assert!(ring < cleared, "{w:?}");
-        let Write::SetRing(_, slots) = &w[ring] else {
-            unreachable!()
-        };
-        assert!(!slots.contains(&gone_id), "the new ring no longer names it");
-        assert!(
-            !w.iter().any(|x| matches!(x, Write::SetVip(_))),
-            "the VIP entry is unchanged: {w:?}"
-        );
-    }
-
-    #[test]
-    fn a_removed_vip_is_unreachable_before_its_ring_and_reals_go() {
-        let mut rec = Recorder::default();
-        let mut r = Reconciler::new();
-        r.apply(&mut rec, &[spec(&["192.0.2.18"])]).unwrap();
-        rec.0.clear();
-        r.apply(&mut rec, &[]).unwrap();
-        let w = &rec.0;
-        assert_eq!(w[0], Write::RemoveVip, "{w:?}");
-        assert!(matches!(w[1], Write::RemoveRing(_)), "{w:?}");
-        assert!(matches!(w[2], Write::SetReal(_, false)), "{w:?}");
-    }
-
-    #[test]
-    fn an_unchanged_desired_state_writes_nothing() {
-        let mut rec = Recorder::default();
-        let mut r = Reconciler::new();
-        let desired = [spec(&["192.0.2.18", "192.0.2.22"])];
-        r.apply(&mut rec, &desired).unwrap();
-        rec.0.clear();
-        let report = r.apply(&mut rec, &desired).unwrap();
-        assert!(rec.0.is_empty(), "{:?}", rec.0);
-        assert!(report.is_empty());
-    }
-}
+#[path = "reconcile_write_order_tests.rs"]
+mod write_order_tests;

@@ -14,8 +14,8 @@ use lb_common::{
 };
 
 use crate::{
-    encap,
-    icmp::{self, Echo},
+    echo::{self, Echo},
+    encap, icmp,
     maps::{
         JUMP_ICMP_TOO_BIG, LB_CONFIG, LB_CONN_RATE, LB_CONNS, LB_JUMP, LB_REALS, LB_RINGS,
         LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
@@ -54,7 +54,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 Unbalanceable::Icmp => {
                     let answer = config().is_some_and(|c| c.flags & CONFIG_F_ICMP_ECHO != 0);
                     if answer {
-                        match icmp::echo_reply(ctx, l2, family, ip_len) {
+                        match echo::echo_reply(ctx, l2, family, ip_len) {
                             Echo::Answered => return Verdict::tx(Counter::IcmpEchoReply),
                             Echo::Refused(why) => return Verdict::drop(why),
                             Echo::Other => {}

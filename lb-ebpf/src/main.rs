@@ -24,6 +24,7 @@ use lb_ebpf as _;
 
 mod balance;
 mod bench;
+mod echo;
 mod encap;
 mod fib;
 mod icmp;

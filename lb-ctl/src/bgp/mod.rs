@@ -8,6 +8,7 @@
 //! - [`speaker`]: the task that runs or adopts `gobgpd`, supervises it,
 //!   configures it and keeps its announced paths equal to the wanted ones.
 pub mod gobgp;
+mod running;
 pub mod speaker;
 
 use std::{

@@ -11,20 +11,24 @@
 use std::{
     collections::BTreeMap,
     path::PathBuf,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use tokio::{
-    process::{Child, Command},
+    process::Child,
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
 };
 
+pub use super::running::announced_by_running_gobgpd;
+#[path = "speaker_gobgpd.rs"]
+mod gobgpd;
+
 use super::{
     Announcement, BgpSettings, Prefix,
     gobgp::{self, Gobgp},
+    running::stop_process,
 };
 
 /// How often gobgpd is checked and the peers' states refreshed.
@@ -86,69 +90,6 @@ impl SpeakerHandle {
         }
         let _ = self.task.await;
     }
-}
-
-/// The pid recorded in `pid_file`, if that process still runs `gobgpd`
-/// (the pid may have been reused since).
-fn recorded_gobgpd(pid_file: &std::path::Path, gobgpd: &std::path::Path) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    let name = gobgpd.file_name()?;
-    (exe.file_name() == Some(name)).then_some(pid)
-}
-
-/// Sends SIGTERM to `pid` and waits (up to 3 s, then SIGKILL) until it is
-/// gone. Not a child: it is polled through `/proc`.
-async fn stop_process(pid: u32) {
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-    };
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let start = Instant::now();
-    while alive() {
-        if start.elapsed() > Duration::from_secs(3) {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The addresses of the host routes a gobgpd already running at the
-/// configured API address announces (in its global RIB) for the configured
-/// AS: what a crashed lb-ctl left announced. Empty if none answers.
-pub async fn announced_by_running_gobgpd(
-    settings: &BgpSettings,
-) -> std::collections::BTreeSet<std::net::IpAddr> {
-    let mut out = std::collections::BTreeSet::new();
-    let Ok(mut c) = Gobgp::connect(settings.api, Duration::from_millis(300)).await else {
-        return out;
-    };
-    match c.global().await {
-        Ok(g) if g.asn == settings.asn => {}
-        _ => return out,
-    }
-    for probe in ["0.0.0.0", "::"] {
-        let fam = gobgp::family(probe.parse().expect("address"));
-        for p in c.prefixes(None, fam).await.unwrap_or_default() {
-            if let Ok(prefix) = p.parse::<Prefix>() {
-                out.insert(prefix.addr);
-            }
-        }
-    }
-    out
 }
 
 /// Starts the speaker task, wanting `initial` announced. The pid of a
@@ -300,99 +241,6 @@ impl Speaker {
             }
         }
         Ok(())
-    }
-
-    async fn connect_or_start(&mut self) -> Result<(), String> {
-        let api = self.settings.api;
-        if let Ok(c) = Gobgp::connect(api, Duration::from_millis(300)).await {
-            self.client = Some(c);
-            if self.settings.manage && self.child.is_none() {
-                self.adopted_pid = recorded_gobgpd(&self.pid_file, &self.settings.gobgpd);
-                tracing::info!(pid = ?self.adopted_pid, "adopted the gobgpd a previous lb-ctl started");
-            }
-            let mut v = self.view.lock().expect("view");
-            if !self.settings.manage {
-                v.gobgpd = format!("the operator's, at {api}");
-            } else if v.gobgpd.is_empty() {
-                v.gobgpd = format!("adopted at {api}");
-            }
-            return Ok(());
-        }
-        if !self.settings.manage {
-            return Err(format!(
-                "no gobgpd answers at {api} (manage = false: it is the operator's to run)"
-            ));
-        }
-        let mut cmd = Command::new(&self.settings.gobgpd);
-        cmd.args([
-            "--api-hosts",
-            &api.to_string(),
-            "--pprof-disable",
-            "-l",
-            "warn",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-        // SAFETY: setsid in the child before exec has no memory effects.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("start {}: {e}", self.settings.gobgpd.display()))?;
-        let pid = child.id().unwrap_or(0);
-        self.child = Some(child);
-        self.adopted_pid = None;
-        if let Err(e) = std::fs::write(&self.pid_file, format!("{pid}\n")) {
-            tracing::warn!(file = %self.pid_file.display(), error = %e, "cannot record gobgpd's pid");
-        }
-        let start = Instant::now();
-        loop {
-            if let Ok(c) = Gobgp::connect(api, Duration::from_millis(200)).await {
-                self.client = Some(c);
-                break;
-            }
-            if start.elapsed() > START_TIMEOUT {
-                return Err(format!(
-                    "gobgpd (pid {pid}) did not answer at {api} within {START_TIMEOUT:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut v = self.view.lock().expect("view");
-        v.restarts += u32::from(!v.gobgpd.is_empty());
-        v.gobgpd = format!("managed (pid {pid}) at {api}");
-        tracing::info!(pid, %api, "gobgpd started");
-        Ok(())
-    }
-
-    /// Our paths in an adopted gobgpd's global RIB, so that stale ones are
-    /// withdrawn; their attributes are unknown, so they are re-announced.
-    async fn adopt_paths(&mut self) -> BTreeMap<Prefix, Announcement> {
-        let mut out = BTreeMap::new();
-        let Some(c) = &mut self.client else {
-            return out;
-        };
-        for probe in ["0.0.0.0", "::"] {
-            let fam = gobgp::family(probe.parse().expect("address"));
-            for p in c.prefixes(None, fam).await.unwrap_or_default() {
-                if let Ok(prefix) = p.parse::<Prefix>() {
-                    out.insert(
-                        prefix,
-                        Announcement {
-                            prefix,
-                            next_hop: prefix.addr,
-                            communities: Vec::new(),
-                            med: u32::MAX,
-                        },
-                    );
-                }
-            }
-        }
-        out
     }
 
     async fn refresh_peers(&mut self) {

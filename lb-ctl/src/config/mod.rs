@@ -7,7 +7,10 @@
 //! the control API changes and what the state file stores (as JSON).
 mod raw;
 pub mod rules;
+mod spans;
 mod validate;
+mod validate_bgp;
+mod validate_dataplane;
 
 use std::{
     fmt,

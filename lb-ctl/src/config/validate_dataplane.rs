@@ -1,0 +1,128 @@
+//! The `[dataplane]` section: raw -> [`DataplaneSettings`], with the span
+//! of the first mistake (sources and their per-flow prefixes, next hop,
+//! MTU, connection table, rates).
+use std::net::IpAddr;
+
+use toml::Spanned;
+
+use super::{
+    DEFAULT_MTU, DataplaneSettings, MAX_CONN_TABLE_SIZE, MIN_CONN_TABLE_SIZE, NextHop,
+    raw::RawDataplane,
+    validate::{Fail, address, fail},
+};
+use crate::{bgp::Prefix, iface::parse_mac};
+
+fn source_prefix(
+    v: &Option<Spanned<String>>,
+    what: &str,
+    v6: bool,
+) -> Result<Option<Prefix>, Fail> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    let p: Prefix = v
+        .get_ref()
+        .parse()
+        .or_else(|e| fail(v.span(), format!("{what}_prefix: {e}")))?;
+    let (family, min) = if v6 { ("IPv6", 96) } else { ("IPv4", 16) };
+    if p.addr.is_ipv6() != v6 {
+        return fail(
+            v.span(),
+            format!("{what}_prefix must be an {family} prefix"),
+        );
+    }
+    if p.len < min {
+        return fail(
+            v.span(),
+            format!(
+                "{what}_prefix /{} is too short: at most {} per-flow bits (/{min} or longer)",
+                p.len,
+                if v6 { 32 } else { 16 }
+            ),
+        );
+    }
+    Ok(Some(p))
+}
+
+pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
+    let source_v4 = match &d.source_v4 {
+        None => None,
+        Some(s) => match address(s, "source_v4")? {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => return fail(s.span(), "source_v4 must be an IPv4 address"),
+        },
+    };
+    let source_v6 = match &d.source_v6 {
+        None => None,
+        Some(s) => match address(s, "source_v6")? {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => return fail(s.span(), "source_v6 must be an IPv6 address"),
+        },
+    };
+    let source_v4_prefix = source_prefix(&d.source_v4_prefix, "source_v4", false)?;
+    if let (Some(_), None) = (&source_v4_prefix, source_v4) {
+        let at = d.source_v4_prefix.as_ref().expect("set").span();
+        return fail(
+            at,
+            "source_v4_prefix needs source_v4 too (the LB's own address)",
+        );
+    }
+    let source_v6_prefix = source_prefix(&d.source_v6_prefix, "source_v6", true)?;
+    if let (Some(_), None) = (&source_v6_prefix, source_v6) {
+        let at = d.source_v6_prefix.as_ref().expect("set").span();
+        return fail(
+            at,
+            "source_v6_prefix needs source_v6 too (the LB's own address)",
+        );
+    }
+    let next_hop = match &d.next_hop {
+        None => NextHop::Reflect,
+        Some(s) => match s.get_ref().as_str() {
+            "reflect" => NextHop::Reflect,
+            "fib" => NextHop::Fib,
+            mac => NextHop::Gateway(parse_mac(mac).map_or_else(
+                || fail(s.span(), format!("next_hop `{mac}`: use reflect, fib, or a gateway MAC like 02:00:00:00:00:01")),
+                Ok,
+            )?),
+        },
+    };
+    let conn_table_size = match &d.conn_table_size {
+        None => lb_common::DEFAULT_CONN_TABLE_SIZE,
+        Some(n) if (MIN_CONN_TABLE_SIZE..=MAX_CONN_TABLE_SIZE).contains(n.get_ref()) => {
+            *n.get_ref()
+        }
+        Some(n) => {
+            return fail(
+                n.span(),
+                format!(
+                    "conn_table_size {} is outside {MIN_CONN_TABLE_SIZE}..={MAX_CONN_TABLE_SIZE}",
+                    n.get_ref()
+                ),
+            );
+        }
+    };
+    let mtu = match &d.mtu {
+        None => DEFAULT_MTU,
+        Some(m) if *m.get_ref() == 0 || (576..=9216).contains(m.get_ref()) => *m.get_ref() as u16,
+        Some(m) => {
+            return fail(
+                m.span(),
+                format!("mtu {} is outside 576..=9216 (0 = no limit)", m.get_ref()),
+            );
+        }
+    };
+    Ok(DataplaneSettings {
+        source_v4,
+        source_v6,
+        source_v4_prefix,
+        source_v6_prefix,
+        next_hop,
+        conn_table_size,
+        max_conn_rate: d
+            .max_conn_rate
+            .unwrap_or(lb_common::config::DEFAULT_MAX_CONN_RATE),
+        mtu,
+        icmp_echo: d.icmp_echo.unwrap_or(true),
+        icmp_too_big: d.icmp_too_big.unwrap_or(true),
+    })
+}
