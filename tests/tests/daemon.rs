@@ -52,7 +52,7 @@ fn metrics_of(ns: &str) -> String {
         use std::io::{Read as _, Write as _};
         let mut s = std::net::TcpStream::connect("127.0.0.1:9180").expect("metrics endpoint");
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
@@ -396,7 +396,7 @@ fn the_cli_drives_the_daemon() {
     assert!(metrics.contains("lb_up 1"));
     let tx: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("lb_dataplane_total{counter=\"xdp_tx\"} "))
+        .find_map(|l| l.strip_prefix("lb_xdp_verdicts_total{verdict=\"tx\"} "))
         .and_then(|v| v.parse().ok())
         .expect("xdp_tx sample");
     assert!(tx > 0, "forwarded packets counted");

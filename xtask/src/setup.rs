@@ -31,6 +31,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("gobgpd", "the BGP speaker lb-ctl drives"),
     ("frr", "the lab's router: real BGP and a kernel FIB"),
     ("stress-ng", "CPU load for `cargo xtask soak`"),
+    (
+        "prometheus",
+        "a real Prometheus scrapes the daemon's metrics in a test; promtool checks them",
+    ),
 ];
 
 /// The bpf-linker release that works with the nightly's LLVM here (newer ones

@@ -44,6 +44,17 @@ pub enum Command {
     Health(oneshot::Sender<pb::HealthReply>),
     Reload(oneshot::Sender<Result<String, RequestError>>),
     BgpStatus(oneshot::Sender<pb::BgpStatusReply>),
-    /// Prometheus text.
-    Metrics(oneshot::Sender<String>),
+    /// Everything the metrics endpoint reports, in one answer.
+    Metrics(oneshot::Sender<MetricsSnapshot>),
+}
+
+/// The controller's state as the metrics endpoint renders it: taken in one
+/// message, so that every family of a scrape describes the same moment.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    pub stats: pb::StatsReply,
+    pub vips: pb::ListVipsReply,
+    pub health: pb::HealthReply,
+    pub bgp: pb::BgpStatusReply,
+    pub uptime_s: u64,
 }

@@ -21,7 +21,7 @@ use super::{
     views::Sample,
 };
 use crate::{
-    api::commands::{Change, Command, RequestError},
+    api::commands::{Change, Command, MetricsSnapshot, RequestError},
     bgp::{
         Announcement, Prefix,
         speaker::{self, SpeakerHandle},
@@ -215,20 +215,19 @@ impl Controller {
 
     /// A probe result: on a transition, the VIPs using that prober change.
     pub fn on_probe(&mut self, result: ProbeResult) {
-        let key = result.key.clone();
-        let outcome = result.outcome.clone();
-        if let Some(healthy) = self.health.record(result) {
+        let key = &result.key;
+        if let Some(healthy) = self.health.record(&result) {
             let vips: Vec<String> = self
                 .vips
                 .iter()
-                .filter(|v| v.reals.iter().any(|r| probe_key(v, r) == key))
+                .filter(|v| v.reals.iter().any(|r| probe_key(v, r) == *key))
                 .map(|v| v.id().to_string())
                 .collect();
             if healthy {
                 tracing::info!(real = %key.addr, port = key.port, check = %key.check, ?vips, "real is up");
             } else {
-                let why = outcome.err().unwrap_or_default();
-                tracing::warn!(real = %key.addr, port = key.port, check = %key.check, ?vips, %why, "real is down");
+                let why = result.outcome.as_ref().err().map(ToString::to_string);
+                tracing::warn!(real = %key.addr, port = key.port, check = %key.check, ?vips, why = why.unwrap_or_default(), "real is down");
             }
             if let Err(e) = self.apply() {
                 tracing::error!(error = %e, "applying a health change failed");
@@ -363,21 +362,13 @@ impl Controller {
             Command::Health(tx) => drop(tx.send(self.health_reply())),
             Command::Reload(tx) => drop(tx.send(self.reload())),
             Command::BgpStatus(tx) => drop(tx.send(self.bgp_status())),
-            Command::Metrics(tx) => {
-                let (stats, vips, health, bgp) = (
-                    self.stats_reply(),
-                    self.list_vips(),
-                    self.health_reply(),
-                    self.bgp_status(),
-                );
-                drop(tx.send(super::metrics::render(&super::metrics::Snapshot {
-                    stats: &stats,
-                    vips: &vips,
-                    health: &health,
-                    bgp: &bgp,
-                    uptime_s: self.started.elapsed().as_secs(),
-                })));
-            }
+            Command::Metrics(tx) => drop(tx.send(MetricsSnapshot {
+                stats: self.stats_reply(),
+                vips: self.list_vips(),
+                health: self.health_reply(),
+                bgp: self.bgp_status(),
+                uptime_s: self.started.elapsed().as_secs(),
+            })),
         }
     }
 }

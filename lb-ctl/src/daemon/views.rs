@@ -150,6 +150,11 @@ impl Controller {
                 checks: s.checks,
                 transitions: s.transitions,
                 last_error: s.last_error.clone(),
+                failures_by_reason: s
+                    .failures_by_reason
+                    .iter()
+                    .map(|(reason, n)| ((*reason).to_owned(), *n))
+                    .collect(),
                 vips: self
                     .vips
                     .iter()

@@ -10,7 +10,7 @@ use std::{
     net::IpAddr,
 };
 
-pub use probe::probe;
+pub use probe::{ProbeError, probe};
 use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
 
 use crate::config::{Check, CheckKind};
@@ -27,7 +27,7 @@ pub struct ProbeKey {
 #[derive(Debug)]
 pub struct ProbeResult {
     pub key: ProbeKey,
-    pub outcome: Result<(), String>,
+    pub outcome: Result<(), ProbeError>,
 }
 
 /// The state of one prober.
@@ -45,6 +45,8 @@ pub struct ProbeState {
     pub checks: u64,
     pub transitions: u64,
     pub last_error: String,
+    /// Failed probes so far, by [`ProbeError::reason`].
+    pub failures_by_reason: BTreeMap<&'static str, u64>,
 }
 
 /// Every prober, its state and its task.
@@ -91,11 +93,11 @@ impl HealthTable {
 
     /// Applies one result: rise and fall counts. Returns the new health on
     /// a transition.
-    pub fn record(&mut self, result: ProbeResult) -> Option<bool> {
+    pub fn record(&mut self, result: &ProbeResult) -> Option<bool> {
         let (state, _) = self.probes.get_mut(&result.key)?;
         let check = &result.key.check;
         state.checks += 1;
-        match result.outcome {
+        match &result.outcome {
             Ok(()) => {
                 state.successes += 1;
                 state.failures = 0;
@@ -111,7 +113,8 @@ impl HealthTable {
             Err(e) => {
                 state.failures += 1;
                 state.successes = 0;
-                state.last_error = e;
+                state.last_error = e.to_string();
+                *state.failures_by_reason.entry(e.reason()).or_default() += 1;
                 if state.failures >= check.fall {
                     state.confirmed = true;
                     if state.healthy {

@@ -6,6 +6,8 @@ use tokio::{
     net::{TcpListener, UdpSocket},
 };
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::config::{Check, CheckKind};
 
@@ -53,20 +55,21 @@ async fn tcp_and_http_probes() {
     let up = http_server(200).await;
     let sick = http_server(503).await;
     let closed = closed_port().await;
-    assert_eq!(probe(&check(CheckKind::Tcp), LOOPBACK, up).await, Ok(()));
-    assert!(
-        probe(&check(CheckKind::Tcp), LOOPBACK, closed)
-            .await
-            .is_err()
-    );
+    assert!(probe(&check(CheckKind::Tcp), LOOPBACK, up).await.is_ok());
+    let err = probe(&check(CheckKind::Tcp), LOOPBACK, closed)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "refused", "{err}");
     let http = check(CheckKind::Http {
         path: "/health".into(),
         expect_status: 200,
     });
-    assert_eq!(probe(&http, LOOPBACK, up).await, Ok(()));
+    assert!(probe(&http, LOOPBACK, up).await.is_ok());
     let err = probe(&http, LOOPBACK, sick).await.unwrap_err();
-    assert!(err.contains("status 503"), "{err}");
-    assert!(probe(&http, LOOPBACK, closed).await.is_err());
+    assert_eq!(err.to_string(), "status 503, expected 200");
+    assert_eq!(err.reason(), "status");
+    let err = probe(&http, LOOPBACK, closed).await.unwrap_err();
+    assert_eq!(err.reason(), "refused", "{err}");
 }
 
 #[tokio::test]
@@ -82,16 +85,21 @@ async fn udp_probe_needs_a_reply() {
     let udp = check(CheckKind::Udp {
         payload: "hi".into(),
     });
-    assert_eq!(probe(&udp, LOOPBACK, port).await, Ok(()));
+    assert!(probe(&udp, LOOPBACK, port).await.is_ok());
     // A silent UDP socket: the probe times out.
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let err = probe(&udp, LOOPBACK, silent.local_addr().unwrap().port())
         .await
         .unwrap_err();
-    assert!(
-        err.contains("no answer") || err.contains("no reply"),
-        "{err}"
-    );
+    assert_eq!(err.reason(), "timeout", "{err}");
+    assert_eq!(err.to_string(), "no answer within 300ms");
+    // Nobody on the port: the ICMP port unreachable reads as refused.
+    let nobody = {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let err = probe(&udp, LOOPBACK, nobody).await.unwrap_err();
+    assert_eq!(err.reason(), "refused", "{err}");
 }
 
 #[tokio::test]
@@ -99,23 +107,18 @@ async fn exec_probe_follows_the_exit_status() {
     let ok = check(CheckKind::Exec {
         command: "test \"$LB_REAL\" = 127.0.0.1 && test \"$LB_PORT\" = 8080".into(),
     });
-    assert_eq!(probe(&ok, LOOPBACK, 8080).await, Ok(()));
+    assert!(probe(&ok, LOOPBACK, 8080).await.is_ok());
     let fails = check(CheckKind::Exec {
         command: "exit 3".into(),
     });
-    assert!(
-        probe(&fails, LOOPBACK, 8080)
-            .await
-            .unwrap_err()
-            .contains("exit")
-    );
+    let err = probe(&fails, LOOPBACK, 8080).await.unwrap_err();
+    assert_eq!(err.reason(), "exit");
+    assert_eq!(err.to_string(), "`exit 3` exited with exit status: 3");
     let slow = check(CheckKind::Exec {
         command: "sleep 5".into(),
     });
-    assert!(
-        probe(&slow, LOOPBACK, 8080).await.is_err(),
-        "killed at the timeout"
-    );
+    let err = probe(&slow, LOOPBACK, 8080).await.unwrap_err();
+    assert_eq!(err.reason(), "timeout", "killed at the timeout: {err}");
 }
 
 #[tokio::test]
@@ -130,22 +133,30 @@ async fn rise_and_fall_counts() {
     table.sync(&BTreeSet::from([key.clone()]), |_| true, &tx);
     let res = |ok: bool| ProbeResult {
         key: key.clone(),
-        outcome: if ok { Ok(()) } else { Err("down".into()) },
+        outcome: if ok {
+            Ok(())
+        } else {
+            Err(ProbeError::Status {
+                got: 503,
+                expected: 200,
+            })
+        },
     };
     // fall = 3: two failures change nothing, the third turns it down.
-    assert_eq!(table.record(res(false)), None);
-    assert_eq!(table.record(res(false)), None);
-    assert_eq!(table.record(res(false)), Some(false));
+    assert_eq!(table.record(&res(false)), None);
+    assert_eq!(table.record(&res(false)), None);
+    assert_eq!(table.record(&res(false)), Some(false));
     assert!(!table.healthy(&key));
     // rise = 2: one success is not enough; a failure resets the count.
-    assert_eq!(table.record(res(true)), None);
-    assert_eq!(table.record(res(false)), None);
-    assert_eq!(table.record(res(true)), None);
-    assert_eq!(table.record(res(true)), Some(true));
+    assert_eq!(table.record(&res(true)), None);
+    assert_eq!(table.record(&res(false)), None);
+    assert_eq!(table.record(&res(true)), None);
+    assert_eq!(table.record(&res(true)), Some(true));
     let (_, state) = table.states().next().unwrap();
     assert_eq!(state.transitions, 2);
     assert_eq!(state.checks, 7);
-    assert_eq!(state.last_error, "down");
+    assert_eq!(state.last_error, "status 503, expected 200");
+    assert_eq!(state.failures_by_reason, BTreeMap::from([("status", 4)]));
     // Dropping the key stops its prober.
     table.sync(&BTreeSet::new(), |_| true, &tx);
     assert_eq!(table.states().count(), 0);
@@ -161,34 +172,41 @@ async fn an_adopted_state_is_healthy_but_unconfirmed_until_rise_successes() {
     };
     let res = |ok: bool| ProbeResult {
         key: key.clone(),
-        outcome: if ok { Ok(()) } else { Err("down".into()) },
+        outcome: if ok {
+            Ok(())
+        } else {
+            Err(ProbeError::Status {
+                got: 503,
+                expected: 200,
+            })
+        },
     };
     // Adopted up: forwarding goes on, announcing waits for the checks.
     let mut table = HealthTable::default();
     table.sync(&BTreeSet::from([key.clone()]), |_| true, &tx);
     assert!(table.healthy(&key));
     assert!(!table.confirmed_healthy(&key));
-    assert_eq!(table.record(res(true)), None);
+    assert_eq!(table.record(&res(true)), None);
     assert!(
         !table.confirmed_healthy(&key),
         "rise = 2: one success is not enough"
     );
-    assert_eq!(table.record(res(true)), None, "no transition: it was up");
+    assert_eq!(table.record(&res(true)), None, "no transition: it was up");
     assert!(table.confirmed_healthy(&key));
     // Adopted up but dead: fall failures take it down, confirmed.
     let mut table = HealthTable::default();
     table.sync(&BTreeSet::from([key.clone()]), |_| true, &tx);
     for _ in 0..2 {
-        assert_eq!(table.record(res(false)), None);
+        assert_eq!(table.record(&res(false)), None);
     }
-    assert_eq!(table.record(res(false)), Some(false));
+    assert_eq!(table.record(&res(false)), Some(false));
     assert!(!table.healthy(&key) && !table.confirmed_healthy(&key));
     // A fresh start: down and unconfirmed, then up and confirmed together.
     let mut table = HealthTable::default();
     table.sync(&BTreeSet::from([key.clone()]), |_| false, &tx);
     assert!(!table.healthy(&key));
-    table.record(res(true));
-    assert_eq!(table.record(res(true)), Some(true));
+    table.record(&res(true));
+    assert_eq!(table.record(&res(true)), Some(true));
     assert!(table.confirmed_healthy(&key));
     // `none` checks are confirmed from the start.
     let none = ProbeKey {
@@ -219,10 +237,79 @@ async fn probers_run_once_per_key_and_report() {
             .await
             .unwrap()
             .unwrap();
-        if let Some(h) = table.record(r) {
+        if let Some(h) = table.record(&r) {
             turned = Some(h);
             break;
         }
     }
     assert_eq!(turned, Some(true), "came up after `rise` successes");
+}
+
+#[test]
+fn every_probe_failure_reason_is_listed_and_documented() {
+    use std::io::{Error, ErrorKind};
+    let target: std::net::SocketAddr = "192.0.2.18:80".parse().unwrap();
+    let io = |kind| Error::new(kind, "x");
+    let errors = [
+        ProbeError::Timeout(Duration::from_secs(1)),
+        ProbeError::Connect {
+            target,
+            source: io(ErrorKind::ConnectionRefused),
+        },
+        ProbeError::Connect {
+            target,
+            source: io(ErrorKind::HostUnreachable),
+        },
+        ProbeError::Connect {
+            target,
+            source: io(ErrorKind::PermissionDenied),
+        },
+        ProbeError::Bind(io(ErrorKind::AddrInUse)),
+        ProbeError::Send(io(ErrorKind::BrokenPipe)),
+        ProbeError::Read(io(ErrorKind::ConnectionReset)),
+        ProbeError::NotHttp("SSH-2.0".into()),
+        ProbeError::Status {
+            got: 503,
+            expected: 200,
+        },
+        ProbeError::NoReply {
+            target,
+            source: io(ErrorKind::TimedOut),
+        },
+        ProbeError::Exec {
+            command: "x".into(),
+            source: io(ErrorKind::NotFound),
+        },
+        ProbeError::Exit {
+            command: "exit 3".into(),
+            status: std::os::unix::process::ExitStatusExt::from_raw(3 << 8),
+        },
+    ];
+    let mut seen: Vec<&str> = errors.iter().map(ProbeError::reason).collect();
+    seen.sort_unstable();
+    let mut listed = ProbeError::REASONS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(seen, listed, "REASONS is the set reason() returns");
+
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CLI.md")).unwrap();
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| `lb_health_probe_failures_total`"))
+        .expect("docs/CLI.md lists lb_health_probe_failures_total");
+    let documented: Vec<&str> = row
+        .rsplit('|')
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|r| {
+            r.trim()
+                .trim_start_matches("failed probes by reason:")
+                .trim()
+                .trim_matches('`')
+        })
+        .collect();
+    let mut documented = documented;
+    documented.sort_unstable();
+    assert_eq!(documented, listed, "docs/CLI.md names every reason");
 }
