@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod decap;
+pub mod encap;
 pub mod hash;
 pub mod maps;
 pub mod stats;

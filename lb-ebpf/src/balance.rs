@@ -3,8 +3,9 @@
 //! back out. Everything else is passed untouched or dropped with a reason.
 use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, programs::XdpContext};
 use lb_common::{
-    FAMILY_V4, IPV4_ENCAP_LEN, IPV6_ENCAP_LEN, NO_REAL,
+    NO_REAL,
     config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config},
+    encap::Encap,
     hash::{flow_hash, vip_filter_slot},
     maps::{
         AddrKey, Conn, FlowKey, REAL_STATE_DRAINING, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE,
@@ -111,13 +112,14 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
             // The real's generation before encapsulating (the packet's
             // bytes change, the flow key and the real do not).
             let real_generation = real.generation;
-            let overhead = if real.family == FAMILY_V4 {
-                IPV4_ENCAP_LEN
-            } else {
-                IPV6_ENCAP_LEN
-            };
             stats::count(conn_counter);
-            match encap::encapsulate(ctx, l2, &flow, real, cfg, ip_len, tos) {
+            // The encapsulation, chosen once: its overhead serves the MTU
+            // check and the ICMP answer alike.
+            let encap = match Encap::choose(flow.family, real.family) {
+                Ok(encap) => encap,
+                Err(reason) => return Verdict::drop(reason),
+            };
+            match encap::encapsulate(ctx, l2, &flow, real, cfg, encap, ip_len, tos) {
                 Ok(how) => {
                     // Only a packet that leaves makes a connection.
                     if let Some(meta) = remember {
@@ -128,7 +130,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 }
                 Err(Counter::DropMtu) if cfg.flags & CONFIG_F_ICMP_TOO_BIG != 0 => {
                     stats::count(Counter::DropMtu);
-                    if icmp::too_big(ctx, l2, flow.family, cfg.mtu, overhead) {
+                    if icmp::too_big(ctx, l2, flow.family, encap.inner_mtu(cfg.mtu)) {
                         Verdict::tx(Counter::IcmpTooBigSent)
                     } else {
                         Verdict::drop_only()

@@ -1,27 +1,28 @@
-//! Encapsulation toward a real: IPv4-in-IPv4 (protocol 4), IPv6-in-IPv6 and
-//! IPv4-in-IPv6 (next header 41 / 4). The outer header goes between the
-//! Ethernet (and 802.1Q) header and the client's packet, which is left
-//! byte for byte as it came. Then the MACs are set toward the next hop.
+//! Encapsulation toward a real, as the flow's [`Encap`] says
+//! (IPv4-in-IPv4, IPv6-in-IPv6, IPv4-in-IPv6): room is made in front of
+//! the client's packet, which is left byte for byte as it came, the outer
+//! header is written there (`outer.rs`), and the MACs are set toward the
+//! next hop.
 use aya_ebpf::{
     helpers::generated::{bpf_redirect, bpf_xdp_adjust_head},
     programs::XdpContext,
 };
 use lb_common::{
-    ENCAP_TTL, FAMILY_V4, FAMILY_V6, IPV4_ENCAP_LEN, IPV6_ENCAP_LEN,
     config::{Config, MAC_MODE_FIB, MAC_MODE_GATEWAY, flow_source},
+    encap::Encap,
     hash::flow_hash,
     maps::{FlowKey, Real},
     stats::Counter,
 };
 
 use lb_ebpf::{
-    csum,
-    headers::*,
+    headers::{ETH_P_IP, ETH_P_IPV6},
     l2::{L2, SavedL2, save_l2, write_l2},
 };
 
 use crate::{
     fib::{self, Fib, NextHop},
+    outer,
     stats::Verdict,
 };
 
@@ -92,27 +93,27 @@ fn next_hop(
     }
 }
 
-/// Encapsulates the packet toward `real`. `ip_len` is the client packet's
-/// length, `tos` its TOS / traffic class. An outer IPv6 header carries the
-/// flow hash as its flow label, so that routers spread flows.
+/// Encapsulates the packet toward `real` as `encap` says. `ip_len` is the
+/// client packet's length, `tos` its TOS / traffic class. An outer IPv6
+/// header carries the flow hash as its flow label, so that routers spread
+/// flows.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn encapsulate(
     ctx: &XdpContext,
     l2: L2,
     flow: &FlowKey,
     real: &Real,
     cfg: &Config,
+    encap: Encap,
     ip_len: u16,
     tos: u8,
 ) -> Result<Forward, Counter> {
-    let outer_v4 = real.family == FAMILY_V4;
-    if outer_v4 && flow.family == FAMILY_V6 {
-        return Err(Counter::DropFamily);
-    }
-    let (outer_len, has_src) = if outer_v4 {
-        (IPV4_ENCAP_LEN, cfg.src_v4 != [0; 4])
+    let outer_len = encap.overhead();
+    let has_src = if encap.outer_v4() {
+        cfg.src_v4 != [0; 4]
     } else {
-        (IPV6_ENCAP_LEN, cfg.src_v6 != [0; 16])
+        cfg.src_v6 != [0; 16]
     };
     if !has_src {
         return Err(Counter::DropNoSource);
@@ -129,51 +130,22 @@ pub fn encapsulate(
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(outer_len)) } != 0 {
         return Err(Counter::DropAdjust);
     }
-    let inner_proto = if flow.family == FAMILY_V4 {
-        IPPROTO_IPIP
-    } else {
-        IPPROTO_IPV6
-    };
-    if outer_v4 {
+    let written = if encap.outer_v4() {
         write_l2(ctx, &saved, dst_mac, src_mac, ETH_P_IP).ok_or(Counter::DropAdjust)?;
         let mut dst = [0u8; 4];
         dst.copy_from_slice(&real.addr[..4]);
-        let mut hdr = Ipv4Hdr {
-            version_ihl: 0x45,
-            tos,
-            tot_len: (ip_len + IPV4_ENCAP_LEN).to_be(),
-            id: 0,
-            frag_off: 0,
-            ttl: ENCAP_TTL,
-            proto: inner_proto,
-            check: 0,
-            src: if cfg.src_v4_flow_bits == 0 {
-                cfg.src_v4
-            } else {
-                flow_source(cfg.src_v4, cfg.src_v4_flow_bits, flow_hash(flow))
-            },
-            dst,
+        let src = if cfg.src_v4_flow_bits == 0 {
+            cfg.src_v4
+        } else {
+            flow_source(cfg.src_v4, cfg.src_v4_flow_bits, flow_hash(flow))
         };
-        // SAFETY: Ipv4Hdr is 20 bytes of plain data, no padding.
-        let words: [u16; 10] = unsafe { core::mem::transmute(hdr) };
-        hdr.check = csum::ipv4_header(&words);
-        let out = ptr_at::<Ipv4Hdr>(ctx, l2.l3_off).ok_or(Counter::DropAdjust)?;
-        // SAFETY: checked by ptr_at.
-        unsafe { *out = hdr };
+        outer::write_v4(ctx, l2.l3_off, encap, src, dst, tos, ip_len)
     } else {
         write_l2(ctx, &saved, dst_mac, src_mac, ETH_P_IPV6).ok_or(Counter::DropAdjust)?;
         let hash = flow_hash(flow);
-        let hdr = Ipv6Hdr {
-            vtc_flow: ((6u32 << 28) | (u32::from(tos) << 20) | (hash & 0x000f_ffff)).to_be(),
-            payload_len: ip_len.to_be(),
-            next_hdr: inner_proto,
-            hop_limit: ENCAP_TTL,
-            src: flow_source(cfg.src_v6, cfg.src_v6_flow_bits, hash),
-            dst: real.addr,
-        };
-        let out = ptr_at::<Ipv6Hdr>(ctx, l2.l3_off).ok_or(Counter::DropAdjust)?;
-        // SAFETY: checked by ptr_at.
-        unsafe { *out = hdr };
-    }
+        let src = flow_source(cfg.src_v6, cfg.src_v6_flow_bits, hash);
+        outer::write_v6(ctx, l2.l3_off, encap, src, real.addr, tos, ip_len, hash)
+    };
+    written.ok_or(Counter::DropAdjust)?;
     Ok(how)
 }

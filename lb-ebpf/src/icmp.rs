@@ -108,14 +108,12 @@ pub fn too_big_flow(ctx: &XdpContext, l2: L2, flow: &mut FlowKey) -> Option<(u16
 }
 
 /// Replaces the packet with an ICMP "fragmentation needed" (IPv4, only when
-/// the client set DF) or ICMPv6 "packet too big" telling the client the MTU
-/// left once the outer header of `overhead` bytes (that of the
-/// encapsulation the flow's real gets: 20 for IPv4, 40 for IPv6) is added
-/// to its packets. Returns false if no message is due (the packet is then
-/// dropped).
+/// the client set DF) or ICMPv6 "packet too big" telling the client
+/// `inner_mtu`: the MTU left once the outer header of the flow's
+/// encapsulation is added (`Encap::inner_mtu`). Returns false if no
+/// message is due (the packet is then dropped).
 #[inline(always)]
-pub fn too_big(ctx: &XdpContext, l2: L2, family: u8, mtu: u16, overhead: u16) -> bool {
-    let inner_mtu = mtu.saturating_sub(overhead);
+pub fn too_big(ctx: &XdpContext, l2: L2, family: u8, inner_mtu: u16) -> bool {
     if family == FAMILY_V4 {
         too_big_v4(ctx, l2, inner_mtu).is_some()
     } else {

@@ -29,6 +29,7 @@ mod encap;
 mod fib;
 mod icmp;
 mod maps;
+mod outer;
 mod parse;
 mod stats;
 mod too_big;

@@ -5,7 +5,7 @@
 //! lowers its path MTU. The balancer tail-calls it for ICMP to a VIP that is
 //! not an echo request: a cold path, kept out of the balancer's stack.
 use aya_ebpf::programs::XdpContext;
-use lb_common::{FAMILY_V4, FAMILY_V6, maps::FlowKey, stats::Counter};
+use lb_common::{FAMILY_V4, FAMILY_V6, encap::Encap, maps::FlowKey, stats::Counter};
 use lb_ebpf::{headers::*, l2::parse_l2};
 
 use crate::{
@@ -52,7 +52,11 @@ pub fn forward(ctx: &XdpContext) -> Verdict {
     let Some(cfg) = config() else {
         return Verdict::drop(Counter::DropNoSource);
     };
-    match encap::encapsulate(ctx, l2, &flow, real, cfg, ip_len, tos) {
+    let encap = match Encap::choose(flow.family, real.family) {
+        Ok(encap) => encap,
+        Err(reason) => return Verdict::drop(reason),
+    };
+    match encap::encapsulate(ctx, l2, &flow, real, cfg, encap, ip_len, tos) {
         Ok(how) => {
             stats::count(Counter::IcmpTooBigForwarded);
             stats::traffic(vip_id, real_id, frame_len);
