@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod decap;
 pub mod desired;
+pub mod errors;
 pub mod health;
 pub mod iface;
 pub mod maglev;

@@ -1,11 +1,14 @@
 //! The controller: one task owns the desired state (the VIPs), the data
 //! plane, the reconciler and the health table. API requests, probe results,
-//! reloads and the stats sampler reach it as messages, in one loop. The
-//! decisions are pure functions elsewhere: desired-state edits
-//! ([`super::edits`]), the BGP announcement policy ([`super::announce`]);
-//! the API's views are in [`super::views`]. The BGP speaker's status view
-//! is the one value shared with another task (the speaker writes peers and
-//! announced routes into it, behind a mutex).
+//! reloads and the stats sampler reach it as messages, in one loop
+//! (`daemon::run`), and [`Controller::handle`] answers them. The decisions
+//! are pure functions elsewhere: desired-state edits ([`super::edits`]),
+//! the BGP announcement policy ([`super::announce`]). The controller's
+//! other sides have their own files: all-or-nothing changes and reloads
+//! ([`super::changes`]), feeding the BGP speaker ([`super::announcing`]),
+//! the API's views and rates ([`super::views`]). The BGP speaker's status
+//! view is the one value shared with another task (the speaker writes peers
+//! and announced routes into it, behind a mutex).
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
@@ -15,21 +18,14 @@ use std::{
 
 use tokio::sync::mpsc;
 
-use super::{
-    announce::{self, AddressState, RealHealth},
-    dataplane_config, edits, state_file,
-    views::Sample,
-};
+use super::{announce::AddressState, views::Sample};
 use crate::{
-    api::commands::{Change, Command, MetricsSnapshot, RequestError},
-    bgp::{
-        Announcement, Prefix,
-        speaker::{self, SpeakerHandle},
-    },
-    config::{self, RealConfig, Settings, VipConfig},
+    api::commands::{Command, MetricsSnapshot},
+    bgp::speaker::SpeakerHandle,
+    config::{RealConfig, Settings, VipConfig},
     dataplane::Dataplane,
     health::{HealthTable, ProbeKey, ProbeResult},
-    reconcile::{ApplyReport, RealSpec, Reconciler, VipSpec},
+    reconcile::{ApplyReport, RealSpec, ReconcileError, Reconciler, VipSpec},
 };
 
 /// Everything the daemon runs.
@@ -102,69 +98,6 @@ impl Controller {
         }
     }
 
-    /// Starts the BGP speaker (with a `[bgp]` section). When the data plane
-    /// was adopted (lb-ctl restarted) and a gobgpd still announces some of
-    /// the VIP addresses (lb-ctl crashed, its routes stayed), those stay
-    /// announced until the health checks decide; nothing else is announced
-    /// before its own checks confirm it (see [`announce`]).
-    pub async fn start_bgp(&mut self) {
-        let Some(settings) = self.settings.bgp.clone() else {
-            return;
-        };
-        if self.adopted {
-            let ours: BTreeSet<IpAddr> = self.vips.iter().map(|v| v.address).collect();
-            let still = speaker::announced_by_running_gobgpd(&settings).await;
-            let inherited: Vec<IpAddr> = still.intersection(&ours).copied().collect();
-            if !inherited.is_empty() {
-                tracing::info!(
-                    ?inherited,
-                    "gobgpd still announces these VIP addresses: kept until the health checks decide"
-                );
-            }
-            for addr in inherited {
-                self.addresses.entry(addr).or_default().inherited = true;
-            }
-        }
-        let (wanted, withheld) = self.announcements();
-        let pid_file = self.settings.daemon.socket.with_extension("gobgpd.pid");
-        let handle = speaker::spawn(settings, wanted, pid_file);
-        handle.view.lock().expect("view").withheld = withheld;
-        self.speaker = Some(handle);
-    }
-
-    /// What to announce now, and what is withheld (see [`announce`]).
-    fn announcements(&mut self) -> (Vec<Announcement>, Vec<(Prefix, String)>) {
-        let Some(b) = &self.settings.bgp else {
-            return (Vec::new(), Vec::new());
-        };
-        let health = &self.health;
-        let by_address = announce::address_health(&self.vips, |v, r| {
-            let key = probe_key(v, r);
-            RealHealth {
-                healthy: health.healthy(&key),
-                confirmed: health.confirmed_healthy(&key),
-            }
-        });
-        announce::announcements(
-            &self.vips,
-            by_address,
-            b,
-            &mut self.addresses,
-            Instant::now(),
-        )
-    }
-
-    /// Tells the speaker what to announce now.
-    pub fn update_bgp(&mut self) {
-        if self.speaker.is_none() {
-            return;
-        }
-        let (wanted, withheld) = self.announcements();
-        let speaker = self.speaker.as_ref().expect("checked above");
-        speaker.view.lock().expect("view").withheld = withheld;
-        speaker.announce(wanted);
-    }
-
     /// The desired state for the reconciler: configured reals with their
     /// health.
     fn specs(&self) -> Vec<VipSpec> {
@@ -189,7 +122,7 @@ impl Controller {
 
     /// Starts and stops probers for the VIPs, then makes the data plane
     /// hold them.
-    pub fn apply(&mut self) -> Result<ApplyReport, RequestError> {
+    pub fn apply(&mut self) -> Result<ApplyReport, ReconcileError> {
         let wanted: BTreeSet<ProbeKey> = self
             .vips
             .iter()
@@ -202,10 +135,7 @@ impl Controller {
             &self.results,
         );
         let specs = self.specs();
-        let report = self
-            .reconciler
-            .apply(&mut self.dp, &specs)
-            .map_err(|e| RequestError::Internal(format!("{e:#}")))?;
+        let report = self.reconciler.apply(&mut self.dp, &specs)?;
         if !report.is_empty() {
             tracing::info!(?report, "data plane updated");
         }
@@ -230,126 +160,9 @@ impl Controller {
                 tracing::warn!(real = %key.addr, port = key.port, check = %key.check, ?vips, why = why.unwrap_or_default(), "real is down");
             }
             if let Err(e) = self.apply() {
-                tracing::error!(error = %e, "applying a health change failed");
+                tracing::error!(error = %crate::errors::chain(&e), "applying a health change failed");
             }
         }
-    }
-
-    /// Applies an API change; on success the state file is rewritten.
-    pub fn change(&mut self, change: Change) -> Result<String, RequestError> {
-        let before = self.vips.clone();
-        let summary = edits::apply_change(&mut self.vips, change)?;
-        config::validate_vips(
-            &self.vips,
-            &self.settings.dataplane,
-            self.settings.bgp.as_ref(),
-        )
-        .map_err(|e| {
-            self.vips = before.clone();
-            RequestError::Invalid(e)
-        })?;
-        if let Err(e) = self.apply() {
-            self.vips = before;
-            let _ = self.apply();
-            return Err(e);
-        }
-        if let Err(e) = state_file::save(&self.settings.daemon.state_file, &self.vips) {
-            self.vips = before;
-            let _ = self.apply();
-            return Err(RequestError::Internal(format!("{e:#}")));
-        }
-        tracing::info!(%summary, "changed through the API");
-        Ok(summary)
-    }
-
-    /// Re-reads the configuration file; a bad file changes nothing.
-    pub fn reload(&mut self) -> Result<String, RequestError> {
-        let new =
-            config::load(&self.config_path).map_err(|e| RequestError::Invalid(format!("{e:#}")))?;
-        let mut notes = Vec::new();
-        if new.daemon != self.settings.daemon {
-            notes.push("[daemon] changes take effect at the next start".to_owned());
-        }
-        if new.dataplane.conn_table_size != self.settings.dataplane.conn_table_size {
-            notes.push("conn_table_size takes effect at the next start".to_owned());
-        }
-        if new.bgp != self.settings.bgp {
-            let what = match (&self.settings.bgp, &new.bgp) {
-                (None, Some(_)) => "a [bgp] section was added",
-                (Some(_), None) => "the [bgp] section was removed",
-                _ => "the [bgp] section changed",
-            };
-            notes.push(format!(
-                "{what}: NOT applied; BGP keeps its current settings until the next start"
-            ));
-        }
-        let mut dataplane = new.dataplane.clone();
-        dataplane.conn_table_size = self.settings.dataplane.conn_table_size;
-        let before_vips = std::mem::replace(&mut self.vips, new.vips.clone());
-        let before_dp = std::mem::replace(&mut self.settings.dataplane, dataplane);
-        let result = self
-            .dp
-            .set_config(&dataplane_config(&self.settings.dataplane, self.iface_mac))
-            .map_err(|e| RequestError::Internal(format!("{e:#}")))
-            .and_then(|()| self.apply());
-        match result {
-            Ok(report) => {
-                if let Err(e) = state_file::save(&self.settings.daemon.state_file, &self.vips) {
-                    tracing::error!(error = %e, "reloaded, but the state file could not be written");
-                }
-                let summary = format!(
-                    "reloaded {}: {} VIPs; {report:?}{}",
-                    self.config_path.display(),
-                    self.vips.len(),
-                    if notes.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", notes.join("; "))
-                    }
-                );
-                tracing::info!(%summary, "configuration reloaded");
-                Ok(summary)
-            }
-            Err(e) => {
-                self.vips = before_vips;
-                self.settings.dataplane = before_dp;
-                let _ = self
-                    .dp
-                    .set_config(&dataplane_config(&self.settings.dataplane, self.iface_mac));
-                let _ = self.apply();
-                Err(e)
-            }
-        }
-    }
-
-    /// Takes a sample for rates (called every second).
-    pub fn tick(&mut self) {
-        if let Some(s) = self.sample() {
-            self.samples = (self.samples.1.take(), Some(s));
-        }
-        self.watch_nic();
-    }
-
-    /// Warns (at most once a minute) when the driver drops frames the
-    /// balancer sent with XDP_TX: on a veth, a peer without an XDP program.
-    fn watch_nic(&mut self) {
-        let now = crate::nic::xdp_tx_errors(&self.settings.daemon.interface);
-        if let (Some(before), Some(now)) = (self.nic_tx_errors, now)
-            && now > before
-            && self
-                .nic_warned
-                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60))
-        {
-            tracing::warn!(
-                interface = %self.settings.daemon.interface,
-                xdp_tx_errors = now,
-                new = now - before,
-                "the driver dropped frames the balancer sent with XDP_TX: {}",
-                crate::nic::VETH_NATIVE_WARNING
-            );
-            self.nic_warned = Some(Instant::now());
-        }
-        self.nic_tx_errors = now;
     }
 
     /// Answers one message.
@@ -357,10 +170,10 @@ impl Controller {
         match cmd {
             Command::Status(tx) => drop(tx.send(self.status())),
             Command::ListVips(tx) => drop(tx.send(self.list_vips())),
-            Command::Change(c, tx) => drop(tx.send(self.change(c))),
+            Command::Change(c, tx) => drop(tx.send(self.change(c).map_err(Into::into))),
             Command::Stats(tx) => drop(tx.send(self.stats_reply())),
             Command::Health(tx) => drop(tx.send(self.health_reply())),
-            Command::Reload(tx) => drop(tx.send(self.reload())),
+            Command::Reload(tx) => drop(tx.send(self.reload().map_err(Into::into))),
             Command::BgpStatus(tx) => drop(tx.send(self.bgp_status())),
             Command::Metrics(tx) => drop(tx.send(MetricsSnapshot {
                 stats: self.stats_reply(),

@@ -7,6 +7,8 @@
 //! made through the API survive a restart), else from the config file; a
 //! reload replaces them with the config file's.
 mod announce;
+mod announcing;
+mod changes;
 mod controller;
 mod edits;
 pub mod metrics;
@@ -60,8 +62,8 @@ pub enum DaemonError {
     Programs(#[from] ProgramsError),
     #[error("adopting the pinned state failed")]
     Adopt(#[source] crate::reconcile::ReconcileError),
-    #[error("applying the desired state failed: {0}")]
-    Apply(RequestError),
+    #[error("applying the desired state failed")]
+    Apply(#[source] crate::reconcile::ReconcileError),
     #[error(transparent)]
     Api(#[from] api::server::ServeError),
     #[error("signal handling")]

@@ -275,3 +275,36 @@ impl Controller {
         }
     }
 }
+
+/// Sampling for rates, and the interface's transmit errors.
+impl Controller {
+    /// Takes a sample for rates (called every second).
+    pub fn tick(&mut self) {
+        if let Some(s) = self.sample() {
+            self.samples = (self.samples.1.take(), Some(s));
+        }
+        self.watch_nic();
+    }
+
+    /// Warns (at most once a minute) when the driver drops frames the
+    /// balancer sent with XDP_TX: on a veth, a peer without an XDP program.
+    fn watch_nic(&mut self) {
+        let now = crate::nic::xdp_tx_errors(&self.settings.daemon.interface);
+        if let (Some(before), Some(now)) = (self.nic_tx_errors, now)
+            && now > before
+            && self
+                .nic_warned
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60))
+        {
+            tracing::warn!(
+                interface = %self.settings.daemon.interface,
+                xdp_tx_errors = now,
+                new = now - before,
+                "the driver dropped frames the balancer sent with XDP_TX: {}",
+                crate::nic::VETH_NATIVE_WARNING
+            );
+            self.nic_warned = Some(Instant::now());
+        }
+        self.nic_tx_errors = now;
+    }
+}

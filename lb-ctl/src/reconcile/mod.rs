@@ -14,12 +14,14 @@ use std::{
 
 use lb_common::{
     MAX_REALS, MAX_VIPS, NO_REAL,
-    maps::{REAL_STATE_DOWN, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipMeta},
+    maps::{REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipMeta},
 };
 
-use crate::vocab::{Proto, VipId};
+mod adopt;
+
+use crate::vocab::VipId;
 use crate::{
-    dataplane::{Dataplane, DataplaneError},
+    dataplane::DataplaneError,
     maglev::{self, MaglevError, Member, RingSize},
 };
 pub use crate::{
@@ -101,63 +103,6 @@ impl Reconciler {
     /// An empty view: for a fresh data plane.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Learns what the data plane holds (pinned maps of an earlier run):
-    /// VIPs with their ids, reals with their ids and generations, rings.
-    pub fn adopt(dp: &Dataplane) -> Result<Self, ReconcileError> {
-        let mut r = Reconciler::default();
-        let mut by_vip_id: BTreeMap<u32, VipId> = BTreeMap::new();
-        for (key, meta) in dp.vips()? {
-            let (Some(addr), Some(proto)) = (key.ip(), Proto::from_number(key.proto)) else {
-                continue;
-            };
-            let id = VipId {
-                addr,
-                port: key.port,
-                proto,
-            };
-            let ring = dp.ring(meta.vip_id).unwrap_or_default();
-            let Ok(ring_size) = RingSize::new(meta.ring_size) else {
-                continue;
-            };
-            by_vip_id.insert(meta.vip_id, id);
-            r.vips.insert(
-                id,
-                VipEntry {
-                    vip_id: meta.vip_id,
-                    ring_size,
-                    flags: meta.flags,
-                    reals: BTreeMap::new(),
-                    ring,
-                },
-            );
-        }
-        for (real_id, real) in dp.reals()? {
-            r.real_generations.insert(real_id, real.generation);
-            let Some(addr) = real.ip() else { continue };
-            let Some(vip) = by_vip_id.get(&real.vip_id) else {
-                continue;
-            };
-            let entry = r.vips.get_mut(vip).expect("indexed above");
-            let in_ring = entry.ring.contains(&real_id);
-            let spec = RealSpec {
-                addr,
-                // The weight is not in the maps; the next apply restores it
-                // from the desired state (ring slots only move if it differs).
-                weight: u32::from(real.state == REAL_STATE_UP && in_ring),
-                healthy: real.state != REAL_STATE_DOWN,
-            };
-            entry.reals.insert(
-                addr,
-                RealEntry {
-                    id: real_id,
-                    generation: real.generation,
-                    spec,
-                },
-            );
-        }
-        Ok(r)
     }
 
     /// The VIPs held, with their data-plane ids.
@@ -402,5 +347,4 @@ fn write_real(dp: &mut impl MapWriter, e: &RealEntry, vip_id: u32) -> Result<(),
 }
 
 #[cfg(test)]
-#[path = "reconcile_write_order_tests.rs"]
 mod write_order_tests;
