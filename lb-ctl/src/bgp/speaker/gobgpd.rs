@@ -9,7 +9,7 @@ use std::{
 
 use tokio::process::Command;
 
-use super::{START_TIMEOUT, Speaker};
+use super::{START_TIMEOUT, Speaker, SpeakerError};
 use crate::bgp::{
     Announcement, Prefix,
     gobgp::{self, Gobgp},
@@ -17,7 +17,7 @@ use crate::bgp::{
 };
 
 impl Speaker {
-    pub(super) async fn connect_or_start(&mut self) -> Result<(), String> {
+    pub(super) async fn connect_or_start(&mut self) -> Result<(), SpeakerError> {
         let api = self.settings.api;
         if let Ok(c) = Gobgp::connect(api, Duration::from_millis(300)).await {
             self.client = Some(c);
@@ -34,9 +34,7 @@ impl Speaker {
             return Ok(());
         }
         if !self.settings.manage {
-            return Err(format!(
-                "no gobgpd answers at {api} (manage = false: it is the operator's to run)"
-            ));
+            return Err(SpeakerError::NotRunning { api });
         }
         let mut cmd = Command::new(&self.settings.gobgpd);
         cmd.args([
@@ -55,9 +53,10 @@ impl Speaker {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("start {}: {e}", self.settings.gobgpd.display()))?;
+        let child = cmd.spawn().map_err(|source| SpeakerError::Spawn {
+            path: self.settings.gobgpd.clone(),
+            source,
+        })?;
         let pid = child.id().unwrap_or(0);
         self.child = Some(child);
         self.adopted_pid = None;
@@ -71,9 +70,7 @@ impl Speaker {
                 break;
             }
             if start.elapsed() > START_TIMEOUT {
-                return Err(format!(
-                    "gobgpd (pid {pid}) did not answer at {api} within {START_TIMEOUT:?}"
-                ));
+                return Err(SpeakerError::StartTimeout { pid, api });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

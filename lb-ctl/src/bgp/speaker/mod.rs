@@ -22,8 +22,11 @@ use tokio::{
 };
 
 pub use super::running::announced_by_running_gobgpd;
-#[path = "speaker_gobgpd.rs"]
+mod error;
 mod gobgpd;
+
+pub use error::SpeakerError;
+use error::api;
 
 use super::{
     Announcement, BgpSettings, Prefix,
@@ -137,8 +140,8 @@ struct Speaker {
 }
 
 impl Speaker {
-    fn note_error(&self, e: impl std::fmt::Display) {
-        let msg = e.to_string();
+    fn note_error(&self, e: &SpeakerError) {
+        let msg = crate::errors::chain(e);
         tracing::warn!(error = %msg, "bgp");
         self.view.lock().expect("view").last_error = msg;
     }
@@ -153,7 +156,7 @@ impl Speaker {
             tokio::select! {
                 _ = tick.tick() => {
                     if let Err(e) = self.ensure_running().await {
-                        self.note_error(format!("gobgpd: {e}"));
+                        self.note_error(&e);
                         continue;
                     }
                     self.refresh_peers().await;
@@ -178,7 +181,7 @@ impl Speaker {
     /// Makes sure a configured gobgpd answers: adopts one at the API
     /// address, else starts one (if managed); starts BGP and adds missing
     /// neighbors.
-    async fn ensure_running(&mut self) -> Result<(), String> {
+    async fn ensure_running(&mut self) -> Result<(), SpeakerError> {
         if let Some(child) = &mut self.child
             && let Ok(Some(status)) = child.try_wait()
         {
@@ -206,27 +209,26 @@ impl Speaker {
             .expect("connected above")
             .global()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(api("GetBgp"))?;
         if global.asn == 0 {
             let c = self.client.as_mut().expect("connected above");
-            c.start(&self.settings)
-                .await
-                .map_err(|e| format!("StartBgp: {e}"))?;
+            c.start(&self.settings).await.map_err(api("StartBgp"))?;
             tracing::info!(asn = self.settings.asn, router_id = %self.settings.router_id, "BGP started");
             // A fresh BGP instance holds none of our paths.
             self.announced.clear();
         } else if global.asn != self.settings.asn {
-            return Err(format!(
-                "the gobgpd at {} runs AS {}, not the configured {}",
-                self.settings.api, global.asn, self.settings.asn
-            ));
+            return Err(SpeakerError::WrongAs {
+                api: self.settings.api,
+                running: global.asn,
+                configured: self.settings.asn,
+            });
         } else if fresh {
             tracing::info!(api = %self.settings.api, "adopted a running gobgpd");
             // Whatever it holds is re-announced (idempotent) or withdrawn.
             self.announced = self.adopt_paths().await;
         }
         let c = self.client.as_mut().expect("connected above");
-        let peers = c.peers().await.map_err(|e| e.to_string())?;
+        let peers = c.peers().await.map_err(api("ListPeer"))?;
         for n in &self.settings.neighbors {
             let known = peers.iter().any(|p| {
                 p.conf
@@ -236,7 +238,7 @@ impl Speaker {
             if !known {
                 c.add_peer(n)
                     .await
-                    .map_err(|e| format!("AddPeer {}: {e}", n.address))?;
+                    .map_err(api(format!("AddPeer {}", n.address)))?;
                 tracing::info!(neighbor = %n.address, asn = n.asn, "BGP neighbor added");
             }
         }
@@ -274,7 +276,7 @@ impl Speaker {
                     .collect();
                 self.view.lock().expect("view").peers = view;
             }
-            Err(e) => self.note_error(format!("ListPeer: {e}")),
+            Err(e) => self.note_error(&api("ListPeer")(e)),
         }
     }
 
@@ -294,10 +296,7 @@ impl Speaker {
                     && a.prefix.len == if a.prefix.addr.is_ipv4() { 32 } else { 128 };
                 if !ok {
                     refused += 1;
-                    errors.push(format!(
-                        "refused to announce {}: outside anycast_prefixes",
-                        a.prefix
-                    ));
+                    errors.push(SpeakerError::Refused(a.prefix));
                 }
                 ok
             })
@@ -315,7 +314,7 @@ impl Speaker {
                     tracing::info!(prefix = %a.prefix, "withdrawn");
                     self.announced.remove(&a.prefix);
                 }
-                Err(e) => errors.push(format!("withdraw {}: {e}", a.prefix)),
+                Err(e) => errors.push(api(format!("withdraw {}", a.prefix))(e)),
             }
         }
         for (p, a) in want {
@@ -327,15 +326,16 @@ impl Speaker {
                     tracing::info!(prefix = %p, next_hop = %a.next_hop, "announced");
                     self.announced.insert(p, a.clone());
                 }
-                Err(e) => errors.push(format!("announce {p}: {e}")),
+                Err(e) => errors.push(api(format!("announce {p}"))(e)),
             }
         }
         let mut v = self.view.lock().expect("view");
         v.announced = self.announced.values().cloned().collect();
         v.refused += refused;
         if let Some(e) = errors.first() {
-            tracing::error!(error = %e, "bgp");
-            v.last_error.clone_from(e);
+            let msg = crate::errors::chain(e);
+            tracing::error!(error = %msg, errors = errors.len(), "bgp");
+            v.last_error = msg;
         }
     }
 
