@@ -33,7 +33,12 @@ fn gobgp_client() -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-changed=proto/lb.proto");
     tonic_prost_build::configure()
-        .type_attribute(".lb.v1", "#[derive(serde::Serialize)]")
+        // `--json` prints the replies; tests (and scripts) decode them into
+        // the same types, refusing any field the type does not have.
+        .type_attribute(
+            ".lb.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(deny_unknown_fields)]",
+        )
         .compile_protos(&["proto/lb.proto"], &["proto"])
         .map_err(|err| {
             anyhow::anyhow!(

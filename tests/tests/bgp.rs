@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use lb_ctl::api::pb;
 use lb_tests::{
     lab::{
         HTTP_PORT, Lab, LabOptions, UDP_PORT, VIP4, VIP6,
@@ -24,7 +25,6 @@ use lb_tests::{
     netns::unique_tag,
     require_root,
 };
-use serde_json::Value;
 
 fn vip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -66,11 +66,13 @@ fn sites_answering(lab: &Lab, vip: IpAddr, n: usize) -> BTreeMap<char, usize> {
     out
 }
 
-fn lb_ctl_json(socket: &std::path::Path, args: &[&str]) -> Value {
+/// `lb-ctl bgp status --json` of the daemon at `socket`, decoded into
+/// its typed reply (a field the type lacks fails the test).
+fn bgp_status(socket: &std::path::Path) -> pb::BgpStatusReply {
     let out = Command::new(test_bins().lb_ctl)
         .arg("--socket")
         .arg(socket)
-        .args(args)
+        .args(["bgp", "status", "--json"])
         .output()
         .unwrap();
     assert!(
@@ -78,7 +80,12 @@ fn lb_ctl_json(socket: &std::path::Path, args: &[&str]) -> Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a BgpStatusReply ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 #[test]
@@ -95,9 +102,9 @@ fn a_site_whose_backends_all_fail_is_withdrawn_and_comes_back() {
             "both sites announced {v}"
         );
     }
-    let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
-    assert_eq!(status["peers"][0]["state"], "established");
-    assert_eq!(status["announced"].as_array().unwrap().len(), 2);
+    let status = bgp_status(&lab.lbs[&'A'].socket);
+    assert_eq!(status.peers[0].state, "established");
+    assert_eq!(status.announced.len(), 2);
 
     // 1. Every backend of site A fails.
     let t0 = Instant::now();
@@ -131,14 +138,11 @@ fn a_site_whose_backends_all_fail_is_withdrawn_and_comes_back() {
         vec!['B'],
         "all new requests served by site B: {answered:?}"
     );
-    let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
-    assert_eq!(status["announced"].as_array().unwrap().len(), 0);
+    let status = bgp_status(&lab.lbs[&'A'].socket);
+    assert_eq!(status.announced.len(), 0);
     assert!(
-        status["withheld"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("0 of 2 reals healthy"),
-        "{status}"
+        status.withheld[0].reason.contains("0 of 2 reals healthy"),
+        "{status:?}"
     );
 
     // 4. Site A's backends come back: announced again (after the
@@ -401,9 +405,9 @@ fn gobgpd_crash_is_recovered_and_routes_come_back() {
         t0.elapsed()
     );
     let _ = back;
-    let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
-    assert_eq!(status["gobgpd_restarts"], 1, "{status}");
-    assert_eq!(status["announced"].as_array().unwrap().len(), 2);
+    let status = bgp_status(&lab.lbs[&'A'].socket);
+    assert_eq!(status.gobgpd_restarts, 1, "{status:?}");
+    assert_eq!(status.announced.len(), 2);
 }
 
 #[test]
@@ -451,13 +455,8 @@ fn the_hijack_guard_refuses_addresses_outside_the_anycast_prefixes() {
     assert!(!out.status.success());
     // The router never learned it.
     assert!(kernel_nexthops(&lab.ns("r"), vip("198.51.100.99")).is_empty());
-    let status = lb_ctl_json(&a.socket, &["bgp", "status", "--json"]);
-    let announced: Vec<&str> = status["announced"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["prefix"].as_str().unwrap())
-        .collect();
+    let status = bgp_status(&a.socket);
+    let announced: Vec<&str> = status.announced.iter().map(|r| r.prefix.as_str()).collect();
     assert_eq!(announced, vec!["203.0.113.10/32", "2001:db8:f::10/128"]);
 }
 
@@ -498,14 +497,11 @@ fn a_killed_lb_ctl_keeps_its_routes_and_its_successor_adopts_gobgpd() {
         vec![hops(&['A', 'B'], vip(VIP4))],
         "the route never left the router"
     );
-    let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
-    assert!(
-        status["gobgpd"].as_str().unwrap().starts_with("adopted"),
-        "{status}"
-    );
-    assert_eq!(status["peers"][0]["state"], "established");
-    assert_eq!(status["announced"].as_array().unwrap().len(), 2);
-    assert_eq!(status["gobgpd_restarts"], 0);
+    let status = bgp_status(&lab.lbs[&'A'].socket);
+    assert!(status.gobgpd.starts_with("adopted"), "{status:?}");
+    assert_eq!(status.peers[0].state, "established");
+    assert_eq!(status.announced.len(), 2);
+    assert_eq!(status.gobgpd_restarts, 0);
 
     // The successor stops gracefully: it withdraws, then stops the gobgpd
     // it adopted exactly as one it started itself (its pid was recorded).
@@ -608,14 +604,11 @@ fn a_restarted_lb_ctl_announces_only_once_its_own_checks_confirm_the_reals() {
             "a restarted lb-ctl with dead backends announced {v}: {seen:?}"
         );
     }
-    let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
-    assert_eq!(status["announced"].as_array().unwrap().len(), 0, "{status}");
+    let status = bgp_status(&lab.lbs[&'A'].socket);
+    assert_eq!(status.announced.len(), 0, "{status:?}");
     assert!(
-        status["withheld"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("0 of 2 reals healthy"),
-        "{status}"
+        status.withheld[0].reason.contains("0 of 2 reals healthy"),
+        "{status:?}"
     );
 
     // 2. The backends come back: announced once the checks confirm them
@@ -700,15 +693,9 @@ fn an_operators_gobgpd_is_used_and_left_running_with_its_sessions() {
     let mut lab = operator_lab("o");
     let r = lab.ns("r");
     let a = lab.lbs[&'A'].ns.clone();
-    let status = lb_ctl_json(&lab.lbs[&'A'].socket, &["bgp", "status", "--json"]);
-    assert!(
-        status["gobgpd"]
-            .as_str()
-            .unwrap()
-            .starts_with("the operator's"),
-        "{status}"
-    );
-    assert_eq!(status["gobgpd_restarts"], 0);
+    let status = bgp_status(&lab.lbs[&'A'].socket);
+    assert!(status.gobgpd.starts_with("the operator's"), "{status:?}");
+    assert_eq!(status.gobgpd_restarts, 0);
 
     // A graceful stop withdraws lb's routes but leaves the operator's
     // gobgpd running, its session to the router up.

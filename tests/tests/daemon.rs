@@ -14,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lb_ctl::vocab::{Proto, VipId};
+use lb_ctl::{
+    api::pb,
+    vocab::{Proto, VipId},
+};
 use lb_tests::{
     lab::{
         HTTP_PORT, Lab, LabOptions, VIP4,
@@ -151,11 +154,22 @@ fn lb_ctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn json(socket: &Path, args: &[&str]) -> Value {
+/// `lb-ctl ARGS` (with `--json`), decoded into its typed reply: a field
+/// the type lacks, a missing one or a wrong type fails the test, so the
+/// printed format is the API's reply type.
+fn decoded<T: serde::de::DeserializeOwned>(socket: &Path, args: &[&str]) -> T {
     let (ok, out, err) = lb_ctl(socket, args);
     assert!(ok, "lb-ctl {args:?}: {err}");
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("lb-ctl {args:?} printed no JSON ({e}): {out}"))
+    serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!(
+            "lb-ctl {args:?} printed no {} ({e}): {out}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+fn vip_list(socket: &Path) -> pb::ListVipsReply {
+    decoded(socket, &["vip", "list", "--json"])
 }
 
 fn ok(socket: &Path, args: &[&str]) -> String {
@@ -173,33 +187,21 @@ fn refused(socket: &Path, args: &[&str], words: &str) {
     );
 }
 
-/// The reals of `vip` in `vip list --json` output: address -> (weight, state).
-fn reals_of(list: &Value, vip: &str) -> Vec<(String, u64, String)> {
-    let v = list["vips"]
-        .as_array()
-        .unwrap()
+/// The reals of `vip` in a VIP list: (address, weight, state).
+fn reals_of(list: &pb::ListVipsReply, vip: &str) -> Vec<(String, u32, String)> {
+    let v = list
+        .vips
         .iter()
         .find(|v| {
-            let id = VipId::try_from(&lb_ctl::api::pb::Vip {
-                address: v["vip"]["address"].as_str().unwrap().into(),
-                port: v["vip"]["port"].as_u64().unwrap() as u32,
-                protocol: v["vip"]["protocol"].as_str().unwrap().into(),
-            })
-            .unwrap();
-            id.to_string() == vip
+            v.vip
+                .as_ref()
+                .and_then(|v| VipId::try_from(v).ok())
+                .is_some_and(|id| id.to_string() == vip)
         })
-        .unwrap_or_else(|| panic!("no VIP {vip} in {list}"));
-    v["reals"]
-        .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no VIP {vip} in {list:?}"));
+    v.reals
         .iter()
-        .map(|r| {
-            (
-                r["address"].as_str().unwrap().to_owned(),
-                r["weight"].as_u64().unwrap(),
-                r["state"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|r| (r.address.clone(), r.weight, r.state.clone()))
         .collect()
 }
 
@@ -212,16 +214,15 @@ fn the_cli_drives_the_daemon() {
     let a = lab.lbs.get(&'A').unwrap();
     let sock = a.socket.clone();
 
-    let status = json(&sock, &["status", "--json"]);
-    assert_eq!(status["interface"], "eth0");
-    assert_eq!(status["vips"], 4);
-    assert_eq!(status["reals"], 8);
-    assert_eq!(status["reals_healthy"], 8);
-    assert_eq!(status["adopted"], false);
+    let status: pb::StatusReply = decoded(&sock, &["status", "--json"]);
+    assert_eq!(status.interface, "eth0");
+    assert_eq!((status.vips, status.reals, status.reals_healthy), (4, 8, 8));
+    assert!(!status.adopted);
+    assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
     assert!(ok(&sock, &["status"]).contains("4 VIPs, 8 reals, 8 healthy"));
 
-    let list = json(&sock, &["vip", "list", "--json"]);
-    assert_eq!(list["vips"].as_array().unwrap().len(), 4);
+    let list = vip_list(&sock);
+    assert_eq!(list.vips.len(), 4);
     let reals = reals_of(&list, "203.0.113.10:80/tcp");
     assert_eq!(reals.len(), 2);
     assert!(
@@ -253,13 +254,17 @@ fn the_cli_drives_the_daemon() {
         &["real", "add", "--vip", new, "192.0.2.18", "--weight", "3"],
     );
     ok(&sock, &["real", "add", "--vip", new, "192.0.2.22"]);
-    let list = json(&sock, &["real", "list", "--vip", new, "--json"]);
+    let list: pb::ListVipsReply = decoded(&sock, &["real", "list", "--vip", new, "--json"]);
+    assert_eq!(list.vips.len(), 1, "only the VIP asked for");
+    let check = list.vips[0].health.as_ref().expect("its check");
+    assert_eq!((check.kind.as_str(), check.port), ("tcp", Some(80)));
+    assert_eq!(list.vips[0].ring_size, 251);
     let reals = reals_of(&list, new);
     assert_eq!(reals.len(), 2);
     assert_eq!(reals[0].1, 3);
     ok(&sock, &["real", "weight", "--vip", new, "192.0.2.22", "5"]);
     ok(&sock, &["real", "drain", "--vip", new, "192.0.2.18"]);
-    let reals = reals_of(&json(&sock, &["vip", "list", "--json"]), new);
+    let reals = reals_of(&vip_list(&sock), new);
     let by_addr: std::collections::BTreeMap<_, _> = reals
         .iter()
         .map(|(a, w, s)| (a.as_str(), (*w, s.as_str())))
@@ -269,16 +274,13 @@ fn the_cli_drives_the_daemon() {
     // The drained real is draining once healthy (it starts down until its
     // check passes `rise` times).
     let drained = time_until(Duration::from_secs(5), || {
-        let r = reals_of(&json(&sock, &["vip", "list", "--json"]), new);
+        let r = reals_of(&vip_list(&sock), new);
         r.iter()
             .any(|(a, _, s)| a == "192.0.2.18" && s == "draining")
     });
     assert!(drained.is_some(), "drained real shows as draining");
     ok(&sock, &["real", "del", "--vip", new, "192.0.2.18"]);
-    assert_eq!(
-        reals_of(&json(&sock, &["vip", "list", "--json"]), new).len(),
-        1
-    );
+    assert_eq!(reals_of(&vip_list(&sock), new).len(), 1);
 
     // Mistakes: a clear message and a non-zero exit, nothing changed.
     refused(
@@ -328,13 +330,7 @@ fn the_cli_drives_the_daemon() {
         !okay && err.contains("cannot reach the lb-ctl daemon"),
         "{err}"
     );
-    assert_eq!(
-        json(&sock, &["vip", "list", "--json"])["vips"]
-            .as_array()
-            .unwrap()
-            .len(),
-        5
-    );
+    assert_eq!(vip_list(&sock).vips.len(), 5);
 
     // API changes survive in the state file.
     let state: Value = serde_json::from_str(
@@ -348,45 +344,42 @@ fn the_cli_drives_the_daemon() {
 
     // Stats and health, decoded.
     http_get(&lab.ns("c1"), VIP4.parse().unwrap(), HTTP_PORT).unwrap();
-    let stats = json(&sock, &["stats", "--json"]);
-    let counters: std::collections::BTreeMap<String, u64> = stats["counters"]
-        .as_array()
-        .unwrap()
+    let stats: pb::StatsReply = decoded(&sock, &["stats", "--json"]);
+    let counters: std::collections::BTreeMap<&str, u64> = stats
+        .counters
         .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_owned(),
-                c["value"].as_u64().unwrap(),
-            )
-        })
+        .map(|c| (c.name.as_str(), c.value))
         .collect();
+    assert_eq!(
+        counters.len(),
+        lb_common::stats::Counter::COUNT,
+        "every counter"
+    );
     assert!(
         counters["xdp_tx"] > 0 && counters["conn_miss"] > 0,
         "{counters:?}"
     );
-    let web = stats["vips"]
-        .as_array()
-        .unwrap()
+    let web = stats
+        .vips
         .iter()
-        .find(|v| v["vip"]["address"] == VIP4 && v["vip"]["port"] == 80)
+        .find(|v| {
+            v.vip
+                .as_ref()
+                .is_some_and(|v| v.address == VIP4 && v.port == 80)
+        })
         .unwrap();
-    assert!(web["traffic"]["packets"].as_u64().unwrap() > 0);
-    assert_eq!(web["reals"].as_array().unwrap().len(), 2);
-    let health = json(&sock, &["health", "--json"]);
-    let probes = health["reals"].as_array().unwrap();
+    assert!(web.traffic.unwrap_or_default().packets > 0);
+    assert_eq!(web.reals.len(), 2);
+    let health: pb::HealthReply = decoded(&sock, &["health", "--json"]);
+    let probes = &health.reals;
     // Two backends, each probed once for HTTP (shared by the v4 TCP VIP
     // only) and once for UDP; v6 VIPs probe the v6 addresses.
     let keys: BTreeSet<(String, String)> = probes
         .iter()
-        .map(|p| {
-            (
-                p["address"].as_str().unwrap().to_owned(),
-                p["check"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|p| (p.address.clone(), p.check.clone()))
         .collect();
     assert_eq!(keys.len(), probes.len(), "one prober per real and check");
-    assert!(probes.iter().all(|p| p["healthy"] == true));
+    assert!(probes.iter().all(|p| p.healthy && !p.vips.is_empty()));
     assert!(!ok(&sock, &["stats"]).is_empty());
     assert!(ok(&sock, &["health"]).contains("192.0.2.18"));
 
@@ -431,10 +424,7 @@ fn reload_applies_a_good_file_and_refuses_a_bad_one() {
         err.contains(&format!(":{bad_line}:")) && err.contains("not prime"),
         "{err}"
     );
-    assert_eq!(
-        json(&sock, &["vip", "list", "--json"])["vips"][0]["ring_size"],
-        4093
-    );
+    assert_eq!(vip_list(&sock).vips[0].ring_size, 4093);
 
     // A good change: the reload applies it (a3 joins), as SIGHUP would.
     let more = good.replace(
@@ -446,10 +436,7 @@ fn reload_applies_a_good_file_and_refuses_a_bad_one() {
     let reply = ok(&sock, &["reload"]);
     assert!(reply.contains("reloaded"), "{reply}");
     assert!(!reply.contains("[bgp]"), "no [bgp] change: {reply}");
-    let reals = reals_of(
-        &json(&sock, &["vip", "list", "--json"]),
-        "203.0.113.10:80/tcp",
-    );
+    let reals = reals_of(&vip_list(&sock), "203.0.113.10:80/tcp");
     assert_eq!(reals.len(), 3);
 
     // A [bgp] section added by a reload is not applied (BGP starts with
@@ -463,11 +450,8 @@ fn reload_applies_a_good_file_and_refuses_a_bad_one() {
         reply.contains("a [bgp] section was added: NOT applied"),
         "{reply}"
     );
-    let bgp = json(&sock, &["bgp", "status", "--json"]);
-    assert!(
-        bgp["announced"].as_array().is_none_or(|a| a.is_empty()),
-        "{bgp}"
-    );
+    let bgp: pb::BgpStatusReply = decoded(&sock, &["bgp", "status", "--json"]);
+    assert!(!bgp.enabled && bgp.announced.is_empty(), "{bgp:?}");
 }
 
 #[test]
@@ -606,13 +590,10 @@ fn a_killed_daemon_restarts_without_losing_a_request() {
     );
     // The restarted daemon adopted the pinned state.
     let a = lab.lbs.get(&'A').unwrap();
-    let status = json(&a.socket, &["status", "--json"]);
-    assert_eq!(status["adopted"], true);
-    assert_eq!(status["reals_healthy"], 8);
-    let reals = reals_of(
-        &json(&a.socket, &["vip", "list", "--json"]),
-        "203.0.113.10:5300/udp",
-    );
+    let status: pb::StatusReply = decoded(&a.socket, &["status", "--json"]);
+    assert!(status.adopted);
+    assert_eq!(status.reals_healthy, 8);
+    let reals = reals_of(&vip_list(&a.socket), "203.0.113.10:5300/udp");
     assert!(
         reals
             .iter()
@@ -644,15 +625,16 @@ fn a_veth_peer_without_xdp_is_reported_in_stats_metrics_and_the_log() {
             .success()
     };
     assert!(ping("3"), "the balancer answers ping");
-    let stats = json(&sock, &["stats", "--json"]);
-    assert_eq!(stats["nic"]["driver"], "veth", "{stats}");
-    assert_eq!(stats["nic"]["xdp_tx_errors"], 0, "{stats}");
+    let stats: pb::StatsReply = decoded(&sock, &["stats", "--json"]);
+    let nic = stats.nic.expect("the NIC's view");
+    assert_eq!(nic.driver, "veth");
+    assert_eq!(nic.xdp_tx_errors, Some(0));
     // Without it, the balancer's answers are lost in the driver.
     lab.remove_router_xdp(host.leaf.name).unwrap();
     assert!(!ping("5"), "no answer: the veth driver drops XDP_TX frames");
-    let stats = json(&sock, &["stats", "--json"]);
-    let errors = stats["nic"]["xdp_tx_errors"].as_u64().unwrap();
-    assert!(errors >= 5, "{stats}");
+    let stats: pb::StatsReply = decoded(&sock, &["stats", "--json"]);
+    let errors = stats.nic.and_then(|n| n.xdp_tx_errors).unwrap_or_default();
+    assert!(errors >= 5, "xdp_tx_errors {errors}");
     let text = ok(&sock, &["stats"]);
     assert!(text.contains(&format!("xdp_tx_errors {errors}")), "{text}");
     assert!(text.contains("WARNING"), "{text}");

@@ -284,4 +284,26 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn json_replies_decode_into_their_types_and_nothing_else() {
+        let status = pb::StatusReply {
+            interface: "eth0".into(),
+            vips: 4,
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&status).unwrap();
+        assert_eq!(
+            serde_json::from_str::<pb::StatusReply>(&text).unwrap(),
+            status
+        );
+        let extra = text.replacen('{', "{\"surprise\":1,", 1);
+        assert!(serde_json::from_str::<pb::StatusReply>(&extra).is_err());
+        let missing = text.replacen("\"interface\":\"eth0\",", "", 1);
+        assert_ne!(missing, text);
+        assert!(serde_json::from_str::<pb::StatusReply>(&missing).is_err());
+        // Another reply type does not pass for this one.
+        let health = serde_json::to_string(&pb::HealthReply::default()).unwrap();
+        assert!(serde_json::from_str::<pb::StatusReply>(&health).is_err());
+    }
 }
