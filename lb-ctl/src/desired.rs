@@ -2,9 +2,10 @@
 //! and reals, each real with its weight and health.
 use std::net::IpAddr;
 
-use lb_common::maps::{REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP};
-
-use crate::{maglev::RingSize, vocab::VipId};
+use crate::{
+    maglev::RingSize,
+    vocab::{RealState, VipId},
+};
 
 /// A real as the desired state has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,14 +20,8 @@ pub struct RealSpec {
 
 impl RealSpec {
     /// The data plane's state for this real.
-    pub fn state(&self) -> u8 {
-        if !self.healthy {
-            REAL_STATE_DOWN
-        } else if self.weight == 0 {
-            REAL_STATE_DRAINING
-        } else {
-            REAL_STATE_UP
-        }
+    pub fn state(&self) -> RealState {
+        RealState::of(self.weight, self.healthy)
     }
 }
 

@@ -1,10 +1,18 @@
 //! The words every part of lb-ctl uses for what it balances: a VIP's
 //! protocol ([`Proto`]) and its identity ([`VipId`], written
-//! `ADDRESS:PORT/PROTOCOL`, parsed once here). Config, API, reconciler and
-//! daemon all take them from here.
-use std::{fmt, net::IpAddr, str::FromStr};
+//! `ADDRESS:PORT/PROTOCOL`), a real's state ([`RealState`]) and an address
+//! prefix ([`Prefix`]); each textual form is parsed once, here. Config,
+//! API, reconciler, daemon and BGP all take them from here.
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    str::FromStr,
+};
 
-use lb_common::{PROTO_TCP, PROTO_UDP, maps::VipKey};
+use lb_common::{
+    PROTO_TCP, PROTO_UDP,
+    maps::{REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP, VipKey},
+};
 
 /// A VIP's transport protocol.
 #[derive(
@@ -103,5 +111,173 @@ impl FromStr for VipId {
             (a.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?)
         };
         Ok(VipId { addr, port, proto })
+    }
+}
+
+/// What the data plane does with a real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RealState {
+    /// In the ring: gets new flows and keeps its established ones.
+    Up,
+    /// Weight 0: out of the ring, keeps its established flows.
+    Draining,
+    /// Not healthy: out of the ring, its established flows move.
+    Down,
+}
+
+impl RealState {
+    /// Every state, in the order above.
+    pub const ALL: [RealState; 3] = [RealState::Up, RealState::Draining, RealState::Down];
+
+    /// The state of a real with `weight` that health checks find `healthy`.
+    pub fn of(weight: u32, healthy: bool) -> Self {
+        if !healthy {
+            Self::Down
+        } else if weight == 0 {
+            Self::Draining
+        } else {
+            Self::Up
+        }
+    }
+
+    /// Its value in `LB_REALS` (`Real::state`).
+    pub const fn to_map(self) -> u8 {
+        match self {
+            Self::Up => REAL_STATE_UP,
+            Self::Draining => REAL_STATE_DRAINING,
+            Self::Down => REAL_STATE_DOWN,
+        }
+    }
+
+    /// The state of an `LB_REALS` value, if it is one.
+    pub fn from_map(state: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.to_map() == state)
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Draining => "draining",
+            Self::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for RealState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+impl FromStr for RealState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.word() == s)
+            .ok_or_else(|| format!("`{s}` is not a real's state (up, draining, down)"))
+    }
+}
+
+/// An IP prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Prefix {
+    /// The host route of `addr`: /32 or /128.
+    pub fn host(addr: IpAddr) -> Self {
+        Prefix {
+            addr,
+            len: if addr.is_ipv4() { 32 } else { 128 },
+        }
+    }
+
+    /// Whether `other` lies inside this prefix.
+    pub fn contains(&self, other: &Prefix) -> bool {
+        if other.len < self.len {
+            return false;
+        }
+        match (self.addr, other.addr) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a prefix like 203.0.113.0/24 or 2001:db8::/48");
+        let (a, l) = s.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = a.parse().map_err(|_| bad())?;
+        let len: u8 = l.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if len > max {
+            return Err(bad());
+        }
+        let p = Prefix { addr, len };
+        // Host bits must be zero: 203.0.113.1/24 is a typo for something.
+        if p.network() != addr {
+            return Err(format!(
+                "`{s}` has host bits set (the network is {}/{len})",
+                p.network()
+            ));
+        }
+        Ok(p)
+    }
+}
+
+impl Prefix {
+    /// The prefix's network address (host bits cleared).
+    pub fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod real_state_tests {
+    use super::*;
+
+    #[test]
+    fn states_map_and_print_both_ways() {
+        for state in RealState::ALL {
+            assert_eq!(RealState::from_map(state.to_map()), Some(state));
+            assert_eq!(state.to_string().parse::<RealState>(), Ok(state));
+        }
+        assert_eq!(RealState::from_map(200), None);
+        assert!("UP".parse::<RealState>().is_err());
+        assert_eq!(RealState::of(3, true), RealState::Up);
+        assert_eq!(RealState::of(0, true), RealState::Draining);
+        assert_eq!(RealState::of(0, false), RealState::Down);
+        assert_eq!(RealState::of(5, false), RealState::Down);
     }
 }

@@ -2,7 +2,8 @@
 //! or /128) while its VIPs have enough healthy reals, and to withdraw it
 //! when they do not, so routers send clients to the next nearest site.
 //!
-//! - [`Prefix`], [`Community`], [`BgpSettings`]: the `[bgp]` configuration.
+//! - [`Community`], [`BgpSettings`]: the `[bgp]` configuration (its
+//!   prefixes are the vocabulary's [`Prefix`]).
 //! - [`gobgp`]: the GoBGP v3 gRPC client (generated at build time from the
 //!   protos of the installed GoBGP).
 //! - [`speaker`]: the task that runs or adopts `gobgpd`, supervises it,
@@ -21,6 +22,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::vocab::Prefix;
+
 /// Where Debian's gobgpd is.
 pub const DEFAULT_GOBGPD: &str = "/usr/bin/gobgpd";
 /// gobgpd's gRPC address (its network namespace's loopback).
@@ -32,90 +35,6 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(1);
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(3);
 /// A VIP that came back is announced once healthy this long (no flapping).
 pub const DEFAULT_HOLD_DOWN: Duration = Duration::from_secs(2);
-
-/// An IP prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Prefix {
-    pub addr: IpAddr,
-    pub len: u8,
-}
-
-impl Prefix {
-    /// The host route of `addr`: /32 or /128.
-    pub fn host(addr: IpAddr) -> Self {
-        Prefix {
-            addr,
-            len: if addr.is_ipv4() { 32 } else { 128 },
-        }
-    }
-
-    /// Whether `other` lies inside this prefix.
-    pub fn contains(&self, other: &Prefix) -> bool {
-        if other.len < self.len {
-            return false;
-        }
-        match (self.addr, other.addr) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
-                u32::from(a) & mask == u32::from(b) & mask
-            }
-            (IpAddr::V6(a), IpAddr::V6(b)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.len))
-                    .unwrap_or(0);
-                u128::from(a) & mask == u128::from(b) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-impl FromStr for Prefix {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a prefix like 203.0.113.0/24 or 2001:db8::/48");
-        let (a, l) = s.split_once('/').ok_or_else(bad)?;
-        let addr: IpAddr = a.parse().map_err(|_| bad())?;
-        let len: u8 = l.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if len > max {
-            return Err(bad());
-        }
-        let p = Prefix { addr, len };
-        // Host bits must be zero: 203.0.113.1/24 is a typo for something.
-        if p.network() != addr {
-            return Err(format!(
-                "`{s}` has host bits set (the network is {}/{len})",
-                p.network()
-            ));
-        }
-        Ok(p)
-    }
-}
-
-impl Prefix {
-    /// The prefix's network address (host bits cleared).
-    pub fn network(&self) -> IpAddr {
-        match self.addr {
-            IpAddr::V4(a) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
-                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-            }
-            IpAddr::V6(a) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.len))
-                    .unwrap_or(0);
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
-            }
-        }
-    }
-}
 
 /// A BGP community, `ASN:VALUE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

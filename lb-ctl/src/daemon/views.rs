@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use lb_common::{
-    maps::{REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP, Traffic},
+    maps::Traffic,
     stats::{Counter, Stats},
 };
 
@@ -119,13 +119,7 @@ impl Controller {
                             pb::RealInfo {
                                 address: r.address.to_string(),
                                 weight: r.weight,
-                                state: match spec.state() {
-                                    REAL_STATE_UP => "up",
-                                    REAL_STATE_DRAINING => "draining",
-                                    REAL_STATE_DOWN => "down",
-                                    _ => "unknown",
-                                }
-                                .into(),
+                                state: spec.state().to_string(),
                                 healthy,
                                 real_id: self.reconciler.real_id(&id, &r.address).unwrap_or(0),
                             }

@@ -2,13 +2,11 @@
 //! pinned, so that VIPs and reals keep their ids and rings their slots.
 use std::collections::BTreeMap;
 
-use lb_common::maps::{REAL_STATE_DOWN, REAL_STATE_UP};
-
 use super::{RealEntry, RealSpec, ReconcileError, Reconciler, VipEntry};
 use crate::{
     dataplane::Dataplane,
     maglev::RingSize,
-    vocab::{Proto, VipId},
+    vocab::{Proto, RealState, VipId},
 };
 
 impl Reconciler {
@@ -54,8 +52,10 @@ impl Reconciler {
                 addr,
                 // The weight is not in the maps; the next apply restores it
                 // from the desired state (ring slots only move if it differs).
-                weight: u32::from(real.state == REAL_STATE_UP && in_ring),
-                healthy: real.state != REAL_STATE_DOWN,
+                weight: u32::from(
+                    RealState::from_map(real.state) == Some(RealState::Up) && in_ring,
+                ),
+                healthy: RealState::from_map(real.state) != Some(RealState::Down),
             };
             entry.reals.insert(
                 addr,

@@ -14,12 +14,12 @@ use std::{
 
 use lb_common::{
     MAX_REALS, MAX_VIPS, NO_REAL,
-    maps::{REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE, VipMeta},
+    maps::{Real, VIP_F_NO_CONN_TABLE, VipMeta},
 };
 
 mod adopt;
 
-use crate::vocab::VipId;
+use crate::vocab::{RealState, VipId};
 use crate::{
     dataplane::DataplaneError,
     maglev::{self, MaglevError, Member, RingSize},
@@ -179,7 +179,7 @@ impl Reconciler {
                 .zip(&v.reals)
                 .map(|(id, r)| Member {
                     identity: id,
-                    weight: if r.state() == REAL_STATE_UP {
+                    weight: if r.state() == RealState::Up {
                         r.weight
                     } else {
                         0
@@ -340,7 +340,7 @@ impl Reconciler {
 fn write_real(dp: &mut impl MapWriter, e: &RealEntry, vip_id: u32) -> Result<(), ReconcileError> {
     let real = Real {
         vip_id,
-        ..Real::new(e.spec.addr, e.spec.state(), e.generation)
+        ..Real::new(e.spec.addr, e.spec.state().to_map(), e.generation)
     };
     dp.set_real(e.id, &real)?;
     Ok(())

@@ -2,6 +2,7 @@
 //! by axum), in OpenMetrics or the classic text format as the scraper asks.
 //! Each scrape takes one snapshot from the controller and renders it off
 //! the controller's loop.
+pub mod dataplane;
 pub mod exposition;
 pub mod families;
 

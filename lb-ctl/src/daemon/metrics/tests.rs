@@ -2,8 +2,9 @@
 use lb_common::stats::Counter;
 
 use super::{
+    dataplane::{CounterFamily, classify},
     exposition::{classic, openmetrics},
-    families::{CounterFamily, classify, registry},
+    families::registry,
 };
 use crate::api::{commands::MetricsSnapshot, pb};
 
