@@ -12,6 +12,7 @@ mod changes;
 mod controller;
 mod edits;
 pub mod metrics;
+pub mod notify;
 pub mod state_file;
 mod views;
 
@@ -118,18 +119,67 @@ pub fn dataplane_config(d: &DataplaneSettings, iface_mac: Option<[u8; 6]>) -> Co
     cfg
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+/// Where the desired VIPs at start come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VipSource {
+    /// The state file (changes made through the API).
+    StateFile,
+    /// The configuration file (no state file yet).
+    ConfigFile,
+}
+
+/// The settings and the desired VIPs the daemon starts with, read and
+/// checked as a start does: the configuration file, then the state file
+/// if there is one, the VIPs checked against the file's settings.
+pub fn desired_state(
+    config_path: &Path,
+) -> Result<(config::Settings, Vec<config::VipConfig>, VipSource), DaemonError> {
     let settings = config::load(config_path)?;
-    let vips = match state_file::load(&settings.daemon.state_file)? {
-        Some(v) => {
-            tracing::info!(file = %settings.daemon.state_file.display(), vips = v.len(), "VIPs from the state file");
-            v
-        }
-        None => settings.vips.clone(),
+    let (vips, source) = match state_file::load(&settings.daemon.state_file)? {
+        Some(v) => (v, VipSource::StateFile),
+        None => (settings.vips.clone(), VipSource::ConfigFile),
     };
     config::validate_vips(&vips, &settings.dataplane, settings.bgp.as_ref())
         .map_err(DaemonError::Vips)?;
+    Ok((settings, vips, source))
+}
+
+/// `lb-ctl daemon --check-config`: what a start would do with the file at
+/// `config_path`, in words; `Err` where a start would fail on the file or
+/// the state file. An interface that does not exist here is a note, not a
+/// failure (the file may be checked on another machine).
+pub fn check_config(config_path: &Path) -> Result<String, DaemonError> {
+    let (settings, vips, source) = desired_state(config_path)?;
+    let reals: usize = vips.iter().map(|v| v.reals.len()).sum();
+    let from = match source {
+        VipSource::StateFile => format!(
+            "from the state file {}",
+            settings.daemon.state_file.display()
+        ),
+        VipSource::ConfigFile => "from the file".to_owned(),
+    };
+    let mut summary = format!(
+        "{}: OK: {} VIPs {from}, {reals} reals; BGP {}",
+        config_path.display(),
+        vips.len(),
+        if settings.bgp.is_some() { "on" } else { "off" },
+    );
+    if iface::lookup(&settings.daemon.interface).is_err() {
+        summary.push_str(&format!(
+            " (note: no interface {} on this host)",
+            settings.daemon.interface
+        ));
+    }
+    Ok(summary)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, telling systemd through
+/// `notify` (see [`notify`]).
+pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), DaemonError> {
+    let (settings, vips, source) = desired_state(config_path)?;
+    if source == VipSource::StateFile {
+        tracing::info!(file = %settings.daemon.state_file.display(), vips = vips.len(), "VIPs from the state file");
+    }
     let d = &settings.daemon;
     let iface = iface::lookup(&d.interface).map_err(|source| DaemonError::Iface {
         name: d.interface.clone(),
@@ -199,6 +249,13 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         })
     });
     tracing::info!(socket = %socket.display(), "ready");
+    notify.ready(&ctl.summary());
+    // The watchdog beats from this loop: a hung controller stops it.
+    let mut watchdog = tokio::time::interval(
+        notify
+            .watchdog_interval()
+            .unwrap_or(std::time::Duration::from_secs(3600)),
+    );
 
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
@@ -212,14 +269,22 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
             Some(result) = results_rx.recv() => ctl.on_probe(result),
             _ = tick.tick() => ctl.tick(),
             _ = bgp_tick.tick() => ctl.update_bgp(),
-            _ = hup.recv() => match ctl.reload() {
-                Ok(summary) => tracing::info!(%summary, "SIGHUP: reloaded"),
-                Err(e) => tracing::error!(error = %e, "SIGHUP: the configuration was refused; nothing changed"),
+            _ = watchdog.tick() => if notify.watchdog_interval().is_some() {
+                notify.watchdog();
+            },
+            _ = hup.recv() => {
+                notify.reloading();
+                match ctl.reload() {
+                    Ok(summary) => tracing::info!(%summary, "SIGHUP: reloaded"),
+                    Err(e) => tracing::error!(error = %crate::errors::chain(&e), "SIGHUP: the configuration was refused; nothing changed"),
+                }
+                notify.ready(&ctl.summary());
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    notify.stopping();
     if let Some(speaker) = ctl.speaker.take() {
         tracing::info!("stopping: withdrawing every route first");
         speaker.shutdown().await;

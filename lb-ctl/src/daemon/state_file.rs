@@ -27,7 +27,7 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the state file {} is not valid (fix or remove it; the config file's VIPs are used without it): {reason}", path.display())]
+    #[error("the state file {} is not valid (fix or remove it: without it, the config file's VIPs are used): {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
     #[error("cannot write the state file {}", path.display())]
     Write {

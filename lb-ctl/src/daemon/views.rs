@@ -65,6 +65,15 @@ impl Controller {
         }
     }
 
+    /// One line for systemd's status: what runs, in numbers.
+    pub fn summary(&self) -> String {
+        let s = self.status();
+        format!(
+            "{} VIPs, {} reals, {} healthy on {}",
+            s.vips, s.reals, s.reals_healthy, s.interface
+        )
+    }
+
     pub fn status(&self) -> pb::StatusReply {
         let reals: Vec<&RealConfig> = self.vips.iter().flat_map(|v| &v.reals).collect();
         let healthy = self
