@@ -10,6 +10,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod fuzz;
+mod package;
 mod setup;
 mod soak;
 mod test;
@@ -44,6 +45,9 @@ enum Command {
     /// Run the end-to-end tests many times in a row under CPU load
     /// (stress-ng) and count the rounds that passed.
     Soak(soak::SoakArgs),
+    /// Build the Debian package (release lb-ctl, systemd units, man pages,
+    /// completions) into target/package.
+    Package(package::PackageArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(&a),
         Command::Soak(a) => soak::run(&a),
         Command::Fuzz(a) => fuzz::run(&a),
+        Command::Package(a) => package::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,6 +35,15 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "prometheus",
         "a real Prometheus scrapes the daemon's metrics in a test; promtool checks them",
     ),
+    ("binutils", "objdump and strip, for `cargo xtask package`"),
+    (
+        "systemd",
+        "systemd-analyze, which verifies the package's units in a test",
+    ),
+    (
+        "man-db",
+        "man, which renders the package's man pages in a test",
+    ),
 ];
 
 /// The bpf-linker release that works with the nightly's LLVM here (newer ones

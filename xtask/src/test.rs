@@ -1,12 +1,13 @@
 //! `cargo xtask test`: the README's test command, and what CI runs.
 //!
-//! Set-up, then formatting and clippy, then one `cargo test` of the
+//! Set-up, then formatting and clippy, then the Debian package (release
+//! build; its tests read it from `LB_DEB`), then one `cargo test` of the
 //! workspace: unit tests and the kernel tests in `tests/` share one build.
 use anyhow::bail;
 
 use crate::{
     cmd::{self, step},
-    setup,
+    package, setup,
 };
 
 #[derive(Debug, clap::Args)]
@@ -37,8 +38,17 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
             "warnings",
         ]))?;
     }
+    // The package first: its tests (tests/tests/package.rs) check the
+    // .deb named in LB_DEB.
+    let deb = package::build(&cmd::workspace_root().join("target/package"))?;
     step("tests: unit tests and kernel tests (real XDP, real namespaces)");
-    cmd::run(cmd::cargo().arg("test").arg("--").args(&args.rest))?;
+    cmd::run(
+        cmd::cargo()
+            .arg("test")
+            .env("LB_DEB", &deb)
+            .arg("--")
+            .args(&args.rest),
+    )?;
     println!("==> all tests passed");
     Ok(())
 }

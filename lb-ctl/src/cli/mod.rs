@@ -3,6 +3,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use lb_ctl::programs::{AttachMode, Program};
 
+mod assets;
 mod attach;
 mod bgp;
 mod check;
@@ -106,6 +107,9 @@ pub enum Command {
     ///
     /// Example: `lb-ctl detach --iface eth0 --program pass`
     Detach(DetachArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Assets(assets::AssetsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -186,5 +190,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Detach(a) => attach::detach(&a),
         Command::Maglev(a) => maglev::run(&a),
         Command::Decap(a) => decap::run(&a),
+        Command::Assets(a) => assets::run(&a),
     }
 }
