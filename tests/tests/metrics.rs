@@ -20,6 +20,11 @@ use serde_json::Value;
 
 const METRICS: &str = "127.0.0.1:9180";
 const PROMETHEUS: &str = "127.0.0.1:9190";
+/// lb's alert rules, loaded by the test's Prometheus.
+const ALERT_RULES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../monitoring/prometheus/lb-alerts.yml"
+);
 
 /// One HTTP/1.0 GET on loopback inside `ns`: (head, body).
 fn get(ns: &str, addr: &str, path: &str, accept: &str) -> (String, String) {
@@ -64,7 +69,8 @@ impl Prometheus {
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: lb\n    static_configs:\n      - targets: ['{METRICS}']\n"
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: lb\n    static_configs:\n      - targets: ['{METRICS}']\n",
+                rules = ALERT_RULES,
             ),
         )
         .unwrap();
@@ -90,21 +96,24 @@ impl Prometheus {
         }
     }
 
-    /// The result vector of an instant query.
-    fn query(&self, promql: &str) -> Vec<Value> {
-        let (head, body) = get(
-            &self.ns,
-            PROMETHEUS,
-            &format!("/api/v1/query?query={}", url_encode(promql)),
-            "application/json",
-        );
+    /// The `data` of an API call.
+    fn api(&self, path: &str) -> Value {
+        let (head, body) = get(&self.ns, PROMETHEUS, path, "application/json");
         assert!(
             head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
             "{head}\n{body}"
         );
         let v: Value = serde_json::from_str(&body).expect("JSON");
         assert_eq!(v["status"], "success", "{body}");
-        v["data"]["result"].as_array().cloned().unwrap_or_default()
+        v["data"].clone()
+    }
+
+    /// The result vector of an instant query.
+    fn query(&self, promql: &str) -> Vec<Value> {
+        self.api(&format!("/api/v1/query?query={}", url_encode(promql)))["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Polls an instant query (every 250 ms, for up to 30 s: Prometheus
@@ -239,4 +248,31 @@ fn a_real_prometheus_scrapes_the_daemon_and_promtool_accepts_its_metrics() {
         "lb_real_up{vip=\"203.0.113.10:80/tcp\",real=\"192.0.2.22\"}",
         |v| v == 1.0,
     );
+
+    // lb's alert rules run on these series: every rule evaluates without
+    // an error (its health is "ok" once evaluated).
+    let start = Instant::now();
+    loop {
+        let groups = prometheus.api("/api/v1/rules");
+        let rules: Vec<&Value> = groups["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .collect();
+        assert_eq!(rules.len(), 8, "the test's Prometheus loaded lb's rules");
+        let unhealthy: Vec<String> = rules
+            .iter()
+            .filter(|r| r["health"] != "ok")
+            .map(|r| format!("{}: {} {}", r["name"], r["health"], r["lastError"]))
+            .collect();
+        if unhealthy.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "rules not evaluated cleanly: {unhealthy:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
