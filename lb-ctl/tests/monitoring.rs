@@ -71,7 +71,6 @@ fn full_snapshot() -> MetricsSnapshot {
                 reals: vec![pb::RealStats {
                     address: "192.0.2.18".into(),
                     traffic: Some(pb::Traffic::default()),
-                    ..Default::default()
                 }],
             }],
             nic: Some(pb::NicStats {
