@@ -10,6 +10,7 @@ pub mod dataplane;
 pub mod decap;
 pub mod desired;
 pub mod errors;
+pub mod explain;
 pub mod health;
 pub mod iface;
 pub mod maglev;

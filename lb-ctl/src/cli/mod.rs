@@ -10,6 +10,7 @@ mod check;
 mod client;
 mod daemon;
 mod decap;
+mod explain;
 mod health_args;
 mod maglev;
 mod real;
@@ -98,6 +99,13 @@ pub enum Command {
     Attach(AttachArgs),
     /// The backends' decapsulator: attach, detach, counters.
     Decap(decap::DecapArgs),
+    /// What the balancer does with one flow now, and why: the VIP it
+    /// matches (or why none), its connection, hash, ring slot and real, the
+    /// real's state, the encapsulation, and whether a packet of `--size`
+    /// bytes fits. Reads the pinned maps; changes nothing.
+    ///
+    /// Example: `lb-ctl explain tcp 198.51.100.7:40000 203.0.113.10:80 --size 1500`
+    Explain(explain::ExplainArgs),
     /// Print the Maglev table this host builds for a set of reals (digest,
     /// shares): equal digests on two hosts mean equal tables.
     ///
@@ -191,5 +199,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Maglev(a) => maglev::run(&a),
         Command::Decap(a) => decap::run(&a),
         Command::Assets(a) => assets::run(&a),
+        Command::Explain(a) => explain::run(&a),
     }
 }
