@@ -15,6 +15,7 @@ mod health_args;
 mod maglev;
 mod real;
 mod show;
+mod top;
 mod vip;
 
 /// lb-ctl: the controller of the lb anycast layer-4 load balancer.
@@ -79,6 +80,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A live view of VIPs and reals (packets/s, bits/s, health, weight,
+    /// BGP state) and drop reasons, refreshed every second; `s` sorts, `f`
+    /// filters by VIP, `q` quits.
+    ///
+    /// Example: `lb-ctl top`
+    Top,
     /// BGP: sessions, announced and withheld VIP addresses.
     #[command(subcommand)]
     Bgp(bgp::BgpCommand),
@@ -200,5 +207,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Decap(a) => decap::run(&a),
         Command::Assets(a) => assets::run(&a),
         Command::Explain(a) => explain::run(&a),
+        Command::Top => top::run(&args.socket),
     }
 }
