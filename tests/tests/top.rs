@@ -81,10 +81,16 @@ fn top_shows_sorts_filters_refreshes_and_quits_cleanly() {
     let tmux = Tmux {
         socket: format!("lbt-top-{}", unique_tag()),
     };
+    // The exit status goes to a file: tmux reports a pane dead when its pty
+    // closes, and its status only once it has reaped the process, which it
+    // did not always do within seconds under load.
+    let status_file = std::env::temp_dir().join(format!("{}.status", tmux.socket));
+    let _ = std::fs::remove_file(&status_file);
     let command = format!(
-        "{} --socket {} top",
+        "{} --socket {} top; echo $? > {}",
         test_bins().lb_ctl.display(),
-        socket.display()
+        socket.display(),
+        status_file.display()
     );
     tmux.cmd(&[
         "new-session",
@@ -132,25 +138,23 @@ fn top_shows_sorts_filters_refreshes_and_quits_cleanly() {
 
     tmux.cmd(&["send-keys", "-t", "top", "q"]);
     let start = Instant::now();
-    loop {
-        let state = tmux.cmd(&[
-            "display-message",
-            "-p",
-            "-t",
-            "top",
-            "#{pane_dead} #{alternate_on}",
-        ]);
-        if state.trim() == "1 0" {
-            break;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && text.ends_with('\n')
+        {
+            break text;
         }
         assert!(
             start.elapsed() < Duration::from_secs(5),
-            "after q: pane_dead alternate_on = {state}"
+            "lb-ctl top did not exit on q:\n{}",
+            tmux.pane()
         );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = tmux.cmd(&["display-message", "-p", "-t", "top", "#{pane_dead_status}"]);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = std::fs::remove_file(&status_file);
     assert_eq!(status.trim(), "0", "lb-ctl top exited with {status}");
+    let alternate = tmux.cmd(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
+    assert_eq!(alternate.trim(), "0", "the alternate screen is left");
     let after = tmux.pane();
     assert!(!after.contains("VIP / real"), "the view is gone:\n{after}");
 }
