@@ -383,6 +383,26 @@ fn the_cli_drives_the_daemon() {
     assert!(!ok(&sock, &["stats"]).is_empty());
     assert!(ok(&sock, &["health"]).contains("192.0.2.18"));
 
+    // explain, from the pinned maps, with the daemon's health view.
+    let pins = a.pin_dir.display().to_string();
+    let e: serde_json::Value = serde_json::from_str(&ok(
+        &sock,
+        &[
+            "explain",
+            "tcp",
+            "198.51.100.2:40000",
+            "203.0.113.10:80",
+            "--pin-dir",
+            &pins,
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(e["verdict"], "forward", "{e}");
+    let real = e["real"]["address"].as_str().unwrap();
+    assert!(real == "192.0.2.18" || real == "192.0.2.22", "{e}");
+    assert_eq!(e["health"]["healthy"], true, "{e}");
+
     // Prometheus metrics, from inside the LB host's namespace.
     let metrics = metrics_of(&a.ns);
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");

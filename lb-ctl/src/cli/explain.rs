@@ -37,7 +37,28 @@ fn parse_proto(s: &str) -> Result<Proto, String> {
     }
 }
 
-pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+/// The daemon's health view, if one answers at `socket` within a second.
+fn daemon_health(socket: &std::path::Path) -> Option<lb_ctl::api::pb::HealthReply> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let ask = async {
+            let mut c = lb_ctl::api::client::connect(socket).await.ok()?;
+            c.health(lb_ctl::api::pb::HealthRequest {})
+                .await
+                .ok()
+                .map(tonic::Response::into_inner)
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(1), ask)
+            .await
+            .ok()
+            .flatten()
+    })
+}
+
+pub fn run(socket: &std::path::Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     if args.src.is_ipv4() != args.dst.is_ipv4() {
         bail!(
             "{} and {} are of different address families: no packet carries both",
@@ -53,7 +74,10 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         dst: args.dst,
         size: args.size,
     };
-    let e = explain::explain(&maps, &query);
+    let mut e = explain::explain(&maps, &query);
+    if let Some(health) = daemon_health(socket) {
+        explain::add_health(&mut e, &health);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
     } else {

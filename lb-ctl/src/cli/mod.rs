@@ -206,7 +206,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Maglev(a) => maglev::run(&a),
         Command::Decap(a) => decap::run(&a),
         Command::Assets(a) => assets::run(&a),
-        Command::Explain(a) => explain::run(&a),
+        Command::Explain(a) => explain::run(&args.socket, &a),
         Command::Top => top::run(&args.socket),
     }
 }

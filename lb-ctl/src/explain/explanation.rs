@@ -1,5 +1,7 @@
 //! What `explain` reports of a flow: plain data, printed as text
 //! ([`super::text`]) or JSON.
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// The VIP a flow matched.
@@ -73,4 +75,16 @@ pub struct Explanation {
     pub real: Option<RealView>,
     pub encap: Option<EncapView>,
     pub size: Option<SizeView>,
+    /// The real's health checks as the daemon has them (`None`: no daemon
+    /// answered, only the maps' state is known).
+    pub health: Option<HealthDetail>,
+}
+
+/// What the daemon's health checks say of the real.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthDetail {
+    pub check: String,
+    pub healthy: bool,
+    pub last_error: String,
+    pub failures_by_reason: BTreeMap<String, u64>,
 }

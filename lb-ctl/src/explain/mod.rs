@@ -90,6 +90,7 @@ impl Explanation {
             real: None,
             encap: None,
             size: None,
+            health: None,
         }
     }
 
@@ -336,7 +337,39 @@ fn leave(
     e.decided("forward", reason, why)
 }
 
-pub use explanation::{ConnView, EncapView, Explanation, RealView, SizeView, VipMatch};
+pub use explanation::{
+    ConnView, EncapView, Explanation, HealthDetail, RealView, SizeView, VipMatch,
+};
+
+/// Adds what the daemon's health checks say of `e`'s real (the probe of
+/// that real for that VIP; any probe of the address if the VIP is unknown).
+pub fn add_health(e: &mut Explanation, health: &crate::api::pb::HealthReply) {
+    let Some(real) = &e.real else { return };
+    let vip = e.vip.as_ref().map(|v| v.vip.clone());
+    let for_vip = |h: &&crate::api::pb::RealHealth| {
+        vip.as_ref().is_none_or(|want| {
+            h.vips
+                .iter()
+                .filter_map(|v| VipId::try_from(v).ok())
+                .any(|id| id.to_string() == *want)
+        })
+    };
+    e.health = health
+        .reals
+        .iter()
+        .filter(|h| h.address == real.address)
+        .find(for_vip)
+        .map(|h| HealthDetail {
+            check: h.check.clone(),
+            healthy: h.healthy,
+            last_error: h.last_error.clone(),
+            failures_by_reason: h
+                .failures_by_reason
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        });
+}
 pub use render::text;
 
 #[cfg(test)]

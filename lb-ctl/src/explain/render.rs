@@ -70,6 +70,25 @@ pub fn text(e: &Explanation) -> String {
             x.kind, x.outer_src, x.outer_dst, x.overhead
         );
     }
+    match (&e.health, &e.real) {
+        (Some(h), _) => {
+            let state = if h.healthy {
+                "up".to_owned()
+            } else if h.last_error.is_empty() {
+                "down".to_owned()
+            } else {
+                format!("down: {}", h.last_error)
+            };
+            let _ = writeln!(o, "health   {state} ({})", h.check);
+        }
+        (None, Some(_)) => {
+            let _ = writeln!(
+                o,
+                "health   unknown: no daemon answered (the state above is the maps')"
+            );
+        }
+        (None, None) => {}
+    }
     if let Some(s) = &e.size {
         let _ = writeln!(o, "size     {} bytes, MTU {}: {}", s.size, s.mtu, s.outcome);
     }
