@@ -39,6 +39,21 @@ pub struct Config {
     /// The same for the IPv6 outer source. At most 32.
     pub src_v6_flow_bits: u8,
     pub _pad2: [u8; 2],
+    /// Packet capture (`lb-ctl capture`): one in this many of the packets
+    /// that pass the filters below is sent to `LB_CAPTURE`, with its
+    /// verdict, reason, VIP and real; 0 = capture off (the program then
+    /// reads nothing more than this field).
+    pub capture_sample: u32,
+    /// Capture only these verdicts: bit `1 << action` (XDP_DROP = 1, ...);
+    /// 0 = every verdict.
+    pub capture_verdicts: u32,
+    /// Capture only this VIP: its id + 1; 0 = any (and packets of none).
+    pub capture_vip: u32,
+    /// Capture only packets sent to this real id; 0 = any.
+    pub capture_real: u32,
+    /// Bytes of each packet captured (from the Ethernet header), at most
+    /// [`crate::capture::MAX_SNAPLEN`].
+    pub capture_snaplen: u32,
 }
 
 /// The outer source of a flow whose hash is `hash`: `base` with its lowest
@@ -87,7 +102,7 @@ pub const CONFIG_F_ICMP_TOO_BIG: u32 = 1 << 1;
 // SAFETY: #[repr(C)], integers and byte arrays, no implicit padding.
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<Config>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 68);
 // Each field where the XDP program reads it.
 const _: () = {
     use core::mem::offset_of;
@@ -103,4 +118,9 @@ const _: () = {
     assert!(offset_of!(Config, src_v4_flow_bits) == 44);
     assert!(offset_of!(Config, src_v6_flow_bits) == 45);
     assert!(offset_of!(Config, _pad2) == 46);
+    assert!(offset_of!(Config, capture_sample) == 48);
+    assert!(offset_of!(Config, capture_verdicts) == 52);
+    assert!(offset_of!(Config, capture_vip) == 56);
+    assert!(offset_of!(Config, capture_real) == 60);
+    assert!(offset_of!(Config, capture_snaplen) == 64);
 };

@@ -11,6 +11,7 @@
 //! shows port 80 as 80.
 #![no_std]
 
+pub mod capture;
 pub mod config;
 pub mod decap;
 pub mod encap;

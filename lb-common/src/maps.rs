@@ -31,10 +31,11 @@ pub mod names {
     pub const STATS: &str = "LB_STATS";
     pub const VIP_STATS: &str = "LB_VIP_STATS";
     pub const REAL_STATS: &str = "LB_REAL_STATS";
+    pub const CAPTURE: &str = "LB_CAPTURE";
     /// Every balancer map, for pinning and adoption.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         VIPS, VIP_ADDRS, VIP_FILTER, VIP_GENS, JUMP, REALS, RINGS, CONNS, CONN_RATE, CONFIG, STATS,
-        VIP_STATS, REAL_STATS,
+        VIP_STATS, REAL_STATS, CAPTURE,
     ];
 }
 

@@ -5,6 +5,7 @@
 //! the size check), so a change to a struct fails here until the document
 //! follows.
 use lb_common::{
+    capture::CaptureMeta,
     config::Config,
     maps::{AddrKey, Conn, ConnRate, FlowKey, Real, Traffic, VipKey, VipMeta, names},
     stats::Counter,
@@ -87,6 +88,15 @@ fn every_map_struct_and_counter_is_documented_as_it_is() {
             _pad
         }),
         fields!(Traffic { packets, bytes }),
+        fields!(CaptureMeta {
+            time_ns,
+            action,
+            reason,
+            vip,
+            real,
+            len,
+            caplen
+        }),
         fields!(Config {
             src_v4,
             src_v6,
@@ -100,6 +110,11 @@ fn every_map_struct_and_counter_is_documented_as_it_is() {
             src_v4_flow_bits,
             src_v6_flow_bits,
             _pad2,
+            capture_sample,
+            capture_verdicts,
+            capture_vip,
+            capture_real,
+            capture_snaplen,
         }),
     ];
     for (name, fields) in structs {

@@ -4,6 +4,7 @@
 //! integration tests in `tests/` use them directly against the real kernel.
 pub mod api;
 pub mod bgp;
+pub mod capture;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;

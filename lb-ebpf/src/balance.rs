@@ -126,7 +126,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                         remember_flow(&flow, &meta, real_id, real_generation);
                     }
                     stats::traffic(vip_id, real_id, frame_len);
-                    how.verdict()
+                    how.verdict().about(vip_id, real_id, conn_counter)
                 }
                 Err(Counter::DropMtu) if cfg.flags & CONFIG_F_ICMP_TOO_BIG != 0 => {
                     stats::count(Counter::DropMtu);
@@ -135,8 +135,9 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                     } else {
                         Verdict::drop_only()
                     }
+                    .about(vip_id, real_id, Counter::DropMtu)
                 }
-                Err(reason) => Verdict::drop(reason),
+                Err(reason) => Verdict::drop(reason).about(vip_id, real_id, conn_counter),
             }
         }
     }

@@ -49,6 +49,9 @@ impl Forward {
             Forward::Redirect(ifindex) => Verdict {
                 action: unsafe { bpf_redirect(ifindex, 0) } as u32,
                 reason: None,
+                vip: 0,
+                real: 0,
+                noted: 0,
             },
             Forward::Stack => Verdict::pass(Counter::PassFibNoNeighbour),
         }

@@ -24,6 +24,7 @@ use lb_ebpf as _;
 
 mod balance;
 mod bench;
+mod capture;
 mod echo;
 mod encap;
 mod fib;
@@ -48,14 +49,18 @@ static PASS_PACKETS: PerCpuArray<u64, 1> = PerCpuArray::new();
 /// The balancer.
 #[xdp]
 pub fn lb_balance(ctx: XdpContext) -> u32 {
-    stats::record(balance::balance(&ctx))
+    let verdict = balance::balance(&ctx);
+    capture::maybe(&ctx, &verdict);
+    stats::record(verdict)
 }
 
 /// ICMP too-big messages about a real's reply, to that real (tail-called
 /// by `lb_balance`).
 #[xdp]
 pub fn lb_icmp_too_big(ctx: XdpContext) -> u32 {
-    stats::record(too_big::forward(&ctx))
+    let verdict = too_big::forward(&ctx);
+    capture::maybe(&ctx, &verdict);
+    stats::record(verdict)
 }
 
 /// Passes every packet to the stack, untouched.

@@ -1,7 +1,9 @@
 //! The maps of the XDP programs. Keys and values come from `lb-common`;
 //! lb-ctl pins every balancer map under its bpffs directory by these names.
 use aya_ebpf::{
-    btf_maps::{Array, ArrayOfMaps, HashMap, LruHashMap, PerCpuArray, ProgramArray},
+    btf_maps::{
+        Array, ArrayOfMaps, HashMap, LruHashMap, PerCpuArray, PerfEventArray, ProgramArray,
+    },
     macros::btf_map,
 };
 use lb_common::{
@@ -84,3 +86,7 @@ pub static LB_VIP_STATS: PerCpuArray<Traffic, MAX_VIPS_N> = PerCpuArray::new();
 /// Per-real traffic per CPU, by real id.
 #[btf_map]
 pub static LB_REAL_STATS: PerCpuArray<Traffic, MAX_REALS_N> = PerCpuArray::new();
+
+/// Captured packets (`lb-ctl capture`): a perf buffer per CPU.
+#[btf_map]
+pub static LB_CAPTURE: PerfEventArray = PerfEventArray::new();

@@ -10,6 +10,12 @@ use crate::maps::{LB_REAL_STATS, LB_STATS, LB_VIP_STATS};
 pub struct Verdict {
     pub action: u32,
     pub reason: Option<Counter>,
+    /// For a capture's annotation only: the VIP's id + 1 (0: none), the
+    /// real's id (0: none), and a reason already counted on the way
+    /// (`Counter` + 1; 0: none).
+    pub vip: u32,
+    pub real: u32,
+    pub noted: u32,
 }
 
 impl Verdict {
@@ -18,6 +24,9 @@ impl Verdict {
         Verdict {
             action: xdp_action::XDP_PASS,
             reason: Some(reason),
+            vip: 0,
+            real: 0,
+            noted: 0,
         }
     }
 
@@ -26,6 +35,9 @@ impl Verdict {
         Verdict {
             action: xdp_action::XDP_DROP,
             reason: Some(reason),
+            vip: 0,
+            real: 0,
+            noted: 0,
         }
     }
 
@@ -34,6 +46,9 @@ impl Verdict {
         Verdict {
             action: xdp_action::XDP_TX,
             reason: Some(reason),
+            vip: 0,
+            real: 0,
+            noted: 0,
         }
     }
 
@@ -43,7 +58,20 @@ impl Verdict {
         Verdict {
             action: xdp_action::XDP_TX,
             reason: None,
+            vip: 0,
+            real: 0,
+            noted: 0,
         }
+    }
+
+    /// The same verdict, annotated (for a capture) with the VIP and the
+    /// real the packet was for and a reason counted on the way.
+    #[inline(always)]
+    pub const fn about(mut self, vip_id: u32, real_id: u32, noted: Counter) -> Self {
+        self.vip = vip_id + 1;
+        self.real = real_id;
+        self.noted = noted as u32 + 1;
+        self
     }
 
     /// Dropped, with the reason already counted on the way.
@@ -52,6 +80,9 @@ impl Verdict {
         Verdict {
             action: xdp_action::XDP_DROP,
             reason: None,
+            vip: 0,
+            real: 0,
+            noted: 0,
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn forward(ctx: &XdpContext) -> Verdict {
             stats::count(Counter::IcmpTooBigForwarded);
             stats::traffic(vip_id, real_id, frame_len);
             how.verdict()
+                .about(vip_id, real_id, Counter::IcmpTooBigForwarded)
         }
         Err(reason) => Verdict::drop(reason),
     }

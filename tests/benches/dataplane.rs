@@ -329,6 +329,43 @@ fn main() {
             "established IPv4 TCP flow (connection-table hit, table full)".into(),
             b.measure(&[Counter::ConnHit, Counter::XdpTx]),
         ));
+        // Capture (`lb-ctl capture`): off above; on, for traffic its
+        // filter leaves out, and sampled with a reader's buffers open (the
+        // buffers fill and later records are counted lost, as when a
+        // reader falls behind: the cost of a record written is included).
+        let mut capture = test_config();
+        capture.capture_sample = 1;
+        capture.capture_vip = 2; // VIP id 1 (IPv6) + 1: not this flow's
+        capture.capture_snaplen = 256;
+        b.lb.dp.set_config(&capture).unwrap();
+        rows.push((
+            "established IPv4, capture on, filtered out (another VIP)".into(),
+            b.measure(&[Counter::ConnHit, Counter::XdpTx]),
+        ));
+        let events =
+            b.lb.dp
+                .ebpf_mut()
+                .take_map("LB_CAPTURE")
+                .expect("LB_CAPTURE");
+        let mut events = aya::maps::PerfEventArray::try_from(events).unwrap();
+        let _buffers: Vec<_> = aya::util::online_cpus()
+            .unwrap()
+            .into_iter()
+            .map(|cpu| events.open(cpu, Some(64)).unwrap())
+            .collect();
+        for (sample, name) in [
+            (
+                1000,
+                "established IPv4, capture on, 1 in 1000 packets, 256 bytes",
+            ),
+            (1, "established IPv4, capture on, every packet, 256 bytes"),
+        ] {
+            capture.capture_vip = 0;
+            capture.capture_sample = sample;
+            b.lb.dp.set_config(&capture).unwrap();
+            rows.push((name.into(), b.measure(&[Counter::ConnHit, Counter::XdpTx])));
+        }
+        b.lb.dp.set_config(&test_config()).unwrap();
         b.set_frame(est6, false);
         b.live_run(1);
         rows.push((

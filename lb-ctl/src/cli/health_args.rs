@@ -36,7 +36,7 @@ pub struct HealthArgs {
     pub fall: Option<u32>,
 }
 
-fn duration(s: &str) -> Result<std::time::Duration, String> {
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration like 500ms, 2s or 1m"))
 }
 

@@ -6,6 +6,7 @@ use lb_ctl::programs::{AttachMode, Program};
 mod assets;
 mod attach;
 mod bgp;
+mod capture;
 mod check;
 mod client;
 mod daemon;
@@ -80,6 +81,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Capture the balancer's decisions into a pcapng file: each packet
+    /// annotated with its verdict, reason, VIP and real; filtered by VIP,
+    /// real and verdict; sampled; bounded by a count and a duration.
+    ///
+    /// Example: `lb-ctl capture --verdict drop --count 100 -w drops.pcapng`
+    Capture(capture::CaptureArgs),
     /// A live view of VIPs and reals (packets/s, bits/s, health, weight,
     /// BGP state) and drop reasons, refreshed every second; `s` sorts, `f`
     /// filters by VIP, `q` quits.
@@ -208,5 +215,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Assets(a) => assets::run(&a),
         Command::Explain(a) => explain::run(&args.socket, &a),
         Command::Top => top::run(&args.socket),
+        Command::Capture(a) => capture::run(&a),
     }
 }

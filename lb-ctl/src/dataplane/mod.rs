@@ -74,6 +74,8 @@ pub enum DataplaneError {
     Program(#[from] ProgramsError),
     #[error("checking the pinned maps")]
     Pins(#[from] PinsError),
+    #[error("counting the possible CPUs")]
+    Cpus(#[source] std::io::Error),
     #[error("the object has no map `{0}`")]
     MissingMap(&'static str),
     #[error("map `{name}`: {what}")]
@@ -156,9 +158,14 @@ impl Dataplane {
                     path: dir.clone(),
                     source,
                 })?;
+                // A perf event array has one entry per possible CPU, set by
+                // the loader (the object says 0).
+                let cpus = aya::util::nr_cpus()
+                    .map_err(|(_, source)| DataplaneError::Cpus(source))?
+                    as u32;
                 let set = PinSet {
                     names: &names::ALL,
-                    entries: &[(names::CONNS, opts.conn_table_size)],
+                    entries: &[(names::CONNS, opts.conn_table_size), (names::CAPTURE, cpus)],
                     together: &VIP_STATE,
                     with_them: &[names::CONNS],
                 };

@@ -60,6 +60,37 @@ impl PinnedMaps {
     }
 }
 
+impl PinnedMaps {
+    /// Every VIP with its id.
+    pub fn vips(&self) -> Vec<(VipId, u32)> {
+        self.vips
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(k, meta)| {
+                Some((
+                    VipId {
+                        addr: k.ip()?,
+                        port: k.port,
+                        proto: Proto::from_number(k.proto)?,
+                    },
+                    meta.vip_id,
+                ))
+            })
+            .collect()
+    }
+
+    /// The ids of the reals at `addr` (of VIP `vip_id`, if given).
+    pub fn real_ids(&self, addr: IpAddr, vip_id: Option<u32>) -> Vec<u32> {
+        self.reals
+            .iter()
+            .enumerate()
+            .filter_map(|(id, r)| r.ok().map(|r| (id, r)))
+            .filter(|(_, r)| r.ip() == Some(addr) && vip_id.is_none_or(|v| r.vip_id == v))
+            .map(|(id, _)| id as u32)
+            .collect()
+    }
+}
+
 impl MapsView for PinnedMaps {
     fn vip(&self, key: &VipKey) -> Option<VipMeta> {
         self.vips.get(key, 0).ok()
