@@ -214,4 +214,29 @@ fn captured_packets_carry_their_decision_and_tcpdump_reads_them() {
             .all(|(_, _, _, c)| c.starts_with("lb: verdict=drop "))
     );
     assert_eq!(lb.dp.config().unwrap().capture_sample, 0);
+
+    // Turned off from outside (as a daemon reload does): the capture ends
+    // at once and says so, with what it had.
+    let cut = made.dir.join("cut.pcapng");
+    start_capture(
+        &lb,
+        &mut made,
+        &cut,
+        &["--count", "1000", "--duration", "60s"],
+    );
+    let c = client();
+    lb.run(&Packet::tcp(c.ip(), c.port(), vip, 80, 0x02).bytes());
+    let stopped = Command::new(test_bins().lb_ctl)
+        .args(["capture", "--stop", "--pin-dir"])
+        .arg(&made.pins)
+        .output()
+        .unwrap();
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let said = wait_capture(&mut made);
+    assert!(said.contains("turned off from outside"), "{said}");
+    assert!(said.contains("1 packets written"), "{said}");
 }

@@ -164,6 +164,14 @@ impl Session {
         })
     }
 
+    /// Whether capture is still on in the pinned config (a daemon reload
+    /// writes the whole configuration, and `lb-ctl capture --stop` clears
+    /// it: either ends this capture).
+    pub fn still_on(&self) -> Result<bool, CaptureError> {
+        let cfg = self.config.get(&0, 0).map_err(CaptureError::Config)?;
+        Ok(cfg.capture_sample != 0)
+    }
+
     /// Waits up to `timeout` for records; returns those that came.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<Record>, CaptureError> {
         let mut fds: Vec<libc::pollfd> = self

@@ -175,9 +175,20 @@ pub fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     );
     let start = Instant::now();
     let mut written = 0u64;
+    let mut turned_off = false;
     'capture: while !INTERRUPTED.load(Ordering::Relaxed) && start.elapsed() < args.duration {
+        // Checked before the wait, and the buffers read once more after
+        // it was seen off: what was captured before is kept.
+        let on = session
+            .still_on()
+            .map_err(|e| anyhow::anyhow!(lb_ctl::errors::chain(&e)))?;
+        let wait = if on {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        };
         let records = session
-            .poll(Duration::from_millis(100))
+            .poll(wait)
             .map_err(|e| anyhow::anyhow!(lb_ctl::errors::chain(&e)))?;
         for r in records {
             let m = r.meta;
@@ -205,10 +216,19 @@ pub fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
                 break 'capture;
             }
         }
+        if !on {
+            turned_off = true;
+            break;
+        }
     }
     let lost = session.lost;
     drop(session);
     writer.finish()?;
+    if turned_off {
+        eprintln!(
+            "the capture was turned off from outside (a daemon reload rewrites the configuration, or `lb-ctl capture --stop`)"
+        );
+    }
     eprintln!(
         "{written} packets written to {}{}",
         file.display(),
