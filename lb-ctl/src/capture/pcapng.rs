@@ -88,7 +88,7 @@ impl<W: Write> Writer<W> {
 }
 
 /// A packet read back from a pcapng made by [`Writer`]: (time_ns, len,
-/// data, comment). For tests and for `lb-ctl capture --read`.
+/// data, comment). The tests read captures back with it.
 pub type ReadPacket = (u64, u32, Vec<u8>, String);
 
 /// Reads every enhanced packet block of `bytes` (little-endian pcapng).

@@ -373,4 +373,6 @@ pub fn add_health(e: &mut Explanation, health: &crate::api::pb::HealthReply) {
 pub use render::text;
 
 #[cfg(test)]
+mod detail_tests;
+#[cfg(test)]
 mod tests;

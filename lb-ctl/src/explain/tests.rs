@@ -1,5 +1,6 @@
 //! The decision on maps held in memory: one case per branch of the
 //! program's path, each naming the verdict and the counter it must give.
+//! The fixture (`Maps`, `maps()`) is shared with `detail_tests.rs`.
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
@@ -18,7 +19,7 @@ use super::{FlowQuery, MapsView, explain};
 use crate::vocab::{Proto, VipId};
 
 #[derive(Default, Clone)]
-struct Maps {
+pub(super) struct Maps {
     vips: HashMap<VipKey, VipMeta>,
     gens: HashMap<u32, u32>,
     reals: HashMap<u32, Real>,
@@ -67,7 +68,7 @@ impl MapsView for Maps {
     }
 }
 
-fn addr(s: &str) -> IpAddr {
+pub(super) fn addr(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -75,7 +76,7 @@ fn addr(s: &str) -> IpAddr {
 /// VIP 1: 203.0.113.20/udp (every port), real 3 (IPv6). VIP 2:
 /// 2001:db8:f::10:53/udp, real 4 (IPv4: no encapsulation). VIP 3:
 /// 203.0.113.30:80/tcp, an empty ring.
-fn maps() -> Maps {
+pub(super) fn maps() -> Maps {
     let mut m = Maps::default();
     let vip = |m: &mut Maps, a: &str, port, proto: Proto, id| {
         m.vips.insert(
@@ -116,14 +117,14 @@ fn maps() -> Maps {
     m
 }
 
-fn addr16(s: &str) -> [u8; 16] {
+pub(super) fn addr16(s: &str) -> [u8; 16] {
     match addr(s) {
         IpAddr::V6(a) => a.octets(),
         IpAddr::V4(_) => unreachable!(),
     }
 }
 
-fn q(proto: Proto, src: &str, dst: &str) -> FlowQuery {
+pub(super) fn q(proto: Proto, src: &str, dst: &str) -> FlowQuery {
     FlowQuery {
         proto,
         src: src.parse::<SocketAddr>().unwrap(),
@@ -331,78 +332,4 @@ fn every_branch_gives_the_programs_verdict_and_counter() {
         }
         assert!(!e.why.is_empty(), "{what}");
     }
-}
-
-#[test]
-fn the_details_say_what_the_operator_needs() {
-    let m = maps();
-    let web = q(Proto::Tcp, "198.51.100.7:40000", "203.0.113.10:80");
-    let e = explain(
-        &m,
-        &FlowQuery {
-            size: Some(1481),
-            ..web
-        },
-    );
-    let size = e.size.as_ref().unwrap();
-    assert!(!size.fits);
-    assert!(size.outcome.contains("MTU 1480"), "{}", size.outcome);
-    let e = explain(&m, &web);
-    let encap = e.encap.as_ref().unwrap();
-    assert_eq!((encap.kind.as_str(), encap.overhead), ("ipip", 20));
-    assert_eq!(encap.outer_src, "192.0.2.254");
-    let e = explain(&m, &q(Proto::Udp, "198.51.100.7:1", "203.0.113.20:9"));
-    assert_eq!(e.encap.as_ref().unwrap().kind, "ip4in6");
-    assert!(e.vip.as_ref().unwrap().portless);
-    let e = explain(&m, &q(Proto::Tcp, "198.51.100.7:1", "203.0.113.10:81"));
-    assert!(e.why.contains("203.0.113.10:80/tcp"), "{}", e.why);
-    let text = super::text(&explain(&m, &web));
-    for line in [
-        "flow ", "verdict ", "vip ", "conn ", "hash ", "ring ", "real ", "encap ",
-    ] {
-        assert!(text.contains(line), "{line}: {text}");
-    }
-}
-
-#[test]
-fn the_daemons_health_view_of_that_real_for_that_vip_is_added() {
-    use crate::api::pb;
-    let m = maps();
-    let web = q(Proto::Tcp, "198.51.100.7:40000", "203.0.113.10:80");
-    let mut e = explain(&m, &web);
-    assert!(super::text(&e).contains("health   unknown: no daemon answered"));
-    let real = e.real.as_ref().unwrap().address.clone();
-    let probe = |vip: &str, port, healthy, error: &str| pb::RealHealth {
-        address: real.clone(),
-        check: format!("tcp (port {port})"),
-        healthy,
-        last_error: error.into(),
-        vips: vec![pb::Vip {
-            address: vip.into(),
-            port,
-            protocol: "tcp".into(),
-        }],
-        ..Default::default()
-    };
-    let reply = pb::HealthReply {
-        reals: vec![
-            probe("203.0.113.40", 443, true, ""),
-            probe("203.0.113.10", 80, false, "connect 192.0.2.11:80: refused"),
-        ],
-    };
-    super::add_health(&mut e, &reply);
-    let h = e
-        .health
-        .as_ref()
-        .expect("the probe of that real for that VIP");
-    assert!(!h.healthy && h.check == "tcp (port 80)", "{h:?}");
-    assert!(
-        super::text(&e).contains("health   down: connect 192.0.2.11:80: refused (tcp (port 80))"),
-        "{}",
-        super::text(&e)
-    );
-    // No probe of that real: nothing is made up.
-    let mut e = explain(&m, &web);
-    super::add_health(&mut e, &pb::HealthReply::default());
-    assert_eq!(e.health, None);
 }

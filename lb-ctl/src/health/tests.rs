@@ -121,6 +121,21 @@ async fn exec_probe_follows_the_exit_status() {
     assert_eq!(err.reason(), "timeout", "killed at the timeout: {err}");
 }
 
+/// A probe result for `key`: a success, or an HTTP status failure.
+fn result(key: &ProbeKey, ok: bool) -> ProbeResult {
+    ProbeResult {
+        key: key.clone(),
+        outcome: if ok {
+            Ok(())
+        } else {
+            Err(ProbeError::Status {
+                got: 503,
+                expected: 200,
+            })
+        },
+    }
+}
+
 #[tokio::test]
 async fn rise_and_fall_counts() {
     let (tx, _rx) = mpsc::channel(16);
@@ -131,17 +146,7 @@ async fn rise_and_fall_counts() {
     };
     let mut table = HealthTable::default();
     table.sync(&BTreeSet::from([key.clone()]), |_| true, &tx);
-    let res = |ok: bool| ProbeResult {
-        key: key.clone(),
-        outcome: if ok {
-            Ok(())
-        } else {
-            Err(ProbeError::Status {
-                got: 503,
-                expected: 200,
-            })
-        },
-    };
+    let res = |ok: bool| result(&key, ok);
     // fall = 3: two failures change nothing, the third turns it down.
     assert_eq!(table.record(&res(false)), None);
     assert_eq!(table.record(&res(false)), None);
@@ -170,17 +175,7 @@ async fn an_adopted_state_is_healthy_but_unconfirmed_until_rise_successes() {
         port: 1,
         check: check(CheckKind::Tcp),
     };
-    let res = |ok: bool| ProbeResult {
-        key: key.clone(),
-        outcome: if ok {
-            Ok(())
-        } else {
-            Err(ProbeError::Status {
-                got: 503,
-                expected: 200,
-            })
-        },
-    };
+    let res = |ok: bool| result(&key, ok);
     // Adopted up: forwarding goes on, announcing waits for the checks.
     let mut table = HealthTable::default();
     table.sync(&BTreeSet::from([key.clone()]), |_| true, &tx);
