@@ -12,6 +12,7 @@ pub mod decap;
 pub mod desired;
 pub mod errors;
 pub mod explain;
+pub mod fleet;
 pub mod health;
 pub mod iface;
 pub mod maglev;

@@ -37,6 +37,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ),
     ("binutils", "objdump and strip, for `cargo xtask package`"),
     (
+        "etcd-server",
+        "the fleet's store: a real etcd that the fleet tests and demo start",
+    ),
+    (
         "systemd",
         "systemd-analyze, which verifies the package's units in a test",
     ),

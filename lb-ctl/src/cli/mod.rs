@@ -12,6 +12,7 @@ mod client;
 mod daemon;
 mod decap;
 mod explain;
+mod fleet;
 mod health_args;
 mod maglev;
 mod real;
@@ -93,6 +94,9 @@ pub enum Command {
     ///
     /// Example: `lb-ctl top`
     Top,
+    /// Fleet mode: the desired state every LB host follows, kept in etcd
+    /// (apply, get), and what each host made of it (status).
+    Fleet(fleet::FleetArgs),
     /// BGP: sessions, announced and withheld VIP addresses.
     #[command(subcommand)]
     Bgp(bgp::BgpCommand),
@@ -216,5 +220,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Explain(a) => explain::run(&args.socket, &a),
         Command::Top => top::run(&args.socket),
         Command::Capture(a) => capture::run(&a),
+        Command::Fleet(a) => fleet::run(a),
     }
 }

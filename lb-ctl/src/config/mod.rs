@@ -11,6 +11,7 @@ mod spans;
 mod validate;
 mod validate_bgp;
 mod validate_dataplane;
+mod validate_fleet;
 
 use std::{
     fmt,
@@ -28,6 +29,9 @@ use crate::{
     vocab::{Proto, VipId},
 };
 pub use validate::{parse_duration, validate_vips};
+pub use validate_fleet::{
+    DEFAULT_DIAL_TIMEOUT, DEFAULT_FLEET_LKG, DEFAULT_FLEET_PREFIX, valid_host_id,
+};
 
 /// Where the maps and programs are pinned unless configured otherwise.
 pub const DEFAULT_PIN_DIR: &str = lb_common::DEFAULT_PIN_DIR;
@@ -126,7 +130,45 @@ pub struct Settings {
     pub dataplane: DataplaneSettings,
     /// Anycast announcements; none without a `[bgp]` section.
     pub bgp: Option<BgpSettings>,
+    /// The fleet's store this host follows; none without a `[fleet]`
+    /// section (the VIPs are then the file's and the API's).
+    pub fleet: Option<FleetSettings>,
     pub vips: Vec<VipConfig>,
+}
+
+impl Settings {
+    /// Where the desired VIPs are kept across restarts: the fleet's last
+    /// known good state in fleet mode, else the state file.
+    pub fn state_path(&self) -> &Path {
+        match &self.fleet {
+            Some(f) => &f.lkg,
+            None => &self.daemon.state_file,
+        }
+    }
+}
+
+/// The `[fleet]` section: which etcd, which keys, which host this is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetSettings {
+    /// `http://HOST:PORT` of each etcd member.
+    pub endpoints: Vec<String>,
+    /// Every key of the fleet starts with it (`/lb/v1/`).
+    pub prefix: String,
+    /// This host's id in the store (`config/hosts/<host>`, `hosts/<host>/status`).
+    pub host: String,
+    /// The last known good state: the VIPs of the last revision applied,
+    /// and that revision (what a start without the store boots from).
+    pub lkg: PathBuf,
+    /// How long one attempt to reach the store may take.
+    pub dial_timeout: Duration,
+}
+
+/// A fleet file (`lb-ctl fleet apply`), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetFile {
+    pub vips: Vec<VipConfig>,
+    /// Hosts that serve only some VIPs; a host not listed serves them all.
+    pub hosts: std::collections::BTreeMap<String, std::collections::BTreeSet<VipId>>,
 }
 
 /// What a health check does.
@@ -304,6 +346,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     let raw: raw::RawConfig =
         toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
     validate::settings(raw).map_err(|(span, msg)| at(Some(span), msg))
+}
+
+/// Parses and validates a fleet file (`lb-ctl fleet apply`): the VIPs
+/// checked with the same rules as the configuration file's, as far as they
+/// do not depend on one host (each host checks the rest when it applies).
+pub fn parse_fleet_file(path: &Path, text: &str) -> Result<FleetFile, ConfigError> {
+    let at = |span: Option<std::ops::Range<usize>>, message: String| {
+        let (line, column) = span.map_or((1, 1), |s| line_col(text, s.start));
+        ConfigError {
+            file: path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    };
+    let raw: raw::RawFleetFile =
+        toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+    validate_fleet::fleet_file(raw).map_err(|(span, msg)| at(Some(span), msg))
 }
 
 /// 1-based line and column of byte `offset` in `text`.

@@ -14,8 +14,41 @@ pub struct RawConfig {
     pub dataplane: Option<Spanned<RawDataplane>>,
     #[serde(default)]
     pub bgp: Option<Spanned<RawBgp>>,
+    #[serde(default)]
+    pub fleet: Option<Spanned<RawFleet>>,
     #[serde(default, rename = "vip")]
     pub vips: Vec<Spanned<RawVip>>,
+}
+
+/// The `[fleet]` section: this host follows a fleet's store (etcd).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFleet {
+    pub endpoints: Spanned<Vec<Spanned<String>>>,
+    pub prefix: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub lkg: Option<Spanned<PathBuf>>,
+    pub dial_timeout: Option<Spanned<String>>,
+}
+
+/// The file `lb-ctl fleet apply` takes: VIPs written as in the
+/// configuration file, and which hosts serve which VIPs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFleetFile {
+    #[serde(default, rename = "vip")]
+    pub vips: Vec<Spanned<RawVip>>,
+    #[serde(default, rename = "host")]
+    pub hosts: Vec<Spanned<RawHost>>,
+}
+
+/// A `[[host]]` of the fleet file: the VIPs host `id` serves (a host
+/// without one serves every VIP).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub id: Spanned<String>,
+    pub vips: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ use super::{
     spans::{CheckSpans, RealSpans, VipSpans},
     validate_bgp::{bgp_settings, communities},
     validate_dataplane::dataplane,
+    validate_fleet::fleet_settings,
 };
 use crate::{bgp::BgpSettings, maglev, programs::AttachMode, vocab::Proto};
 
@@ -140,25 +141,46 @@ pub fn settings(raw: RawConfig) -> Result<Settings, Fail> {
         None => None,
         Some(b) => Some(bgp_settings(b.into_inner(), &dataplane)?),
     };
-    let mut vips = Vec::with_capacity(raw.vips.len());
-    let mut spans = Vec::with_capacity(raw.vips.len());
-    for v in &raw.vips {
+    let fleet = raw.fleet.as_ref().map(fleet_settings).transpose()?;
+    if fleet.is_some()
+        && let Some(v) = raw.vips.first()
+    {
+        return fail(
+            v.span(),
+            "with a [fleet] section the VIPs come from the fleet's store: put [[vip]] tables in the fleet file (lb-ctl fleet apply FILE)",
+        );
+    }
+    let vips = vip_set(&raw.vips, &dataplane, bgp.as_ref())?;
+    Ok(Settings {
+        daemon,
+        dataplane,
+        bgp,
+        fleet,
+        vips,
+    })
+}
+
+/// `[[vip]]` tables: each parsed, then the whole set checked against the
+/// rules for a host with `dataplane` and `bgp`.
+pub(super) fn vip_set(
+    raw: &[Spanned<RawVip>],
+    dataplane: &DataplaneSettings,
+    bgp: Option<&BgpSettings>,
+) -> Result<Vec<VipConfig>, Fail> {
+    let mut vips = Vec::with_capacity(raw.len());
+    let mut spans = Vec::with_capacity(raw.len());
+    for v in raw {
         let (vip, at) = vip(v)?;
         vips.push(vip);
         spans.push(at);
     }
-    rules::check_vip_set(&vips, &dataplane, bgp.as_ref()).map_err(|e| {
+    rules::check_vip_set(&vips, dataplane, bgp).map_err(|e| {
         let span = spans
             .get(e.at.vip)
             .map_or(0..0, |s: &VipSpans| s.get(&e.at));
         (span, e.message)
     })?;
-    Ok(Settings {
-        daemon,
-        dataplane,
-        bgp,
-        vips,
-    })
+    Ok(vips)
 }
 
 /// A `[[vip]]` table as written: parsed, defaults filled in; the rules

@@ -30,13 +30,20 @@ pub enum ChangeError {
     DataplaneConfig(#[source] DataplaneError),
     #[error("saving the change")]
     Save(#[source] state_file::StateError),
+    /// In fleet mode the VIPs are the store's.
+    #[error(
+        "this host follows the fleet's store ({endpoints}): change VIPs there, with lb-ctl fleet apply"
+    )]
+    FleetMode { endpoints: String },
 }
 
 impl From<ChangeError> for RequestError {
     fn from(e: ChangeError) -> Self {
         match e {
             ChangeError::Edit(e) => e,
-            ChangeError::Rule(_) | ChangeError::Load(_) => RequestError::Invalid(chain(&e)),
+            ChangeError::Rule(_) | ChangeError::Load(_) | ChangeError::FleetMode { .. } => {
+                RequestError::Invalid(chain(&e))
+            }
             _ => RequestError::Internal(chain(&e)),
         }
     }
@@ -80,6 +87,11 @@ impl Controller {
 
     /// Applies an API change; on success the state file is rewritten.
     pub fn change(&mut self, change: Change) -> Result<String, ChangeError> {
+        if let Some(f) = &self.settings.fleet {
+            return Err(ChangeError::FleetMode {
+                endpoints: f.endpoints.join(","),
+            });
+        }
         let before = self.vips.clone();
         let summary = edits::apply_change(&mut self.vips, change).map_err(ChangeError::Edit)?;
         if let Err(why) = config::validate_vips(
@@ -94,7 +106,7 @@ impl Controller {
             self.put_back(before, "an API change");
             return Err(ChangeError::Apply(e));
         }
-        if let Err(e) = state_file::save(&self.settings.daemon.state_file, &self.vips) {
+        if let Err(e) = state_file::save(self.settings.state_path(), &self.vips) {
             self.put_back(before, "saving an API change");
             return Err(ChangeError::Save(e));
         }
@@ -105,11 +117,19 @@ impl Controller {
     /// Re-reads the configuration file; a bad file changes nothing.
     pub fn reload(&mut self) -> Result<String, ChangeError> {
         let new = config::load(&self.config_path)?;
-        let notes = reload_notes(&self.settings, &new);
+        let mut notes = reload_notes(&self.settings, &new);
+        if new.fleet != self.settings.fleet {
+            notes.push("[fleet] changes take effect at the next start".to_owned());
+        }
+        // In fleet mode the VIPs stay the store's.
+        let new_vips = match self.settings.fleet {
+            Some(_) => self.vips.clone(),
+            None => new.vips.clone(),
+        };
         // The connection table's size is fixed until the next start.
         let mut dataplane = new.dataplane.clone();
         dataplane.conn_table_size = self.settings.dataplane.conn_table_size;
-        let before_vips = std::mem::replace(&mut self.vips, new.vips.clone());
+        let before_vips = std::mem::replace(&mut self.vips, new_vips);
         let before_dp = std::mem::replace(&mut self.settings.dataplane, dataplane);
         let result = self
             .dp
@@ -130,7 +150,11 @@ impl Controller {
                 return Err(e);
             }
         };
-        if let Err(e) = state_file::save(&self.settings.daemon.state_file, &self.vips) {
+        if let Err(e) = state_file::save_with_revision(
+            self.settings.state_path(),
+            &self.vips,
+            self.fleet_revision,
+        ) {
             tracing::error!(error = %chain(&e), "reloaded, but the state file could not be written");
         }
         let summary = format!(
@@ -145,6 +169,40 @@ impl Controller {
         );
         tracing::info!(%summary, "configuration reloaded");
         Ok(summary)
+    }
+
+    /// Fleet mode: revision `revision` of the store offers `vips` for this
+    /// host. Checked with this host's rules and applied whole, or refused
+    /// whole (the previous state stays); once applied, saved as the last
+    /// known good state.
+    pub fn fleet_offer(
+        &mut self,
+        revision: i64,
+        vips: Vec<VipConfig>,
+    ) -> Result<String, ChangeError> {
+        config::validate_vips(&vips, &self.settings.dataplane, self.settings.bgp.as_ref())
+            .map_err(ChangeError::Rule)?;
+        let changed = vips != self.vips;
+        if changed {
+            let before = std::mem::replace(&mut self.vips, vips);
+            if let Err(e) = self.apply() {
+                self.put_back(before, "applying a fleet revision");
+                return Err(ChangeError::Apply(e));
+            }
+        }
+        self.fleet_revision = Some(revision);
+        // The maps hold the revision now: a failed save is logged, not a
+        // refusal (the next revision saves again).
+        if let Err(e) =
+            state_file::save_with_revision(self.settings.state_path(), &self.vips, Some(revision))
+        {
+            tracing::error!(error = %chain(&e), revision, "fleet: applied, but the last known good state could not be saved");
+        }
+        Ok(if changed {
+            format!("{} VIPs", self.vips.len())
+        } else {
+            format!("{} VIPs, unchanged", self.vips.len())
+        })
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Controller {
     /// lb-ctl last warned of a rise.
     pub(super) nic_tx_errors: Option<u64>,
     pub(super) nic_warned: Option<Instant>,
+    /// Fleet mode: the store revision the VIPs are.
+    pub fleet_revision: Option<i64>,
 }
 
 /// The prober that decides for real `r` of VIP `v`.
@@ -95,6 +97,7 @@ impl Controller {
             addresses: BTreeMap::new(),
             nic_tx_errors: None,
             nic_warned: None,
+            fleet_revision: None,
         }
     }
 

@@ -38,7 +38,7 @@ use crate::{
     bgp::Prefix,
     config::{self, DataplaneSettings, NextHop},
     dataplane::{self, Dataplane, DataplaneError, LoadOptions},
-    iface,
+    fleet, iface,
     programs::{self, Program, ProgramsError},
     reconcile::Reconciler,
 };
@@ -126,18 +126,26 @@ pub enum VipSource {
     StateFile,
     /// The configuration file (no state file yet).
     ConfigFile,
+    /// Fleet mode: the last known good state, of this store revision.
+    FleetLkg(Option<i64>),
+    /// Fleet mode without an LKG file: the store, once it answers.
+    FleetStore,
 }
 
 /// The settings and the desired VIPs the daemon starts with, read and
 /// checked as a start does: the configuration file, then the state file
-/// if there is one, the VIPs checked against the file's settings.
+/// (in fleet mode the LKG file) if there is one, the VIPs checked against
+/// the file's settings.
 pub fn desired_state(
     config_path: &Path,
 ) -> Result<(config::Settings, Vec<config::VipConfig>, VipSource), DaemonError> {
     let settings = config::load(config_path)?;
-    let (vips, source) = match state_file::load(&settings.daemon.state_file)? {
-        Some(v) => (v, VipSource::StateFile),
-        None => (settings.vips.clone(), VipSource::ConfigFile),
+    let saved = state_file::load_with_revision(settings.state_path())?;
+    let (vips, source) = match (saved, &settings.fleet) {
+        (Some((v, rev)), Some(_)) => (v, VipSource::FleetLkg(rev)),
+        (None, Some(_)) => (Vec::new(), VipSource::FleetStore),
+        (Some((v, _)), None) => (v, VipSource::StateFile),
+        (None, None) => (settings.vips.clone(), VipSource::ConfigFile),
     };
     config::validate_vips(&vips, &settings.dataplane, settings.bgp.as_ref())
         .map_err(DaemonError::Vips)?;
@@ -157,6 +165,14 @@ pub fn check_config(config_path: &Path) -> Result<String, DaemonError> {
             settings.daemon.state_file.display()
         ),
         VipSource::ConfigFile => "from the file".to_owned(),
+        VipSource::FleetLkg(rev) => format!(
+            "from the fleet's last known good state {} (revision {})",
+            settings.state_path().display(),
+            rev.map_or("unknown".to_owned(), |r| r.to_string())
+        ),
+        VipSource::FleetStore => {
+            "from the fleet's store at start (no last known good state yet)".to_owned()
+        }
     };
     let mut summary = format!(
         "{}: OK: {} VIPs {from}, {reals} reals; BGP {}",
@@ -176,9 +192,32 @@ pub fn check_config(config_path: &Path) -> Result<String, DaemonError> {
 /// Runs the daemon until SIGTERM or SIGINT, telling systemd through
 /// `notify` (see [`notify`]).
 pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), DaemonError> {
-    let (settings, vips, source) = desired_state(config_path)?;
-    if source == VipSource::StateFile {
-        tracing::info!(file = %settings.daemon.state_file.display(), vips = vips.len(), "VIPs from the state file");
+    let (settings, mut vips, source) = desired_state(config_path)?;
+    let mut fleet_revision = None;
+    match source {
+        VipSource::StateFile => {
+            tracing::info!(file = %settings.daemon.state_file.display(), vips = vips.len(), "VIPs from the state file");
+        }
+        VipSource::ConfigFile => {}
+        VipSource::FleetLkg(rev) => {
+            tracing::info!(file = %settings.state_path().display(), vips = vips.len(), revision = ?rev, "fleet: starting from the last known good state");
+            fleet_revision = rev;
+        }
+        VipSource::FleetStore => {
+            let fleet = settings.fleet.as_ref().expect("fleet mode");
+            tracing::info!(endpoints = ?fleet.endpoints, host = %fleet.host, "fleet: no last known good state; waiting for the store");
+            let (rev, first) = fleet::sync::first_state(fleet, |v| {
+                config::validate_vips(v, &settings.dataplane, settings.bgp.as_ref())
+            })
+            .await;
+            state_file::save_with_revision(settings.state_path(), &first, Some(rev))?;
+            tracing::info!(
+                revision = rev,
+                vips = first.len(),
+                "fleet: first state from the store"
+            );
+            (vips, fleet_revision) = (first, Some(rev));
+        }
     }
     let d = &settings.daemon;
     let iface = iface::lookup(&d.interface).map_err(|source| DaemonError::Iface {
@@ -231,8 +270,15 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
         adopted,
         iface.mac,
     );
+    ctl.fleet_revision = fleet_revision;
     ctl.apply().map_err(DaemonError::Apply)?;
     ctl.start_bgp().await;
+    let (offers_tx, mut offers_rx) = mpsc::channel::<fleet::sync::Offer>(4);
+    let fleet_sync = ctl
+        .settings
+        .fleet
+        .clone()
+        .map(|f| tokio::spawn(fleet::sync::run(f, offers_tx, fleet_revision)));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = api::server::bind(&socket)?;
@@ -267,6 +313,10 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
         tokio::select! {
             Some(cmd) = cmd_rx.recv() => ctl.handle(cmd),
             Some(result) = results_rx.recv() => ctl.on_probe(result),
+            Some(offer) = offers_rx.recv() => {
+                let answer = ctl.fleet_offer(offer.revision, offer.vips);
+                let _ = offer.reply.send(answer.map_err(|e| crate::errors::chain(&e)));
+            }
             _ = tick.tick() => ctl.tick(),
             _ = bgp_tick.tick() => ctl.update_bgp(),
             _ = watchdog.tick() => if notify.watchdog_interval().is_some() {
@@ -292,6 +342,9 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
     tracing::info!("stopping; the balancer stays attached and keeps forwarding");
     if let Some(m) = metrics {
         m.abort();
+    }
+    if let Some(f) = fleet_sync {
+        f.abort();
     }
     let _ = stop_tx.send(());
     let _ = server.await;

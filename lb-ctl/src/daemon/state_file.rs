@@ -1,5 +1,7 @@
 //! The state file: the VIPs as last changed through the control API or a
-//! reload, so that API changes survive a restart. Written atomically
+//! reload, so that API changes survive a restart. In fleet mode the same
+//! file format is the last known good state (LKG): the VIPs of the last
+//! store revision applied, with that revision. Written atomically
 //! (temporary file, fsync, rename, fsync of the directory).
 use std::{
     io::Write as _,
@@ -16,6 +18,9 @@ const VERSION: u32 = 1;
 #[derive(Debug, Serialize, Deserialize)]
 struct StateFile {
     version: u32,
+    /// The fleet store's revision these VIPs are (fleet mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fleet_revision: Option<i64>,
     vips: Vec<VipConfig>,
 }
 
@@ -37,8 +42,17 @@ pub enum StateError {
     },
 }
 
+/// The VIPs of a state file and the fleet revision they are (fleet mode).
+pub type Saved = (Vec<VipConfig>, Option<i64>);
+
 /// The VIPs in the state file, or `None` if there is no file.
 pub fn load(path: &Path) -> Result<Option<Vec<VipConfig>>, StateError> {
+    Ok(load_with_revision(path)?.map(|(vips, _)| vips))
+}
+
+/// The VIPs in the state file and the fleet revision they are, or `None`
+/// if there is no file.
+pub fn load_with_revision(path: &Path) -> Result<Option<Saved>, StateError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -59,11 +73,21 @@ pub fn load(path: &Path) -> Result<Option<Vec<VipConfig>>, StateError> {
             reason: format!("version {} (this lb-ctl writes {VERSION})", file.version),
         });
     }
-    Ok(Some(file.vips))
+    Ok(Some((file.vips, file.fleet_revision)))
 }
 
 /// Replaces the state file with `vips`, atomically.
 pub fn save(path: &Path, vips: &[VipConfig]) -> Result<(), StateError> {
+    save_with_revision(path, vips, None)
+}
+
+/// Replaces the state file with `vips` of fleet revision `revision`,
+/// atomically.
+pub fn save_with_revision(
+    path: &Path,
+    vips: &[VipConfig],
+    fleet_revision: Option<i64>,
+) -> Result<(), StateError> {
     let err = |source| StateError::Write {
         path: path.to_owned(),
         source,
@@ -80,6 +104,7 @@ pub fn save(path: &Path, vips: &[VipConfig]) -> Result<(), StateError> {
     ));
     let json = serde_json::to_vec_pretty(&StateFile {
         version: VERSION,
+        fleet_revision,
         vips: vips.to_vec(),
     })
     .expect("VIP configs serialize");
@@ -122,7 +147,13 @@ mod tests {
             }],
         }];
         save(&path, &vips).unwrap();
-        assert_eq!(load(&path).unwrap(), Some(vips));
+        assert_eq!(load(&path).unwrap(), Some(vips.clone()));
+        assert_eq!(
+            load_with_revision(&path).unwrap(),
+            Some((vips.clone(), None))
+        );
+        save_with_revision(&path, &vips, Some(42)).unwrap();
+        assert_eq!(load_with_revision(&path).unwrap(), Some((vips, Some(42))));
         std::fs::write(&path, "{ not json").unwrap();
         assert!(matches!(load(&path), Err(StateError::Invalid { .. })));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -88,7 +88,7 @@ impl Controller {
             xdp_mode: format!("{:?}", self.settings.daemon.mode).to_lowercase(),
             pin_dir: self.settings.daemon.pin_dir.display().to_string(),
             config: self.config_path.display().to_string(),
-            state_file: self.settings.daemon.state_file.display().to_string(),
+            state_file: self.settings.state_path().display().to_string(),
             uptime_s: self.started.elapsed().as_secs(),
             adopted: self.adopted,
             vips: self.vips.len() as u32,

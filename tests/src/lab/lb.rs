@@ -48,6 +48,8 @@ pub struct LbHost {
     pub bgp: bool,
     /// lb-ctl runs gobgpd (else the operator does: `manage = false`).
     pub manage_gobgpd: bool,
+    /// Fleet mode: the etcd endpoints it follows (its VIPs come from there).
+    pub fleet: Option<Vec<String>>,
     view: Option<(Dataplane, Reconciler)>,
 }
 
@@ -63,6 +65,7 @@ impl LbHost {
             pin_dir: PathBuf::from("/sys/fs/bpf").join(prefix).join(leaf.name),
             bgp: false,
             manage_gobgpd: true,
+            fleet: None,
             view: None,
         }
     }
@@ -95,23 +98,23 @@ impl LbHost {
                 manage = self.manage_gobgpd,
             ));
         }
-        for vip in lab_vips() {
-            let health = match vip.proto {
-                Proto::Tcp => format!("{{ kind = \"http\", path = \"/\", port = {HTTP_PORT} }}"),
-                Proto::Udp => format!("{{ kind = \"udp\", port = {UDP_PORT} }}"),
-            };
+        if let Some(endpoints) = &self.fleet {
+            let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
             t.push_str(&format!(
-                "\n[[vip]]\naddress = \"{}\"\nport = {}\nprotocol = \"{}\"\nring_size = {LAB_RING_SIZE}\nhealth = {health}\n",
-                vip.addr, vip.port, vip.proto
+                "\n[fleet]\nendpoints = [{}]\nhost = \"{}\"\nlkg = \"{}\"\ndial_timeout = \"1s\"\n",
+                endpoints.join(", "),
+                self.leaf.name,
+                self.lkg().display(),
             ));
-            for b in backends {
-                t.push_str(&format!(
-                    "  [[vip.real]]\n  address = \"{}\"\n",
-                    leaf(b).addr_for(vip.addr)
-                ));
-            }
+            return t;
         }
+        t.push_str(&vips_text(backends));
         t
+    }
+
+    /// Its fleet mode's last known good state.
+    pub fn lkg(&self) -> PathBuf {
+        self.socket.with_extension("lkg.json")
     }
 
     /// Writes the configuration and starts the daemon (detached: it
@@ -273,4 +276,27 @@ impl LbHost {
     pub fn stats(&self) -> anyhow::Result<Stats> {
         Ok(self.view().0.stats()?)
     }
+}
+
+/// The lab's `[[vip]]` tables with `backends` as reals (HTTP and UDP
+/// health checks): the daemons' configuration, or a fleet file.
+pub fn vips_text(backends: &[&str]) -> String {
+    let mut t = String::new();
+    for vip in lab_vips() {
+        let health = match vip.proto {
+            Proto::Tcp => format!("{{ kind = \"http\", path = \"/\", port = {HTTP_PORT} }}"),
+            Proto::Udp => format!("{{ kind = \"udp\", port = {UDP_PORT} }}"),
+        };
+        t.push_str(&format!(
+            "\n[[vip]]\naddress = \"{}\"\nport = {}\nprotocol = \"{}\"\nring_size = {LAB_RING_SIZE}\nhealth = {health}\n",
+            vip.addr, vip.port, vip.proto
+        ));
+        for b in backends {
+            t.push_str(&format!(
+                "  [[vip.real]]\n  address = \"{}\"\n",
+                leaf(b).addr_for(vip.addr)
+            ));
+        }
+    }
+    t
 }

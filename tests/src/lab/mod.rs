@@ -6,9 +6,11 @@
 //! `cargo xtask lab` / `demo`.
 pub mod cli;
 pub mod client;
+pub mod fleet;
 pub mod lb;
 pub mod router;
 pub mod topology;
+pub mod traffic;
 
 use std::{
     collections::BTreeMap,
@@ -78,6 +80,10 @@ pub struct LabOptions {
     /// Sites whose gobgpd the lab runs, as an operator would
     /// (`manage = false` in their daemon's config), instead of lb-ctl.
     pub operator_gobgpd: Vec<char>,
+    /// Fleet mode: etcd members (0: none) in the router's namespace; the
+    /// VIPs (with site A's backends) go to the store and both LB hosts
+    /// follow it.
+    pub fleet: usize,
     pub bins: LabBins,
 }
 
@@ -91,6 +97,7 @@ impl LabOptions {
             backends: BTreeMap::from([('A', vec!["a1", "a2"]), ('B', vec!["b1", "b2"])]),
             bgp: false,
             operator_gobgpd: Vec::new(),
+            fleet: 0,
             bins,
         }
     }
@@ -109,6 +116,8 @@ pub struct Lab {
     daemons: BTreeMap<char, Child>,
     /// FRR on the router, in BGP mode.
     pub frr: Option<router::Frr>,
+    /// The fleet's etcd members, in fleet mode.
+    pub etcd: Vec<fleet::EtcdMember>,
 }
 
 /// The VIPs every site serves: v4 and v6, HTTP over TCP and UDP echo.
@@ -174,11 +183,20 @@ impl Lab {
         for b in leaves(Role::Backend, None) {
             lab.setup_backend(b)?;
         }
+        let fleet = if opts.fleet > 0 {
+            let endpoints = lab.start_etcd(opts.fleet)?;
+            let backends = opts.backends.get(&'A').cloned().unwrap_or_default();
+            lab.fleet_apply(&lb::vips_text(&backends))?;
+            Some(endpoints)
+        } else {
+            None
+        };
         for l in leaves(Role::LbHost, None) {
             let site = l.site.expect("LB hosts have a site");
             let backends = opts.backends.get(&site).cloned().unwrap_or_default();
             let mut host = LbHost::new(&lab.prefix, &run_dir(&lab.prefix), l);
             host.bgp = opts.bgp;
+            host.fleet = fleet.clone();
             if opts.bgp && opts.operator_gobgpd.contains(&site) {
                 host.manage_gobgpd = false;
                 lab.start_detached(&host.ns, Command::new("gobgpd").args(OPERATOR_GOBGPD_ARGS))
@@ -214,6 +232,7 @@ impl Lab {
             children: Mutex::default(),
             daemons: BTreeMap::new(),
             frr: None,
+            etcd: Vec::new(),
         }
     }
 
@@ -493,6 +512,13 @@ impl Lab {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        self.spawn_detached(cmd)
+            .with_context(|| format!("start {:?} in {ns}", program.get_program()))?;
+        Ok(())
+    }
+
+    /// Spawns `cmd` in its own session; the lab reaps it. Its pid.
+    fn spawn_detached(&self, mut cmd: Command) -> anyhow::Result<i32> {
         // SAFETY: setsid in the child before exec has no memory effects.
         unsafe {
             cmd.pre_exec(|| {
@@ -500,11 +526,10 @@ impl Lab {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("start {:?} in {ns}", program.get_program()))?;
+        let child = cmd.spawn()?;
+        let pid = child.id() as i32;
         self.children.lock().expect("children").push(child);
-        Ok(())
+        Ok(pid)
     }
 
     /// Starts backend `name`'s server (detached: it outlives this process

@@ -1,0 +1,174 @@
+//! `lb-ctl fleet`: the fleet's desired state in etcd (apply, get) and what
+//! every host made of it (status).
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use lb_ctl::{
+    config::{self, DEFAULT_FLEET_PREFIX, FleetSettings},
+    errors::chain,
+    fleet::{
+        schema::Desired,
+        status,
+        store::{Store, StoreError},
+    },
+};
+use serde::Serialize;
+
+use super::client::print_json;
+
+#[derive(Debug, clap::Args)]
+pub struct FleetArgs {
+    /// The etcd members, comma-separated (`HOST:PORT` or `http://HOST:PORT`).
+    #[arg(
+        long,
+        env = "LB_FLEET_ENDPOINTS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub endpoints: Vec<String>,
+    /// The fleet's key prefix.
+    #[arg(long, env = "LB_FLEET_PREFIX", default_value = DEFAULT_FLEET_PREFIX)]
+    pub prefix: String,
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum FleetCommand {
+    /// Make the store's desired state the file's: VIPs written as in the
+    /// configuration file (`[[vip]]`), and `[[host]]` tables for hosts that
+    /// serve only some VIPs. Validated before anything is written; written
+    /// in one transaction that is refused if the desired state changed
+    /// since it was read (or since `--if-revision`).
+    ///
+    /// Example: `lb-ctl fleet --endpoints 192.0.2.50:2379 apply fleet.toml`
+    Apply {
+        file: PathBuf,
+        /// Refuse if the desired state changed after this revision (as
+        /// `fleet get` printed it).
+        #[arg(long)]
+        if_revision: Option<i64>,
+    },
+    /// The store's desired state, as JSON, with its revision.
+    ///
+    /// Example: `lb-ctl fleet --endpoints 192.0.2.50:2379 get`
+    Get,
+    /// Every host: the revision it applied or refused and why, whether it
+    /// is connected and current.
+    ///
+    /// Example: `lb-ctl fleet --endpoints 192.0.2.50:2379 status --json`
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `fleet get`'s answer.
+#[derive(Debug, Serialize)]
+struct Got {
+    /// The revision of the desired state's last change (for `--if-revision`).
+    revision: i64,
+    vips: Vec<config::VipConfig>,
+    hosts: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The store's settings from the arguments, checked as the `[fleet]`
+/// section is.
+fn settings(args: &FleetArgs) -> anyhow::Result<FleetSettings> {
+    let endpoints = args
+        .endpoints
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        "[daemon]\ninterface = \"-\"\n[fleet]\nhost = \"cli\"\nendpoints = [{endpoints}]\nprefix = {:?}\n",
+        args.prefix
+    );
+    let parsed = config::parse(std::path::Path::new("--endpoints/--prefix"), &text)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    parsed.fleet.context("a [fleet] section")
+}
+
+pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {
+    let f = settings(&args)?;
+    // Read and check the file before reaching for the store.
+    let file = match &args.command {
+        FleetCommand::Apply { file, .. } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            Some(config::parse_fleet_file(file, &text)?)
+        }
+        _ => None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut store = Store::connect(&f)
+            .await
+            .map_err(|e| anyhow::anyhow!(chain(&e)))?;
+        let failed = |e: StoreError| anyhow::anyhow!(chain(&e));
+        match args.command {
+            FleetCommand::Apply { if_revision, .. } => {
+                let wanted = Desired::from(file.expect("read above"));
+                let vips = wanted.vips.len();
+                let done = store.apply(&wanted, if_revision).await.map_err(failed)?;
+                if done.puts + done.deletes == 0 {
+                    println!("unchanged at revision {} ({vips} VIPs)", done.revision);
+                } else {
+                    println!(
+                        "applied at revision {}: {vips} VIPs; {} keys written, {} deleted",
+                        done.revision, done.puts, done.deletes
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            FleetCommand::Get => {
+                let (desired, listing) = store.desired().await.map_err(failed)?;
+                print_json(&Got {
+                    revision: listing.last_change(),
+                    vips: desired.vips.into_values().collect(),
+                    hosts: desired
+                        .hosts
+                        .into_iter()
+                        .map(|(h, v)| (h, v.iter().map(ToString::to_string).collect()))
+                        .collect(),
+                })
+            }
+            FleetCommand::Status { json } => {
+                let s = status::read(&mut store).await.map_err(failed)?;
+                if json {
+                    return print_json(&s);
+                }
+                println!(
+                    "store revision {}; desired state last changed at revision {}",
+                    s.revision, s.config_revision
+                );
+                println!(
+                    "{:<20} {:>9} {:>5} {:<12} {:<8} REFUSED",
+                    "HOST", "APPLIED", "VIPS", "CONNECTED", "CURRENT"
+                );
+                for h in &s.hosts {
+                    let refused = h.status.refused.as_ref().map_or("-".to_owned(), |r| {
+                        format!("revision {}: {}", r.revision, r.error)
+                    });
+                    println!(
+                        "{:<20} {:>9} {:>5} {:<12} {:<8} {refused}",
+                        h.status.host,
+                        h.status
+                            .applied_revision
+                            .map_or("-".to_owned(), |r| r.to_string()),
+                        h.status.vips,
+                        if h.connected { "yes" } else { "no" },
+                        if h.current { "yes" } else { "no" },
+                    );
+                }
+                for u in &s.unreadable {
+                    println!("unreadable: {u}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}

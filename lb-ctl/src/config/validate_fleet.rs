@@ -1,0 +1,190 @@
+//! The `[fleet]` section (raw -> [`FleetSettings`]) and the fleet file
+//! that `lb-ctl fleet apply` writes to the store (raw -> [`FleetFile`]),
+//! each with the span of the first mistake.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+    path::PathBuf,
+    time::Duration,
+};
+
+use toml::Spanned;
+
+use super::{
+    DataplaneSettings, FleetFile, FleetSettings, NextHop,
+    raw::{RawFleet, RawFleetFile},
+    validate::{Fail, duration, fail, vip_set},
+};
+use crate::vocab::VipId;
+
+/// The store's key prefix unless configured otherwise.
+pub const DEFAULT_FLEET_PREFIX: &str = "/lb/v1/";
+/// Where a fleet host keeps its last known good state.
+pub const DEFAULT_FLEET_LKG: &str = "/var/lib/lb/fleet-lkg.json";
+/// How long connecting to the store may take before a retry.
+pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether `id` can name a host in the store's keys.
+pub fn valid_host_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(format!("host id `{id}` must be 1 to 64 characters"));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "host id `{id}` may hold only letters, digits, `.`, `_` and `-` (it is part of the store's keys)"
+        ));
+    }
+    Ok(())
+}
+
+/// An endpoint as etcd's client takes it: `http://HOST:PORT`.
+fn endpoint(e: &Spanned<String>) -> Result<String, Fail> {
+    let text = e.get_ref().trim();
+    if text.starts_with("https://") {
+        return fail(
+            e.span(),
+            format!(
+                "endpoint `{text}`: TLS is not built into lb-ctl; use http:// on a trusted network (or a local TLS proxy)"
+            ),
+        );
+    }
+    let host_port = text.strip_prefix("http://").unwrap_or(text);
+    let port_ok = host_port
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok || host_port.contains('/') || host_port.contains(char::is_whitespace) {
+        return fail(
+            e.span(),
+            format!(
+                "endpoint `{text}` is not HOST:PORT (e.g. 192.0.2.50:2379 or http://[2001:db8::50]:2379)"
+            ),
+        );
+    }
+    Ok(format!("http://{host_port}"))
+}
+
+/// This machine's host name (the default host id).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+pub(super) fn fleet_settings(raw: &Spanned<RawFleet>) -> Result<FleetSettings, Fail> {
+    let f = raw.get_ref();
+    if f.endpoints.get_ref().is_empty() {
+        return fail(
+            f.endpoints.span(),
+            "endpoints is empty: name the etcd members",
+        );
+    }
+    let endpoints = f
+        .endpoints
+        .get_ref()
+        .iter()
+        .map(endpoint)
+        .collect::<Result<Vec<_>, _>>()?;
+    let prefix = match &f.prefix {
+        None => DEFAULT_FLEET_PREFIX.to_owned(),
+        Some(p) => {
+            let text = p.get_ref();
+            if !text.starts_with('/')
+                || !text.ends_with('/')
+                || text.len() > 128
+                || text.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return fail(
+                    p.span(),
+                    format!(
+                        "prefix `{text}` must start and end with `/` (e.g. /lb/v1/), without spaces, at most 128 bytes"
+                    ),
+                );
+            }
+            text.clone()
+        }
+    };
+    let host = match &f.host {
+        Some(h) => {
+            valid_host_id(h.get_ref()).or_else(|why| fail(h.span(), why))?;
+            h.get_ref().clone()
+        }
+        None => {
+            let h = hostname();
+            valid_host_id(&h).or_else(|why| {
+                fail(
+                    raw.span(),
+                    format!("no `host` given and this machine's name does not serve: {why}"),
+                )
+            })?;
+            h
+        }
+    };
+    let lkg = match &f.lkg {
+        None => PathBuf::from(DEFAULT_FLEET_LKG),
+        Some(p) if p.get_ref().as_os_str().is_empty() => return fail(p.span(), "lkg is empty"),
+        Some(p) => p.get_ref().clone(),
+    };
+    let dial_timeout = duration(&f.dial_timeout, DEFAULT_DIAL_TIMEOUT, "dial_timeout")?;
+    if dial_timeout.is_zero() {
+        let span = f.dial_timeout.as_ref().map_or(raw.span(), Spanned::span);
+        return fail(span, "dial_timeout must be above 0");
+    }
+    Ok(FleetSettings {
+        endpoints,
+        prefix,
+        host,
+        lkg,
+        dial_timeout,
+    })
+}
+
+/// The host-independent view a fleet file is checked with: both address
+/// families have a source (each host checks its own sources when it
+/// applies a revision) and there is no BGP section.
+fn any_host() -> DataplaneSettings {
+    DataplaneSettings {
+        source_v4: Some(Ipv4Addr::UNSPECIFIED),
+        source_v6: Some(std::net::Ipv6Addr::UNSPECIFIED),
+        source_v4_prefix: None,
+        source_v6_prefix: None,
+        next_hop: NextHop::Reflect,
+        conn_table_size: super::MIN_CONN_TABLE_SIZE,
+        max_conn_rate: 0,
+        mtu: super::DEFAULT_MTU,
+        icmp_echo: false,
+        icmp_too_big: false,
+    }
+}
+
+pub(super) fn fleet_file(raw: RawFleetFile) -> Result<FleetFile, Fail> {
+    let vips = vip_set(&raw.vips, &any_host(), None)?;
+    let known: BTreeSet<VipId> = vips.iter().map(|v| v.id()).collect();
+    let mut hosts = BTreeMap::new();
+    for h in &raw.hosts {
+        let id = h.get_ref().id.get_ref();
+        valid_host_id(id).or_else(|why| fail(h.get_ref().id.span(), why))?;
+        let mut served = BTreeSet::new();
+        for v in h.get_ref().vips.get_ref() {
+            let vip: VipId = v
+                .get_ref()
+                .parse()
+                .or_else(|e: crate::vocab::VipIdError| fail(v.span(), e.0))?;
+            if !known.contains(&vip) {
+                return fail(
+                    v.span(),
+                    format!("host {id}: VIP {vip} is not in this file"),
+                );
+            }
+            if !served.insert(vip) {
+                return fail(v.span(), format!("host {id}: VIP {vip} is listed twice"));
+            }
+        }
+        if hosts.insert(id.clone(), served).is_some() {
+            return fail(h.get_ref().id.span(), format!("host {id} is listed twice"));
+        }
+    }
+    Ok(FleetFile { vips, hosts })
+}

@@ -1,0 +1,12 @@
+//! Fleet mode: many LB hosts follow one desired state kept in etcd
+//! (docs/FLEET.md). The store is the source of desired state only: it is
+//! never on the packet path, and losing it changes nothing a host does (it
+//! keeps its last known good state, forwarding and announcements).
+//!
+//! [`schema`] is the keys and values, [`store`] the etcd operations,
+//! [`sync`] a host's "list then watch" loop that offers each revision to
+//! the daemon's controller.
+pub mod schema;
+pub mod status;
+pub mod store;
+pub mod sync;

@@ -1,0 +1,254 @@
+//! The fleet's store: etcd through `etcd-client`, with the few operations
+//! lb needs: a prefix read at one revision (paged), the desired state
+//! written in one transaction guarded by revision, hosts' status.
+use std::{collections::BTreeMap, time::Duration};
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+
+use super::schema::{Desired, HostStatus, Keys, diff};
+use crate::config::FleetSettings;
+
+/// Keys read per request when listing a prefix.
+const PAGE: i64 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot reach the fleet's store at {endpoints}")]
+    Connect {
+        endpoints: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("{what}")]
+    Etcd {
+        what: &'static str,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error(
+        "the store's desired state changed at revision {changed}, after revision {expected}: read it again (lb-ctl fleet get) and re-apply"
+    )]
+    Conflict { expected: i64, changed: i64 },
+    #[error("the store's desired state is not valid: {0}")]
+    Invalid(String),
+}
+
+/// What `apply` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The store's revision with the change (or the one read, if none).
+    pub revision: i64,
+    pub puts: usize,
+    pub deletes: usize,
+}
+
+/// A prefix read at one revision.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub revision: i64,
+    /// Key, value and the revision the key last changed at.
+    pub kvs: BTreeMap<String, (Vec<u8>, i64)>,
+}
+
+impl Listing {
+    /// The latest revision any key of the listing changed at (0: none).
+    pub fn last_change(&self) -> i64 {
+        self.kvs.values().map(|(_, r)| *r).max().unwrap_or(0)
+    }
+
+    pub fn values(&self) -> BTreeMap<String, Vec<u8>> {
+        self.kvs
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// A connection to the fleet's store.
+pub struct Store {
+    pub client: Client,
+    pub keys: Keys,
+}
+
+/// One past the last key with `prefix` (etcd's prefix range end).
+pub fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+impl Store {
+    /// Connects (each request then times out after `dial_timeout`; HTTP/2
+    /// pings find a dead connection within about twice that).
+    pub async fn connect(f: &FleetSettings) -> Result<Store, StoreError> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(f.dial_timeout)
+            .with_timeout(f.dial_timeout)
+            .with_keep_alive(f.dial_timeout / 2, f.dial_timeout)
+            .with_keep_alive_while_idle(true);
+        let mut client = Client::connect(&f.endpoints, Some(options))
+            .await
+            .map_err(|source| StoreError::Connect {
+                endpoints: f.endpoints.join(","),
+                source,
+            })?;
+        // The channel connects lazily: one request proves it.
+        client
+            .status()
+            .await
+            .map_err(|source| StoreError::Connect {
+                endpoints: f.endpoints.join(","),
+                source,
+            })?;
+        Ok(Store {
+            client,
+            keys: Keys::new(&f.prefix),
+        })
+    }
+
+    /// Every key under `prefix` at one revision, `PAGE` keys a request.
+    pub async fn list(&mut self, prefix: &str) -> Result<Listing, StoreError> {
+        let end = prefix_end(prefix);
+        let mut from = prefix.as_bytes().to_vec();
+        let mut listing = Listing::default();
+        loop {
+            let options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(PAGE)
+                .with_revision(listing.revision);
+            let resp = self
+                .client
+                .get(from.clone(), Some(options))
+                .await
+                .map_err(|source| StoreError::Etcd {
+                    what: "reading the store",
+                    source,
+                })?;
+            if listing.revision == 0 {
+                listing.revision = resp.header().map_or(0, |h| h.revision());
+            }
+            for kv in resp.kvs() {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                listing
+                    .kvs
+                    .insert(key, (kv.value().to_vec(), kv.mod_revision()));
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(listing),
+            }
+        }
+    }
+
+    /// The desired state under `config/` now, and its listing.
+    pub async fn desired(&mut self) -> Result<(Desired, Listing), StoreError> {
+        let listing = self.list(&self.keys.config()).await?;
+        let desired = Desired::from_kvs(
+            &self.keys,
+            listing
+                .kvs
+                .iter()
+                .map(|(k, (v, _))| (k.as_bytes(), v.as_slice())),
+        )
+        .map_err(StoreError::Invalid)?;
+        Ok((desired, listing))
+    }
+
+    /// Makes `config/` hold `wanted`, in one transaction that fails when
+    /// anything under `config/` changed after the revision read (or after
+    /// `if_revision`, when given).
+    pub async fn apply(
+        &mut self,
+        wanted: &Desired,
+        if_revision: Option<i64>,
+    ) -> Result<Applied, StoreError> {
+        let config = self.keys.config();
+        let current = self.list(&config).await?;
+        let expected = if_revision.unwrap_or(current.revision);
+        if current.last_change() > expected {
+            return Err(StoreError::Conflict {
+                expected,
+                changed: current.last_change(),
+            });
+        }
+        let (puts, deletes) = diff(&current.values(), &wanted.to_kvs(&self.keys));
+        if puts.is_empty() && deletes.is_empty() {
+            return Ok(Applied {
+                revision: current.revision,
+                puts: 0,
+                deletes: 0,
+            });
+        }
+        let mut ops: Vec<TxnOp> = puts
+            .iter()
+            .map(|(k, v)| TxnOp::put(k.as_str(), v.clone(), None))
+            .collect();
+        ops.extend(deletes.iter().map(|k| TxnOp::delete(k.as_str(), None)));
+        // Nothing under config/ changed since the read: every key's last
+        // change is at most the revision read.
+        let guard = Compare::mod_revision(config.as_str(), CompareOp::Less, current.revision + 1)
+            .with_range(prefix_end(&config));
+        let resp = self
+            .client
+            .txn(Txn::new().when([guard]).and_then(ops))
+            .await
+            .map_err(|source| StoreError::Etcd {
+                what: "writing the desired state",
+                source,
+            })?;
+        if !resp.succeeded() {
+            let now = self.list(&config).await?;
+            return Err(StoreError::Conflict {
+                expected,
+                changed: now.last_change(),
+            });
+        }
+        Ok(Applied {
+            revision: resp.header().map_or(0, |h| h.revision()),
+            puts: puts.len(),
+            deletes: deletes.len(),
+        })
+    }
+
+    /// Writes `host`'s status (kept), and its session key bound to `lease`.
+    pub async fn put_status(&mut self, status: &HostStatus, lease: i64) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(status).expect("statuses serialize");
+        let ops = [
+            TxnOp::put(self.keys.host_status(&status.host), json, None),
+            TxnOp::put(
+                self.keys.host_session(&status.host),
+                status.updated_ms.to_string(),
+                Some(PutOptions::new().with_lease(lease)),
+            ),
+        ];
+        self.client
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(|source| StoreError::Etcd {
+                what: "writing this host's status",
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// A lease of `ttl` (for a host's session key).
+    pub async fn lease(&mut self, ttl: Duration) -> Result<i64, StoreError> {
+        let resp = self
+            .client
+            .lease_grant(ttl.as_secs().max(1) as i64, None)
+            .await
+            .map_err(|source| StoreError::Etcd {
+                what: "taking a lease",
+                source,
+            })?;
+        Ok(resp.id())
+    }
+}

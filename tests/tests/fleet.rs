@@ -1,0 +1,349 @@
+//! Fleet mode against a real etcd (Debian `etcd-server`, started by the
+//! lab in its router's namespace): a VIP applied with `lb-ctl fleet apply`
+//! reaches both LB hosts' maps within a second; a revision a host cannot
+//! read is refused whole (NACK in its status) while the old state keeps
+//! forwarding; a host frozen across a compaction converges; a host cut off
+//! from the store keeps forwarding and catches up when healed; a daemon
+//! restarted while etcd is down boots from its last known good state
+//! without losing a request.
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use lb_ctl::{api::pb, fleet::status::FleetStatus};
+use lb_tests::{
+    lab::{Lab, LabOptions, fleet::ETCD_ADDRS, lb::vips_text, test_bins, traffic::Traffic},
+    netns::unique_tag,
+    require_root,
+};
+
+const NEW_VIP: &str = "203.0.113.20:80/tcp";
+
+/// A lab in fleet mode: both LB hosts follow one etcd, every VIP has a1
+/// and a2; the VIP route points at site A.
+fn fleet_lab(tag: &str) -> Lab {
+    let mut opts = LabOptions::new(&format!("lbt{tag}{}", unique_tag()), test_bins());
+    opts.fleet = 1;
+    opts.backends = BTreeMap::from([('A', vec!["a1", "a2"]), ('B', vec!["a1", "a2"])]);
+    let lab = Lab::up(opts).expect("lab up");
+    lab.route_vips(&['A']).unwrap();
+    lab
+}
+
+/// The lab's VIPs plus [`NEW_VIP`] (real a1).
+fn with_new_vip() -> String {
+    format!(
+        "{}\n[[vip]]\naddress = \"203.0.113.20\"\nport = 80\nprotocol = \"tcp\"\n  [[vip.real]]\n  address = \"192.0.2.18\"\n",
+        vips_text(&["a1", "a2"])
+    )
+}
+
+/// The VIPs site `site`'s daemon holds.
+fn vips_of(lab: &Lab, site: char) -> Vec<String> {
+    let list = lab.lbs[&site]
+        .api(|mut c| async move { Ok(c.list_vips(pb::ListVipsRequest {}).await?.into_inner()) })
+        .expect("list VIPs");
+    list.vips
+        .iter()
+        .filter_map(|v| v.vip.as_ref())
+        .map(|v| lb_ctl::vocab::VipId::try_from(v).unwrap().to_string())
+        .collect()
+}
+
+fn fleet_status(lab: &Lab) -> FleetStatus {
+    let out = lab
+        .fleet_cli(&[&"status".into(), &"--json".into()])
+        .expect("fleet status");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Polls every 5 ms until `done` or `limit`; the time it took.
+fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+#[test]
+fn an_applied_vip_reaches_every_host_and_a_bad_revision_is_refused_whole() {
+    if !require_root("an_applied_vip_reaches_every_host_and_a_bad_revision_is_refused_whole") {
+        return;
+    }
+    let lab = fleet_lab("fa");
+    for site in ['A', 'B'] {
+        assert_eq!(
+            vips_of(&lab, site).len(),
+            4,
+            "site {site} booted from the store"
+        );
+    }
+    let s = fleet_status(&lab);
+    assert_eq!(s.hosts.len(), 2, "{s:?}");
+    assert!(
+        s.hosts
+            .iter()
+            .all(|h| h.connected && h.current && h.status.refused.is_none()),
+        "{s:?}"
+    );
+
+    // Apply a new VIP: both hosts hold it within a second.
+    let start = Instant::now();
+    let out = lab.fleet_apply(&with_new_vip()).unwrap();
+    assert!(out.contains("1 keys written"), "{out}");
+    let on_both = time_until(Duration::from_secs(5), || {
+        ['A', 'B']
+            .iter()
+            .all(|&s| vips_of(&lab, s).iter().any(|v| v == NEW_VIP))
+    })
+    .expect("the new VIP reached both hosts");
+    eprintln!(
+        "apply -> both hosts: {on_both:?} after the apply returned, {:?} from its start",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1) + on_both,
+        "bounded by the CLI's own time"
+    );
+    assert!(on_both < Duration::from_secs(1), "took {on_both:?}");
+    let s = fleet_status(&lab);
+    assert!(
+        s.hosts.iter().all(|h| h.current && h.status.vips == 5),
+        "{s:?}"
+    );
+
+    // A value no host can read (a broken tool wrote it): refused whole,
+    // the NACK names the key, the old state stays and forwards.
+    let bad_key = "/lb/v1/config/vips/203.0.113.30:80/tcp";
+    let bad_rev = lab
+        .with_store(|mut st| async move {
+            Ok(st
+                .client
+                .put(bad_key, "{ not json", None)
+                .await?
+                .header()
+                .unwrap()
+                .revision())
+        })
+        .unwrap();
+    let refused = time_until(Duration::from_secs(5), || {
+        fleet_status(&lab).hosts.iter().all(|h| {
+            h.status
+                .refused
+                .as_ref()
+                .is_some_and(|r| r.revision == bad_rev)
+        })
+    });
+    let s = fleet_status(&lab);
+    assert!(
+        refused.is_some(),
+        "both hosts NACK revision {bad_rev}: {s:?}"
+    );
+    for h in &s.hosts {
+        let r = h.status.refused.as_ref().unwrap();
+        assert!(
+            r.error.contains(bad_key) && r.error.contains("not a VIP"),
+            "{r:?}"
+        );
+        assert!(!h.current, "a host that refused is not current: {h:?}");
+        assert!(h.status.applied_revision.unwrap() < bad_rev);
+    }
+    for site in ['A', 'B'] {
+        assert_eq!(vips_of(&lab, site).len(), 5, "site {site} kept its state");
+    }
+    let traffic = Traffic::start(&lab);
+    std::thread::sleep(Duration::from_millis(300));
+    let (answered, failed) = traffic.stop();
+    assert!(
+        failed.is_empty() && answered > 5,
+        "{answered} answered, failed: {failed:?}"
+    );
+
+    // Fixed: the hosts apply the next revision and clear the NACK.
+    lab.with_store(|mut st| async move {
+        st.client.delete(bad_key, None).await?;
+        Ok(())
+    })
+    .unwrap();
+    let healed = time_until(Duration::from_secs(5), || {
+        fleet_status(&lab)
+            .hosts
+            .iter()
+            .all(|h| h.current && h.status.refused.is_none())
+    });
+    assert!(healed.is_some(), "{:?}", fleet_status(&lab));
+
+    // The host's own API does not change a fleet host's VIPs.
+    let bins = test_bins();
+    for args in [
+        vec!["vip", "add", "203.0.113.40:80/tcp"],
+        vec![
+            "real",
+            "weight",
+            "--vip",
+            "203.0.113.10:80/tcp",
+            "192.0.2.18",
+            "3",
+        ],
+    ] {
+        let out = std::process::Command::new(&bins.lb_ctl)
+            .arg("--socket")
+            .arg(&lab.lbs[&'A'].socket)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} refused");
+        assert!(
+            err.contains("follows the fleet's store") && err.contains("lb-ctl fleet apply"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(vips_of(&lab, 'A').len(), 5);
+}
+
+#[test]
+fn a_host_frozen_across_a_compaction_converges_and_a_cut_off_host_keeps_forwarding() {
+    if !require_root(
+        "a_host_frozen_across_a_compaction_converges_and_a_cut_off_host_keeps_forwarding",
+    ) {
+        return;
+    }
+    let mut lab = fleet_lab("fc");
+    lab.fleet_apply(&with_new_vip()).unwrap();
+    assert!(
+        time_until(Duration::from_secs(5), || vips_of(&lab, 'B')
+            .iter()
+            .any(|v| v == NEW_VIP))
+        .is_some()
+    );
+
+    // Site B's daemon frozen; the VIP removed, many revisions, compacted.
+    let pid = lab.daemon_pid('B').unwrap() as i32;
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    lab.fleet_apply(&vips_text(&["a1", "a2"])).unwrap();
+    let rev = lab
+        .with_store(|mut st| async move {
+            // Megabytes of events under config/ (a key no host reads: a
+            // NACK, then deleted), more than the frozen watcher's stream
+            // holds, so that etcd cancels it at the compaction.
+            let bulk = "x".repeat(1 << 20);
+            for _ in 0..24 {
+                st.client
+                    .put("/lb/v1/config/zz-bulk", bulk.as_str(), None)
+                    .await?;
+            }
+            let rev = st
+                .client
+                .delete("/lb/v1/config/zz-bulk", None)
+                .await?
+                .header()
+                .unwrap()
+                .revision();
+            st.client
+                .compact(
+                    rev,
+                    Some(etcd_client::CompactionOptions::new().with_physical()),
+                )
+                .await?;
+            Ok(rev)
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let converged = time_until(Duration::from_secs(15), || {
+        !vips_of(&lab, 'B').iter().any(|v| v == NEW_VIP)
+    });
+    let log = std::fs::read_to_string(&lab.lbs[&'B'].log).unwrap();
+    let path = if log.contains("fell behind a compaction") {
+        "its watch was cancelled by the compaction and it listed again"
+    } else {
+        "its watch had the events already (or it reconnected and listed)"
+    };
+    eprintln!("site B after the compaction at {rev}: converged {converged:?}; {path}");
+    assert!(
+        converged.is_some(),
+        "no stale VIP left on site B; its log:\n{log}"
+    );
+    assert_eq!(vips_of(&lab, 'B').len(), 4);
+
+    // Site A cut off from etcd (a blackhole route to every member).
+    let a_ns = lab.lbs[&'A'].ns.clone();
+    let route = |verb: &str| {
+        for addr in ETCD_ADDRS {
+            let _ = std::process::Command::new("ip")
+                .args([
+                    "-n",
+                    &a_ns,
+                    "route",
+                    verb,
+                    "blackhole",
+                    &format!("{addr}/32"),
+                ])
+                .output();
+        }
+    };
+    let traffic = Traffic::start(&lab);
+    route("add");
+    std::thread::sleep(Duration::from_secs(3));
+    lab.fleet_apply(&with_new_vip()).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !vips_of(&lab, 'A').iter().any(|v| v == NEW_VIP),
+        "cut off: no news"
+    );
+    assert_eq!(
+        vips_of(&lab, 'A').len(),
+        4,
+        "cut off: the last known good state stays"
+    );
+    let while_cut = traffic.answered();
+    route("del");
+    let caught_up = time_until(Duration::from_secs(15), || {
+        vips_of(&lab, 'A').iter().any(|v| v == NEW_VIP)
+    });
+    let (answered, failed) = traffic.stop();
+    eprintln!("cut off: {while_cut} requests answered; healed: caught up after {caught_up:?}");
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(
+        while_cut > 20,
+        "traffic went on while cut off: {while_cut} of {answered}"
+    );
+    assert!(caught_up.is_some(), "site A caught up when healed");
+    let _ = &mut lab;
+}
+
+#[test]
+fn a_daemon_restarted_while_etcd_is_down_boots_from_its_last_known_good_state() {
+    if !require_root("a_daemon_restarted_while_etcd_is_down_boots_from_its_last_known_good_state") {
+        return;
+    }
+    let mut lab = fleet_lab("fl");
+    lab.fleet_apply(&with_new_vip()).unwrap();
+    assert!(time_until(Duration::from_secs(5), || vips_of(&lab, 'A').len() == 5).is_some());
+    let traffic = Traffic::start(&lab);
+    std::thread::sleep(Duration::from_millis(300));
+    lab.signal_etcd(0, libc::SIGKILL);
+    lab.kill_daemon('A').unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.start_daemon('A').unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (answered, failed) = traffic.stop();
+    eprintln!("{answered} requests answered across the restart without etcd");
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    let vips = vips_of(&lab, 'A');
+    assert_eq!(vips.len(), 5, "booted from the LKG: {vips:?}");
+    assert!(vips.iter().any(|v| v == NEW_VIP));
+    let log = std::fs::read_to_string(&lab.lbs[&'A'].log).unwrap();
+    assert!(
+        log.contains("starting from the last known good state"),
+        "{log}"
+    );
+}
