@@ -21,3 +21,19 @@ pub fn require_root(test: &str) -> bool {
     eprintln!("SKIPPED {msg}");
     false
 }
+
+/// Polls every 5 ms until `done` or `limit`; the time it took, or `None`
+/// when `limit` passed first.
+pub fn time_until(
+    limit: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    None
+}

@@ -11,7 +11,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use lb_ctl::{
@@ -25,7 +25,7 @@ use lb_tests::{
         test_bins,
     },
     netns::unique_tag,
-    require_root,
+    require_root, time_until,
 };
 use serde_json::Value;
 
@@ -61,18 +61,6 @@ fn metrics_of(ns: &str) -> String {
         s.read_to_string(&mut body).unwrap();
         body
     })
-}
-
-/// Polls every 10 ms until `done` or `limit`; returns the time it took.
-fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
 }
 
 #[test]

@@ -15,7 +15,7 @@ use lb_ctl::{api::pb, fleet::status::FleetStatus};
 use lb_tests::{
     lab::{Lab, LabOptions, fleet::ETCD_ADDRS, lb::vips_text, test_bins, traffic::Traffic},
     netns::unique_tag,
-    require_root,
+    require_root, time_until,
 };
 
 const NEW_VIP: &str = "203.0.113.20:80/tcp";
@@ -56,18 +56,6 @@ fn fleet_status(lab: &Lab) -> FleetStatus {
         .fleet_cli(&[&"status".into(), &"--json".into()])
         .expect("fleet status");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// Polls every 5 ms until `done` or `limit`; the time it took.
-fn time_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
 }
 
 #[test]

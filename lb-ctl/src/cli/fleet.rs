@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use lb_ctl::{
-    config::{self, DEFAULT_FLEET_PREFIX, FleetSettings},
+    config::{self, DEFAULT_DIAL_TIMEOUT, DEFAULT_FLEET_PREFIX, FleetSettings},
     errors::chain,
     fleet::{
         schema::Desired,
@@ -73,21 +73,23 @@ struct Got {
 }
 
 /// The store's settings from the arguments, checked as the `[fleet]`
-/// section is.
+/// section's are.
 fn settings(args: &FleetArgs) -> anyhow::Result<FleetSettings> {
     let endpoints = args
         .endpoints
         .iter()
-        .map(|e| format!("{e:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let text = format!(
-        "[daemon]\ninterface = \"-\"\n[fleet]\nhost = \"cli\"\nendpoints = [{endpoints}]\nprefix = {:?}\n",
-        args.prefix
-    );
-    let parsed = config::parse(std::path::Path::new("--endpoints/--prefix"), &text)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    parsed.fleet.context("a [fleet] section")
+        .map(|e| config::endpoint_url(e))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    config::valid_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    Ok(FleetSettings {
+        endpoints,
+        prefix: args.prefix.clone(),
+        // Not written by these commands.
+        host: String::new(),
+        lkg: PathBuf::new(),
+        dial_timeout: DEFAULT_DIAL_TIMEOUT,
+    })
 }
 
 pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {

@@ -30,7 +30,8 @@ use crate::{
 };
 pub use validate::{parse_duration, validate_vips};
 pub use validate_fleet::{
-    DEFAULT_DIAL_TIMEOUT, DEFAULT_FLEET_LKG, DEFAULT_FLEET_PREFIX, valid_host_id,
+    DEFAULT_DIAL_TIMEOUT, DEFAULT_FLEET_LKG, DEFAULT_FLEET_PREFIX, endpoint_url, valid_host_id,
+    valid_prefix,
 };
 
 /// Where the maps and programs are pinned unless configured otherwise.
@@ -334,24 +335,23 @@ pub fn load(path: &Path) -> Result<Settings, LoadError> {
 
 /// Parses and validates `text` (read from `path`, for messages).
 pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
-    let at = |span: Option<std::ops::Range<usize>>, message: String| {
-        let (line, column) = span.map_or((1, 1), |s| line_col(text, s.start));
-        ConfigError {
-            file: path.to_owned(),
-            line,
-            column,
-            message,
-        }
-    };
-    let raw: raw::RawConfig =
-        toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
-    validate::settings(raw).map_err(|(span, msg)| at(Some(span), msg))
+    parse_with(path, text, validate::settings)
 }
 
 /// Parses and validates a fleet file (`lb-ctl fleet apply`): the VIPs
 /// checked with the same rules as the configuration file's, as far as they
 /// do not depend on one host (each host checks the rest when it applies).
 pub fn parse_fleet_file(path: &Path, text: &str) -> Result<FleetFile, ConfigError> {
+    parse_with(path, text, validate_fleet::fleet_file)
+}
+
+/// TOML `text` into raw type `R`, then `validate`d; a mistake of either
+/// step placed at its line and column.
+fn parse_with<R: serde::de::DeserializeOwned, T>(
+    path: &Path,
+    text: &str,
+    validate: impl FnOnce(R) -> Result<T, validate::Fail>,
+) -> Result<T, ConfigError> {
     let at = |span: Option<std::ops::Range<usize>>, message: String| {
         let (line, column) = span.map_or((1, 1), |s| line_col(text, s.start));
         ConfigError {
@@ -361,9 +361,8 @@ pub fn parse_fleet_file(path: &Path, text: &str) -> Result<FleetFile, ConfigErro
             message,
         }
     };
-    let raw: raw::RawFleetFile =
-        toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
-    validate_fleet::fleet_file(raw).map_err(|(span, msg)| at(Some(span), msg))
+    let raw: R = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+    validate(raw).map_err(|(span, msg)| at(Some(span), msg))
 }
 
 /// 1-based line and column of byte `offset` in `text`.

@@ -40,30 +40,39 @@ pub fn valid_host_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An endpoint as etcd's client takes it: `http://HOST:PORT`.
-fn endpoint(e: &Spanned<String>) -> Result<String, Fail> {
-    let text = e.get_ref().trim();
+/// An endpoint as written (`HOST:PORT` or `http://HOST:PORT`) as etcd's
+/// client takes it: `http://HOST:PORT`.
+pub fn endpoint_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
     if text.starts_with("https://") {
-        return fail(
-            e.span(),
-            format!(
-                "endpoint `{text}`: TLS is not built into lb-ctl; use http:// on a trusted network (or a local TLS proxy)"
-            ),
-        );
+        return Err(format!(
+            "endpoint `{text}`: TLS is not built into lb-ctl; use http:// on a trusted network (or a local TLS proxy)"
+        ));
     }
     let host_port = text.strip_prefix("http://").unwrap_or(text);
     let port_ok = host_port
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
     if !port_ok || host_port.contains('/') || host_port.contains(char::is_whitespace) {
-        return fail(
-            e.span(),
-            format!(
-                "endpoint `{text}` is not HOST:PORT (e.g. 192.0.2.50:2379 or http://[2001:db8::50]:2379)"
-            ),
-        );
+        return Err(format!(
+            "endpoint `{text}` is not HOST:PORT (e.g. 192.0.2.50:2379 or http://[2001:db8::50]:2379)"
+        ));
     }
     Ok(format!("http://{host_port}"))
+}
+
+/// Whether `prefix` can start every key of a fleet.
+pub fn valid_prefix(prefix: &str) -> Result<(), String> {
+    if !prefix.starts_with('/')
+        || !prefix.ends_with('/')
+        || prefix.len() > 128
+        || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "prefix `{prefix}` must start and end with `/` (e.g. /lb/v1/), without spaces, at most 128 bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// This machine's host name (the default host id).
@@ -85,25 +94,13 @@ pub(super) fn fleet_settings(raw: &Spanned<RawFleet>) -> Result<FleetSettings, F
         .endpoints
         .get_ref()
         .iter()
-        .map(endpoint)
+        .map(|e| endpoint_url(e.get_ref()).or_else(|why| fail(e.span(), why)))
         .collect::<Result<Vec<_>, _>>()?;
     let prefix = match &f.prefix {
         None => DEFAULT_FLEET_PREFIX.to_owned(),
         Some(p) => {
-            let text = p.get_ref();
-            if !text.starts_with('/')
-                || !text.ends_with('/')
-                || text.len() > 128
-                || text.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                return fail(
-                    p.span(),
-                    format!(
-                        "prefix `{text}` must start and end with `/` (e.g. /lb/v1/), without spaces, at most 128 bytes"
-                    ),
-                );
-            }
-            text.clone()
+            valid_prefix(p.get_ref()).or_else(|why| fail(p.span(), why))?;
+            p.get_ref().clone()
         }
     };
     let host = match &f.host {

@@ -101,6 +101,20 @@ pub struct HostStatus {
     pub version: String,
 }
 
+impl HostStatus {
+    /// A host's status before it applied or refused anything.
+    pub fn new(host: &str, applied_revision: Option<i64>) -> Self {
+        HostStatus {
+            host: host.to_owned(),
+            applied_revision,
+            vips: 0,
+            refused: None,
+            updated_ms: 0,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
 /// The desired state of the fleet: every VIP and the hosts that serve only
 /// some of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -103,14 +103,7 @@ struct Host {
 /// revision the controller starts with (from the LKG file), if any.
 pub async fn run(settings: FleetSettings, offers: mpsc::Sender<Offer>, applied: Option<i64>) {
     let mut host = Host {
-        status: HostStatus {
-            host: settings.host.clone(),
-            applied_revision: applied,
-            vips: 0,
-            refused: None,
-            updated_ms: 0,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        },
+        status: HostStatus::new(&settings.host, applied),
         settings,
         offers,
     };
@@ -286,15 +279,12 @@ pub async fn first_state(
             if let Err(why) = accept(&vips) {
                 let lease = store.lease(SESSION_TTL).await?;
                 let status = HostStatus {
-                    host: settings.host.clone(),
-                    applied_revision: None,
-                    vips: 0,
                     refused: Some(Refusal {
                         revision: listing.revision,
                         error: why.clone(),
                     }),
                     updated_ms: now_ms(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..HostStatus::new(&settings.host, None)
                 };
                 store.put_status(&status, lease).await?;
                 return Err(StoreError::Invalid(why));

@@ -1,0 +1,97 @@
+//! `lb-ctl fleet` refuses bad input before it reaches for the store: a
+//! table of arguments and fleet files run through the binary, each failing
+//! with exit 1 and a message naming the mistake (and, for a file, its
+//! `file:line:column`). The endpoint is a closed port on loopback: a case
+//! that reached for the store would fail with "cannot reach" instead.
+use std::process::Command;
+
+const CLOSED: &str = "127.0.0.1:1";
+
+fn fleet(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lb-ctl"))
+        .arg("fleet")
+        .args(args)
+        .env_remove("LB_FLEET_ENDPOINTS")
+        .env_remove("LB_FLEET_PREFIX")
+        .output()
+        .expect("run lb-ctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_arguments_and_files_are_refused_before_the_store_is_reached() {
+    let dir = std::env::temp_dir().join(format!("lb-fleet-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"sctp\"\n",
+    )
+    .unwrap();
+    let unknown_host_vip = dir.join("host.toml");
+    std::fs::write(
+        &unknown_host_vip,
+        "[[host]]\nid = \"lb-a\"\nvips = [\"203.0.113.10:80/tcp\"]\n",
+    )
+    .unwrap();
+    let (bad, unknown_host_vip) = (
+        bad.display().to_string(),
+        unknown_host_vip.display().to_string(),
+    );
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--endpoints", "https://192.0.2.50:2379", "status"],
+            "TLS is not built into lb-ctl",
+        ),
+        (&["--endpoints", "192.0.2.50", "status"], "is not HOST:PORT"),
+        (
+            &["--endpoints", "192.0.2.50:99999", "get"],
+            "is not HOST:PORT",
+        ),
+        (
+            &["--endpoints", CLOSED, "--prefix", "lb", "status"],
+            "must start and end with `/`",
+        ),
+        (
+            &["--endpoints", CLOSED, "--prefix", "/lb v1/", "status"],
+            "without spaces",
+        ),
+        (
+            &["--endpoints", CLOSED, "apply", "/nonexistent/fleet.toml"],
+            "cannot read /nonexistent/fleet.toml",
+        ),
+        (
+            &["--endpoints", CLOSED, "apply", &bad],
+            ":3:12: protocol `sctp`: use tcp or udp",
+        ),
+        (
+            &["--endpoints", CLOSED, "apply", &unknown_host_vip],
+            ":3:9: host lb-a: VIP 203.0.113.10:80/tcp is not in this file",
+        ),
+        (
+            &["--endpoints", CLOSED, "apply", "--if-revision", "x", &bad],
+            "invalid value 'x'",
+        ),
+        (&["status"], "--endpoints"),
+    ];
+    for (args, want) in cases {
+        let (code, err) = fleet(args);
+        assert_ne!(code, Some(0), "{args:?} must fail");
+        assert!(err.contains(want), "{args:?}: wanted `{want}` in: {err}");
+        assert!(
+            !err.contains("cannot reach"),
+            "{args:?} reached for the store: {err}"
+        );
+    }
+    // A good request to no store: says which store it could not reach.
+    let (code, err) = fleet(&["--endpoints", CLOSED, "status"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot reach the fleet's store at http://127.0.0.1:1"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
