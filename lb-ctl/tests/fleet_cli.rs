@@ -8,8 +8,11 @@ use std::process::Command;
 const CLOSED: &str = "127.0.0.1:1";
 
 fn fleet(args: &[&str]) -> (Option<i32>, String) {
+    lb_ctl(&[&["fleet"], args].concat())
+}
+
+fn lb_ctl(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_lb-ctl"))
-        .arg("fleet")
         .args(args)
         .env_remove("LB_FLEET_ENDPOINTS")
         .env_remove("LB_FLEET_PREFIX")
@@ -94,4 +97,35 @@ fn bad_arguments_and_files_are_refused_before_the_store_is_reached() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checker_with_bad_arguments_does_not_start() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--endpoints", CLOSED, "--lease-ttl", "1s"], "2s or more"),
+        (
+            &["--endpoints", CLOSED, "--lease-ttl", "2500ms"],
+            "whole seconds",
+        ),
+        (
+            &["--endpoints", CLOSED, "--lease-ttl", "soon"],
+            "is not a duration",
+        ),
+        (&["--endpoints", CLOSED, "--id", "chk 1"], "may hold only"),
+        (&["--endpoints", CLOSED, "--id", ""], "1 to 64 characters"),
+        (
+            &["--endpoints", "https://192.0.2.50:2379"],
+            "TLS is not built into lb-ctl",
+        ),
+        (
+            &["--endpoints", CLOSED, "--prefix", "lb"],
+            "must start and end with `/`",
+        ),
+        (&[], "--endpoints"),
+    ];
+    for (args, want) in cases {
+        let (code, err) = lb_ctl(&[&["checker"], *args].concat());
+        assert_ne!(code, Some(0), "{args:?} must fail");
+        assert!(err.contains(want), "{args:?}: wanted `{want}` in: {err}");
+    }
 }

@@ -52,10 +52,7 @@ fn vips_of(lab: &Lab, site: char) -> Vec<String> {
 }
 
 fn fleet_status(lab: &Lab) -> FleetStatus {
-    let out = lab
-        .fleet_cli(&[&"status".into(), &"--json".into()])
-        .expect("fleet status");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    lab.fleet_status().expect("fleet status")
 }
 
 #[test]

@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use super::client::print_json;
 
+/// Which store and fleet: `lb-ctl fleet` and `lb-ctl checker` take these.
 #[derive(Debug, clap::Args)]
-pub struct FleetArgs {
+pub struct StoreArgs {
     /// The etcd members, comma-separated (`HOST:PORT` or `http://HOST:PORT`).
     #[arg(
         long,
@@ -29,6 +30,12 @@ pub struct FleetArgs {
     /// The fleet's key prefix.
     #[arg(long, env = "LB_FLEET_PREFIX", default_value = DEFAULT_FLEET_PREFIX)]
     pub prefix: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FleetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
     #[command(subcommand)]
     pub command: FleetCommand,
 }
@@ -72,28 +79,31 @@ struct Got {
     hosts: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-/// The store's settings from the arguments, checked as the `[fleet]`
-/// section's are.
-fn settings(args: &FleetArgs) -> anyhow::Result<FleetSettings> {
+/// The store's settings from `--endpoints` and `--prefix`, checked as the
+/// `[fleet]` section's are.
+pub(super) fn store_settings(args: &StoreArgs) -> anyhow::Result<FleetSettings> {
+    let prefix = args.prefix.as_str();
     let endpoints = args
         .endpoints
         .iter()
         .map(|e| config::endpoint_url(e))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    config::valid_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    config::valid_prefix(prefix).map_err(anyhow::Error::msg)?;
     Ok(FleetSettings {
         endpoints,
-        prefix: args.prefix.clone(),
+        prefix: prefix.to_owned(),
         // Not written by these commands.
         host: String::new(),
         lkg: PathBuf::new(),
         dial_timeout: DEFAULT_DIAL_TIMEOUT,
+        stale_after: config::DEFAULT_STALE_AFTER,
+        max_down_permille: config::DEFAULT_MAX_DOWN_PERMILLE,
     })
 }
 
 pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {
-    let f = settings(&args)?;
+    let f = store_settings(&args.store)?;
     // Read and check the file before reaching for the store.
     let file = match &args.command {
         FleetCommand::Apply { file, .. } => {
@@ -165,6 +175,22 @@ pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {
                         if h.connected { "yes" } else { "no" },
                         if h.current { "yes" } else { "no" },
                     );
+                }
+                match (&s.round, s.checkers.first()) {
+                    (Some(r), _) => println!(
+                        "checkers: {} (leader {}); round {} {} ms ago: {} up, {} down, {} unknown",
+                        s.checkers.join(", "),
+                        r.checker,
+                        r.round,
+                        s.round_age_ms.unwrap_or(0),
+                        r.up,
+                        r.down,
+                        r.unknown
+                    ),
+                    (None, Some(_)) => {
+                        println!("checkers: {} (no heartbeat yet)", s.checkers.join(", "))
+                    }
+                    (None, None) => println!("checkers: none (hosts check their reals themselves)"),
                 }
                 for u in &s.unreadable {
                     println!("unreadable: {u}");

@@ -8,6 +8,7 @@ mod attach;
 mod bgp;
 mod capture;
 mod check;
+mod checker;
 mod client;
 mod daemon;
 mod decap;
@@ -97,6 +98,12 @@ pub enum Command {
     /// Fleet mode: the desired state every LB host follows, kept in etcd
     /// (apply, get), and what each host made of it (status).
     Fleet(fleet::FleetArgs),
+    /// Fleet mode: one replica of the fleet's health checker. Replicas
+    /// elect one active checker in etcd; it probes every real of the store
+    /// and writes the verdicts there for every LB host (docs/FLEET.md).
+    ///
+    /// Example: `lb-ctl checker --endpoints 192.0.2.50:2379 --id chk-1`
+    Checker(checker::CheckerArgs),
     /// BGP: sessions, announced and withheld VIP addresses.
     #[command(subcommand)]
     Bgp(bgp::BgpCommand),
@@ -221,5 +228,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Top => top::run(&args.socket),
         Command::Capture(a) => capture::run(&a),
         Command::Fleet(a) => fleet::run(a),
+        Command::Checker(a) => checker::run(a),
     }
 }

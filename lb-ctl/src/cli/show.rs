@@ -30,9 +30,12 @@ pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
             if s.adopted { " (adopted at start)" } else { "" }
         );
         println!(
-            "{} VIPs, {} reals, {} healthy",
-            s.vips, s.reals, s.reals_healthy
+            "{} VIPs, {} reals, {} healthy; health checked: {}",
+            s.vips, s.reals, s.reals_healthy, s.health_source
         );
+        if s.fleet_revision > 0 {
+            println!("fleet: VIPs of store revision {}", s.fleet_revision);
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -30,8 +30,8 @@ use crate::{
 };
 pub use validate::{parse_duration, validate_vips};
 pub use validate_fleet::{
-    DEFAULT_DIAL_TIMEOUT, DEFAULT_FLEET_LKG, DEFAULT_FLEET_PREFIX, endpoint_url, valid_host_id,
-    valid_prefix,
+    DEFAULT_DIAL_TIMEOUT, DEFAULT_FLEET_LKG, DEFAULT_FLEET_PREFIX, DEFAULT_MAX_DOWN_PERMILLE,
+    DEFAULT_STALE_AFTER, endpoint_url, valid_host_id, valid_prefix,
 };
 
 /// Where the maps and programs are pinned unless configured otherwise.
@@ -162,6 +162,11 @@ pub struct FleetSettings {
     pub lkg: PathBuf,
     /// How long one attempt to reach the store may take.
     pub dial_timeout: Duration,
+    /// Fleet health older than this is stale: the host checks locally.
+    pub stale_after: Duration,
+    /// A checker finding more than this share of all reals down is not
+    /// believed, in thousandths (500 = half).
+    pub max_down_permille: u32,
 }
 
 /// A fleet file (`lb-ctl fleet apply`), validated.

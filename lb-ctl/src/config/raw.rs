@@ -29,6 +29,8 @@ pub struct RawFleet {
     pub host: Option<Spanned<String>>,
     pub lkg: Option<Spanned<PathBuf>>,
     pub dial_timeout: Option<Spanned<String>>,
+    pub stale_after: Option<Spanned<String>>,
+    pub max_down_share: Option<Spanned<f64>>,
 }
 
 /// The file `lb-ctl fleet apply` takes: VIPs written as in the

@@ -270,6 +270,8 @@ fn fleet_sections_are_checked_with_their_line() {
     assert_eq!(f.prefix, DEFAULT_FLEET_PREFIX);
     assert_eq!(f.lkg, Path::new(DEFAULT_FLEET_LKG));
     assert_eq!(f.dial_timeout, DEFAULT_DIAL_TIMEOUT);
+    assert_eq!(f.stale_after, DEFAULT_STALE_AFTER);
+    assert_eq!(f.max_down_permille, 500);
     assert_eq!(
         ok.state_path(),
         Path::new(DEFAULT_FLEET_LKG),
@@ -327,6 +329,26 @@ fn fleet_sections_are_checked_with_their_line() {
         (
             &format!("{head}endpoints = [\"192.0.2.50:2379\"]\nrole = \"x\"\n"),
             "unknown field",
+            9,
+        ),
+        (
+            &format!("{head}endpoints = [\"192.0.2.50:2379\"]\nstale_after = \"500ms\"\n"),
+            "1s or more",
+            9,
+        ),
+        (
+            &format!("{head}endpoints = [\"192.0.2.50:2379\"]\nmax_down_share = 1.5\n"),
+            "at most 1",
+            9,
+        ),
+        (
+            &format!("{head}endpoints = [\"192.0.2.50:2379\"]\nmax_down_share = 0.0\n"),
+            "above 0",
+            9,
+        ),
+        (
+            &format!("{head}endpoints = [\"192.0.2.50:2379\"]\nmax_down_share = \"half\"\n"),
+            "invalid type",
             9,
         ),
         (

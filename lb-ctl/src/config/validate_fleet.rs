@@ -24,6 +24,11 @@ pub const DEFAULT_FLEET_LKG: &str = "/var/lib/lb/fleet-lkg.json";
 /// How long connecting to the store may take before a retry.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Fleet health older than this is stale unless configured otherwise.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(10);
+/// A checker finding more than half of all reals down is not believed.
+pub const DEFAULT_MAX_DOWN_PERMILLE: u32 = 500;
+
 /// Whether `id` can name a host in the store's keys.
 pub fn valid_host_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 64 {
@@ -129,12 +134,38 @@ pub(super) fn fleet_settings(raw: &Spanned<RawFleet>) -> Result<FleetSettings, F
         let span = f.dial_timeout.as_ref().map_or(raw.span(), Spanned::span);
         return fail(span, "dial_timeout must be above 0");
     }
+    let stale_after = duration(&f.stale_after, DEFAULT_STALE_AFTER, "stale_after")?;
+    if let Some(v) = &f.stale_after
+        && stale_after < Duration::from_secs(1)
+    {
+        return fail(
+            v.span(),
+            "stale_after must be 1s or more (the checker writes a heartbeat every second)",
+        );
+    }
+    let max_down_permille = match &f.max_down_share {
+        None => DEFAULT_MAX_DOWN_PERMILLE,
+        Some(v) => {
+            let share = *v.get_ref();
+            if !(share > 0.0 && share <= 1.0) {
+                return fail(
+                    v.span(),
+                    format!(
+                        "max_down_share {share} must be above 0 and at most 1 (0.5 = half of all reals)"
+                    ),
+                );
+            }
+            (share * 1000.0).round() as u32
+        }
+    };
     Ok(FleetSettings {
         endpoints,
         prefix,
         host,
         lkg,
         dial_timeout,
+        stale_after,
+        max_down_permille,
     })
 }
 

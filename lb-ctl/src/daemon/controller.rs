@@ -18,11 +18,13 @@ use std::{
 
 use tokio::sync::mpsc;
 
+pub use crate::health::probe_key;
+
 use super::{announce::AddressState, views::Sample};
 use crate::{
     api::commands::{Command, MetricsSnapshot},
     bgp::speaker::SpeakerHandle,
-    config::{RealConfig, Settings, VipConfig},
+    config::{Settings, VipConfig},
     dataplane::Dataplane,
     health::{HealthTable, ProbeKey, ProbeResult},
     reconcile::{ApplyReport, RealSpec, ReconcileError, Reconciler, VipSpec},
@@ -55,16 +57,8 @@ pub struct Controller {
     pub(super) nic_warned: Option<Instant>,
     /// Fleet mode: the store revision the VIPs are.
     pub fleet_revision: Option<i64>,
-}
-
-/// The prober that decides for real `r` of VIP `v`.
-pub fn probe_key(v: &VipConfig, r: &RealConfig) -> ProbeKey {
-    let check = v.check_of(r).clone();
-    ProbeKey {
-        addr: r.address,
-        port: check.port.unwrap_or(v.port),
-        check,
-    }
+    /// Fleet mode: the checker's results and whether they are believed.
+    pub(super) fleet_health: Option<super::fleet_health::FleetHealthView>,
 }
 
 impl Controller {
@@ -98,6 +92,7 @@ impl Controller {
             nic_tx_errors: None,
             nic_warned: None,
             fleet_revision: None,
+            fleet_health: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod announcing;
 mod changes;
 mod controller;
 mod edits;
+mod fleet_health;
 pub mod metrics;
 pub mod notify;
 pub mod state_file;
@@ -273,12 +274,12 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
     ctl.fleet_revision = fleet_revision;
     ctl.apply().map_err(DaemonError::Apply)?;
     ctl.start_bgp().await;
-    let (offers_tx, mut offers_rx) = mpsc::channel::<fleet::sync::Offer>(4);
+    let (fleet_tx, mut fleet_rx) = mpsc::channel::<fleet::sync::ToController>(16);
     let fleet_sync = ctl
         .settings
         .fleet
         .clone()
-        .map(|f| tokio::spawn(fleet::sync::run(f, offers_tx, fleet_revision)));
+        .map(|f| tokio::spawn(fleet::sync::run(f, fleet_tx, fleet_revision)));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = api::server::bind(&socket)?;
@@ -313,10 +314,13 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
         tokio::select! {
             Some(cmd) = cmd_rx.recv() => ctl.handle(cmd),
             Some(result) = results_rx.recv() => ctl.on_probe(result),
-            Some(offer) = offers_rx.recv() => {
-                let answer = ctl.fleet_offer(offer.revision, offer.vips);
-                let _ = offer.reply.send(answer.map_err(|e| crate::errors::chain(&e)));
-            }
+            Some(msg) = fleet_rx.recv() => match msg {
+                fleet::sync::ToController::Offer(offer) => {
+                    let answer = ctl.fleet_offer(offer.revision, offer.vips);
+                    let _ = offer.reply.send(answer.map_err(|e| crate::errors::chain(&e)));
+                }
+                fleet::sync::ToController::Health(h) => ctl.on_fleet_health(h),
+            },
             _ = tick.tick() => ctl.tick(),
             _ = bgp_tick.tick() => ctl.update_bgp(),
             _ = watchdog.tick() => if notify.watchdog_interval().is_some() {

@@ -94,6 +94,8 @@ impl Controller {
             vips: self.vips.len() as u32,
             reals: reals.len() as u32,
             reals_healthy: healthy as u32,
+            fleet_revision: self.fleet_revision.unwrap_or(0),
+            health_source: self.health_source(),
         }
     }
 
@@ -287,6 +289,7 @@ impl Controller {
             self.samples = (self.samples.1.take(), Some(s));
         }
         self.watch_nic();
+        self.judge_fleet_health();
     }
 
     /// Warns (at most once a minute) when the driver drops frames the

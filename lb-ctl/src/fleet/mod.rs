@@ -4,8 +4,12 @@
 //! keeps its last known good state, forwarding and announcements).
 //!
 //! [`schema`] is the keys and values, [`store`] the etcd operations,
-//! [`sync`] a host's "list then watch" loop that offers each revision to
-//! the daemon's controller.
+//! [`sync`] a host's "list then watch" loop that offers each revision (and
+//! the checker's results) to the daemon's controller, [`health`] the rule
+//! by which a host believes the checker, [`checker`] the elected,
+//! fenced fleet health checker, [`status`] what `fleet status` shows.
+pub mod checker;
+pub mod health;
 pub mod schema;
 pub mod status;
 pub mod store;

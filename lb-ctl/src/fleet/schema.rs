@@ -22,6 +22,8 @@ const CONFIG: &str = "config/";
 const VIPS: &str = "config/vips/";
 const HOSTS: &str = "config/hosts/";
 const HOST_STATE: &str = "hosts/";
+const HEALTH: &str = "health/";
+const CHECKERS: &str = "checkers/";
 
 impl Keys {
     /// `prefix` starts and ends with `/` (checked by the configuration).
@@ -59,6 +61,37 @@ impl Keys {
     /// host goes away.
     pub fn host_status(&self, host: &str) -> String {
         format!("{}{HOST_STATE}{host}/status", self.prefix)
+    }
+
+    /// Every health result.
+    pub fn health_all(&self) -> String {
+        format!("{}{HEALTH}", self.prefix)
+    }
+
+    /// The active checker's result for real `real` of VIP `vip` (bound to
+    /// the checker's lease).
+    pub fn health(&self, vip: &VipId, real: &std::net::IpAddr) -> String {
+        format!("{}{HEALTH}{vip}/{real}", self.prefix)
+    }
+
+    /// The checkers' election (etcd's election API; each candidate's key
+    /// is under it, bound to its lease, holding its id).
+    pub fn election(&self) -> String {
+        format!("{}{CHECKERS}leader", self.prefix)
+    }
+
+    /// The active checker's heartbeat: one [`Round`] a second.
+    pub fn round(&self) -> String {
+        format!("{}{CHECKERS}round", self.prefix)
+    }
+
+    /// What a host follows: `checkers/`, `config/` and `health/` (keys
+    /// sort in that order, and before `hosts/`, which it does not follow).
+    pub fn followed(&self) -> (String, String) {
+        (
+            format!("{}{CHECKERS}", self.prefix),
+            format!("{}{HOST_STATE}", self.prefix),
+        )
     }
 
     /// Exists while `host` is connected (bound to its lease).
@@ -113,6 +146,37 @@ impl HostStatus {
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }
+}
+
+/// `health/<vip>/<real>`: the active checker's verdict on one real.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthDoc {
+    pub up: bool,
+    /// The checker that wrote it.
+    pub checker: String,
+    /// Why it is down (the probe's error), if it is.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// `checkers/round`: the active checker's heartbeat, with the share of
+/// reals it finds down (hosts do not believe a checker that finds too many
+/// down).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Round {
+    pub checker: String,
+    /// Counts up with each heartbeat.
+    pub round: u64,
+    pub up: usize,
+    pub down: usize,
+    /// Targets not probed yet (a new leader's first probes).
+    pub unknown: usize,
+    /// When it was written, by the checker's clock (milliseconds since the
+    /// Unix epoch); for people (`fleet status`), hosts judge freshness by
+    /// when they receive it.
+    pub at_ms: u64,
 }
 
 /// The desired state of the fleet: every VIP and the hosts that serve only

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    schema::HostStatus,
+    schema::{HostStatus, Round},
     store::{Store, StoreError},
 };
 
@@ -28,6 +28,12 @@ pub struct FleetStatus {
     /// The revision of the desired state's last change.
     pub config_revision: i64,
     pub hosts: Vec<HostView>,
+    /// Checker candidates by id, the leader first.
+    pub checkers: Vec<String>,
+    /// The active checker's last heartbeat, if one leads.
+    pub round: Option<Round>,
+    /// Its age by this machine's clock (clocks may differ).
+    pub round_age_ms: Option<u64>,
     /// Status keys that could not be read, with why.
     pub unreadable: Vec<String>,
 }
@@ -59,7 +65,21 @@ pub async fn read(store: &mut Store) -> Result<FleetStatus, StoreError> {
             Err(e) => unreadable.push(format!("{key}: {e}")),
         }
     }
+    let checkers = super::checker::candidates(store).await?;
+    let round_key = store.keys.round();
+    let round = store
+        .list(&round_key)
+        .await?
+        .kvs
+        .get(&round_key)
+        .and_then(|(v, _)| serde_json::from_slice::<Round>(v).ok());
+    let round_age_ms = round
+        .as_ref()
+        .map(|r| super::sync::now_ms().saturating_sub(r.at_ms));
     Ok(FleetStatus {
+        checkers,
+        round,
+        round_age_ms,
         revision: states.revision.max(config.revision),
         config_revision: config.last_change(),
         hosts,

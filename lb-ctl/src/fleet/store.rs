@@ -86,11 +86,22 @@ impl Store {
     /// Connects (each request then times out after `dial_timeout`; HTTP/2
     /// pings find a dead connection within about twice that).
     pub async fn connect(f: &FleetSettings) -> Result<Store, StoreError> {
-        let options = ConnectOptions::new()
+        Self::connect_with(f, Some(f.dial_timeout)).await
+    }
+
+    /// Connects; requests time out after `request_timeout` if given (an
+    /// election campaign waits as long as another leads: it takes none).
+    pub async fn connect_with(
+        f: &FleetSettings,
+        request_timeout: Option<Duration>,
+    ) -> Result<Store, StoreError> {
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(f.dial_timeout)
-            .with_timeout(f.dial_timeout)
             .with_keep_alive(f.dial_timeout / 2, f.dial_timeout)
             .with_keep_alive_while_idle(true);
+        if let Some(t) = request_timeout {
+            options = options.with_timeout(t);
+        }
         let mut client = Client::connect(&f.endpoints, Some(options))
             .await
             .map_err(|source| StoreError::Connect {
@@ -113,8 +124,14 @@ impl Store {
 
     /// Every key under `prefix` at one revision, `PAGE` keys a request.
     pub async fn list(&mut self, prefix: &str) -> Result<Listing, StoreError> {
-        let end = prefix_end(prefix);
-        let mut from = prefix.as_bytes().to_vec();
+        self.list_range(prefix, &prefix_end(prefix)).await
+    }
+
+    /// Every key from `start` up to (not including) `end` at one revision,
+    /// `PAGE` keys a request.
+    pub async fn list_range(&mut self, start: &str, end: &[u8]) -> Result<Listing, StoreError> {
+        let end = end.to_vec();
+        let mut from = start.as_bytes().to_vec();
         let mut listing = Listing::default();
         loop {
             let options = GetOptions::new()

@@ -9,6 +9,10 @@
 //! removed, as the offer is the whole state). A lost store changes
 //! nothing: the controller keeps what it has (the last known good state),
 //! and the sync reconnects with jittered backoff.
+//!
+//! It follows the checker's results (`health/`, `checkers/round`) the same
+//! way, in the same watch, and hands them to the controller, which decides
+//! whether to believe them ([`super::health`]).
 use std::{
     collections::BTreeMap,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -21,6 +25,7 @@ use tokio::{
 };
 
 use super::{
+    health::FleetHealth,
     schema::{Desired, HostStatus, Refusal},
     store::{Store, StoreError},
 };
@@ -41,6 +46,16 @@ pub struct Offer {
     pub revision: i64,
     pub vips: Vec<VipConfig>,
     pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+/// What the sync tells the controller.
+#[derive(Debug)]
+pub enum ToController {
+    /// A revision's VIPs for this host.
+    Offer(Offer),
+    /// The checker's results and heartbeat as they are now (sent on every
+    /// change of `health/` or `checkers/`, so each heartbeat arrives).
+    Health(FleetHealth),
 }
 
 /// Exponential backoff with jitter (each wait between half and all of the
@@ -78,7 +93,8 @@ impl Backoff {
     }
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -95,17 +111,21 @@ enum End {
 /// The host's side of the store, across sessions.
 struct Host {
     settings: FleetSettings,
-    offers: mpsc::Sender<Offer>,
+    messages: mpsc::Sender<ToController>,
     status: HostStatus,
 }
 
 /// Follows the store until the controller goes away. `applied` is the
 /// revision the controller starts with (from the LKG file), if any.
-pub async fn run(settings: FleetSettings, offers: mpsc::Sender<Offer>, applied: Option<i64>) {
+pub async fn run(
+    settings: FleetSettings,
+    messages: mpsc::Sender<ToController>,
+    applied: Option<i64>,
+) {
     let mut host = Host {
         status: HostStatus::new(&settings.host, applied),
         settings,
-        offers,
+        messages,
     };
     let mut backoff = Backoff::new();
     loop {
@@ -136,8 +156,9 @@ impl Host {
             .lease_keep_alive(lease)
             .await
             .map_err(etcd("keeping the session's lease"))?;
+        let (start, end) = store.keys.followed();
         let config = store.keys.config();
-        let listing = store.list(&config).await?;
+        let listing = store.list_range(&start, end.as_bytes()).await?;
         backoff.reset();
         let mut kvs = listing.values();
         tracing::info!(
@@ -145,25 +166,29 @@ impl Host {
             keys = kvs.len(),
             "fleet: listed the store"
         );
-        if !self.offer(&mut store, lease, listing.revision, &kvs).await {
+        if !self.offer(&mut store, lease, listing.revision, &kvs).await
+            || !self.send_health(&store, &kvs).await
+        {
             return Ok(End::Stopped);
         }
         let mut stream = store
             .client
             .watch(
-                config.as_str(),
+                start.as_str(),
                 Some(
                     WatchOptions::new()
-                        .with_prefix()
+                        .with_range(end.as_str())
                         .with_start_revision(listing.revision + 1),
                 ),
             )
             .await
             .map_err(etcd("watching the store"))?;
         let mut keep_alive = tokio::time::interval(SESSION_TTL / 3);
-        let mut pending: Option<(i64, Instant)> = None;
+        // What changed since the last offer: the revision, whether config/
+        // changed (else only health did), and when to offer.
+        let mut pending: Option<(i64, bool, Instant)> = None;
         loop {
-            let due = pending.map(|(_, at)| at);
+            let due = pending.map(|(_, _, at)| at);
             tokio::select! {
                 msg = stream.message() => {
                     let Some(resp) = msg.map_err(etcd("watching the store"))? else {
@@ -178,21 +203,32 @@ impl Host {
                     if resp.events().is_empty() {
                         continue;
                     }
+                    let mut config_changed = false;
+                    // The state now is the store's at the last event's
+                    // revision (the header's may be later: writes to keys
+                    // not followed, or followed ones still to come).
+                    let mut revision = 0;
                     for ev in resp.events() {
                         let Some(kv) = ev.kv() else { continue };
+                        revision = revision.max(kv.mod_revision());
                         let key = String::from_utf8_lossy(kv.key()).into_owned();
+                        config_changed |= key.starts_with(&config);
                         match ev.event_type() {
                             EventType::Put => kvs.insert(key, kv.value().to_vec()),
                             EventType::Delete => kvs.remove(&key),
                         };
                     }
-                    let revision = resp.header().map_or(0, |h| h.revision());
-                    let first = pending.map_or_else(|| Instant::now() + COALESCE, |(_, at)| at);
-                    pending = Some((revision, first));
+                    pending = Some(match pending {
+                        None => (revision, config_changed, Instant::now() + COALESCE),
+                        Some((_, c, at)) => (revision, c || config_changed, at),
+                    });
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                    let (revision, _) = pending.take().expect("due only when pending");
-                    if !self.offer(&mut store, lease, revision, &kvs).await {
+                    let (revision, config_changed, _) = pending.take().expect("due only when pending");
+                    if config_changed && !self.offer(&mut store, lease, revision, &kvs).await {
+                        return Ok(End::Stopped);
+                    }
+                    if !self.send_health(&store, &kvs).await {
                         return Ok(End::Stopped);
                     }
                 }
@@ -206,6 +242,22 @@ impl Host {
         }
     }
 
+    /// Sends the checker's results in `kvs` to the controller. `false`
+    /// when the controller is gone.
+    async fn send_health(&mut self, store: &Store, kvs: &BTreeMap<String, Vec<u8>>) -> bool {
+        let (health, unreadable) = FleetHealth::from_kvs(
+            &store.keys,
+            kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+        );
+        for u in unreadable {
+            tracing::warn!(what = %u, "fleet: a health result cannot be read; its real stays as it is");
+        }
+        self.messages
+            .send(ToController::Health(health))
+            .await
+            .is_ok()
+    }
+
     /// Offers revision `revision` (the keys under `config/`) to the
     /// controller and writes its answer to the store. `false` when the
     /// controller is gone.
@@ -216,9 +268,12 @@ impl Host {
         revision: i64,
         kvs: &BTreeMap<String, Vec<u8>>,
     ) -> bool {
+        let config = store.keys.config();
         let wanted = Desired::from_kvs(
             &store.keys,
-            kvs.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())),
+            kvs.iter()
+                .filter(|(k, _)| k.starts_with(&config))
+                .map(|(k, v)| (k.as_bytes(), v.as_slice())),
         )
         .and_then(|d| d.for_host(&self.settings.host));
         let answer = match wanted {
@@ -231,7 +286,12 @@ impl Host {
                     vips,
                     reply,
                 };
-                if self.offers.send(offer).await.is_err() {
+                if self
+                    .messages
+                    .send(ToController::Offer(offer))
+                    .await
+                    .is_err()
+                {
                     return false;
                 }
                 match answer.await {

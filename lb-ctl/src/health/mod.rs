@@ -3,6 +3,11 @@
 //! once per interval, not once per VIP. Results go to the controller,
 //! which applies rise/fall here ([`HealthTable::record`]) and rebuilds the
 //! rings of the VIPs whose reals changed state.
+//!
+//! In fleet mode the verdicts may come from the fleet's checker instead
+//! ([`HealthTable::verdict`]): the probers then stop
+//! ([`HealthTable::set_probing`]) and the states stay, so that local probing
+//! resumes from them, without a flap, when fleet results go stale.
 mod probe;
 
 use std::{
@@ -13,7 +18,7 @@ use std::{
 pub use probe::{ProbeError, probe};
 use tokio::{sync::mpsc, task::JoinHandle, time::MissedTickBehavior};
 
-use crate::config::{Check, CheckKind};
+use crate::config::{Check, CheckKind, RealConfig, VipConfig};
 
 /// What one prober checks.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,6 +26,16 @@ pub struct ProbeKey {
     pub addr: IpAddr,
     pub port: u16,
     pub check: Check,
+}
+
+/// The prober that decides for real `r` of VIP `v`.
+pub fn probe_key(v: &VipConfig, r: &RealConfig) -> ProbeKey {
+    let check = v.check_of(r).clone();
+    ProbeKey {
+        addr: r.address,
+        port: check.port.unwrap_or(v.port),
+        check,
+    }
 }
 
 /// A probe's outcome, sent to the controller.
@@ -53,6 +68,8 @@ pub struct ProbeState {
 #[derive(Debug, Default)]
 pub struct HealthTable {
     probes: BTreeMap<ProbeKey, (ProbeState, Option<JoinHandle<()>>)>,
+    /// Verdicts come from elsewhere (the fleet's checker): no probers run.
+    paused: bool,
 }
 
 impl HealthTable {
@@ -86,14 +103,64 @@ impl HealthTable {
                 confirmed: always,
                 ..ProbeState::default()
             };
-            let task = (!always).then(|| tokio::spawn(run_prober(k.clone(), results.clone())));
+            let task = (!always && !self.paused)
+                .then(|| tokio::spawn(run_prober(k.clone(), results.clone())));
             self.probes.insert(k.clone(), (state, task));
         }
+    }
+
+    /// Runs the probers (`on`), or stops them and keeps their states (the
+    /// verdicts then come through [`Self::verdict`]). Returns whether
+    /// anything changed.
+    pub fn set_probing(&mut self, on: bool, results: &mpsc::Sender<ProbeResult>) -> bool {
+        if self.paused != on {
+            return false;
+        }
+        self.paused = !on;
+        for (k, (state, task)) in &mut self.probes {
+            if k.check.kind == CheckKind::None {
+                continue;
+            }
+            if on {
+                // Rise and fall count afresh from the state as it is.
+                state.successes = 0;
+                state.failures = 0;
+                *task = Some(tokio::spawn(run_prober(k.clone(), results.clone())));
+            } else if let Some(t) = task.take() {
+                t.abort();
+            }
+        }
+        true
+    }
+
+    /// Whether the probers run.
+    pub fn probing(&self) -> bool {
+        !self.paused
+    }
+
+    /// A verdict from elsewhere (the fleet's checker), taken as it is: no
+    /// rise or fall here. Returns the new health on a transition.
+    pub fn verdict(&mut self, key: &ProbeKey, healthy: bool) -> Option<bool> {
+        let (state, _) = self.probes.get_mut(key)?;
+        if key.check.kind == CheckKind::None {
+            return None;
+        }
+        state.confirmed = true;
+        if state.healthy == healthy {
+            return None;
+        }
+        state.healthy = healthy;
+        state.transitions += 1;
+        Some(healthy)
     }
 
     /// Applies one result: rise and fall counts. Returns the new health on
     /// a transition.
     pub fn record(&mut self, result: &ProbeResult) -> Option<bool> {
+        if self.paused {
+            // A result of a prober stopped a moment ago.
+            return None;
+        }
         let (state, _) = self.probes.get_mut(&result.key)?;
         let check = &result.key.check;
         state.checks += 1;
@@ -126,6 +193,11 @@ impl HealthTable {
             }
         }
         None
+    }
+
+    /// The state of prober `key`.
+    pub fn state(&self, key: &ProbeKey) -> Option<&ProbeState> {
+        self.probes.get(key).map(|(s, _)| s)
     }
 
     /// Whether the prober `key` says healthy (unknown keys are not).

@@ -214,6 +214,67 @@ async fn an_adopted_state_is_healthy_but_unconfirmed_until_rise_successes() {
 }
 
 #[tokio::test]
+async fn outside_verdicts_replace_the_probers_and_probing_resumes_from_them() {
+    let (tx, _rx) = mpsc::channel(16);
+    let key = ProbeKey {
+        addr: LOOPBACK,
+        port: 1,
+        check: check(CheckKind::Tcp),
+    };
+    let none = ProbeKey {
+        check: check(CheckKind::None),
+        ..key.clone()
+    };
+    let mut table = HealthTable::default();
+    table.sync(&BTreeSet::from([key.clone(), none.clone()]), |_| true, &tx);
+    assert_eq!(table.running(), 1);
+    // Paused: no prober runs, a late result of the stopped one is ignored,
+    // keys added meanwhile get no prober either.
+    assert!(table.set_probing(false, &tx));
+    assert!(!table.set_probing(false, &tx), "already paused");
+    assert_eq!(table.running(), 0);
+    for _ in 0..5 {
+        assert_eq!(table.record(&result(&key, false)), None);
+    }
+    assert!(table.healthy(&key));
+    let other = ProbeKey {
+        port: 2,
+        ..key.clone()
+    };
+    table.sync(
+        &BTreeSet::from([key.clone(), none.clone(), other.clone()]),
+        |_| false,
+        &tx,
+    );
+    assert_eq!(table.running(), 0);
+    // Verdicts are taken as they are: one down is down, no rise or fall.
+    assert_eq!(table.verdict(&key, false), Some(false));
+    assert_eq!(table.verdict(&key, false), None);
+    assert_eq!(table.verdict(&other, true), Some(true));
+    assert!(table.confirmed_healthy(&other));
+    assert_eq!(
+        table.verdict(&none, false),
+        None,
+        "a `none` check is always up"
+    );
+    assert!(table.healthy(&none));
+    // Probing again: from the states as they are (no flap), rise and fall
+    // counted afresh.
+    assert!(table.set_probing(true, &tx));
+    assert_eq!(table.running(), 2);
+    assert!(!table.healthy(&key) && table.healthy(&other));
+    assert_eq!(table.record(&result(&other, false)), None);
+    assert_eq!(table.record(&result(&other, false)), None);
+    assert_eq!(
+        table.record(&result(&other, false)),
+        Some(false),
+        "fall = 3"
+    );
+    let transitions = table.state(&key).unwrap().transitions;
+    assert_eq!(transitions, 1);
+}
+
+#[tokio::test]
 async fn probers_run_once_per_key_and_report() {
     let port = http_server(200).await;
     let (tx, mut rx) = mpsc::channel(16);

@@ -3,6 +3,7 @@
 //! range), which the LB hosts reach through their default route. The lab
 //! kills them with everything else in its namespaces.
 use std::{
+    collections::BTreeMap,
     future::Future,
     path::PathBuf,
     process::{Command, Stdio},
@@ -12,7 +13,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use lb_ctl::{
     config::{DEFAULT_FLEET_PREFIX, FleetSettings},
-    fleet::store::Store,
+    fleet::{status::FleetStatus, store::Store},
 };
 
 use super::{Lab, ROUTER, ip};
@@ -21,6 +22,8 @@ use crate::netns::run_in;
 /// The members' addresses on the router (its loopback).
 pub const ETCD_ADDRS: [&str; 3] = ["198.51.100.100", "198.51.100.101", "198.51.100.102"];
 pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// Where the lab runs fleet checkers: client c2's namespace.
+pub const CHECKER_NS: &str = "c2";
 const ETCD_PEER_PORT: u16 = 2380;
 
 /// One etcd member the lab started.
@@ -117,6 +120,8 @@ impl Lab {
             host: "lab".to_owned(),
             lkg: PathBuf::new(),
             dial_timeout: Duration::from_secs(1),
+            stale_after: lb_ctl::config::DEFAULT_STALE_AFTER,
+            max_down_permille: lb_ctl::config::DEFAULT_MAX_DOWN_PERMILLE,
         };
         run_in(&self.ns(ROUTER), move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -145,6 +150,94 @@ impl Lab {
             bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Starts a fleet checker `id` (lease `ttl`, e.g. "5s") in client c2's
+    /// namespace, which reaches the backends and etcd through the router;
+    /// its pid. Its log is `checker-<id>.log` in the lab's directory.
+    pub fn start_checker(&self, id: &str, ttl: &str) -> anyhow::Result<i32> {
+        let log = std::fs::File::create(self.checker_log(id))?;
+        let mut cmd = Command::new(&self.bins.lb_ctl);
+        cmd.args(["--netns", &self.ns(CHECKER_NS), "checker", "--endpoints"])
+            .arg(self.etcd_endpoints().join(","))
+            .args(["--id", id, "--lease-ttl", ttl])
+            .env("LB_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        self.spawn_detached(cmd).context("start lb-ctl checker")
+    }
+
+    pub fn checker_log(&self, id: &str) -> PathBuf {
+        self.run_dir().join(format!("checker-{id}.log"))
+    }
+
+    /// Replays every revision of the active checker's keys (`health/`,
+    /// `checkers/round`) from the first: the revisions at which results of
+    /// more than one checker stood side by side (with who), and every
+    /// checker that wrote any.
+    pub fn health_writers_history(
+        &self,
+    ) -> anyhow::Result<(Vec<String>, std::collections::BTreeSet<String>)> {
+        self.with_store(|mut st| async move {
+            let (start, end) = (st.keys.round(), st.keys.health_all());
+            let now = st.client.get("x", None).await?.header().unwrap().revision();
+            let mut replay = st
+                .client
+                .watch(
+                    "",
+                    Some(
+                        etcd_client::WatchOptions::new()
+                            .with_all_keys()
+                            .with_start_revision(1),
+                    ),
+                )
+                .await?;
+            let mut live: BTreeMap<String, String> = BTreeMap::new();
+            let mut mixed = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            'replay: while let Some(resp) = replay.message().await? {
+                for ev in resp.events() {
+                    let kv = ev.kv().unwrap();
+                    let key = String::from_utf8_lossy(kv.key()).into_owned();
+                    if kv.mod_revision() > now {
+                        break 'replay;
+                    }
+                    if !(key.starts_with(&end) || key == start) {
+                        continue;
+                    }
+                    match ev.event_type() {
+                        etcd_client::EventType::Delete => {
+                            live.remove(&key);
+                        }
+                        etcd_client::EventType::Put => {
+                            let v: serde_json::Value = serde_json::from_slice(kv.value())?;
+                            let by = v["checker"].as_str().unwrap_or("?").to_owned();
+                            seen.insert(by.clone());
+                            live.insert(key, by);
+                        }
+                    }
+                    let writers: std::collections::BTreeSet<&String> = live.values().collect();
+                    if writers.len() > 1 {
+                        mixed.push(format!("revision {}: {writers:?}", kv.mod_revision()));
+                    }
+                }
+                if resp
+                    .events()
+                    .last()
+                    .is_some_and(|e| e.kv().unwrap().mod_revision() >= now)
+                {
+                    break;
+                }
+            }
+            Ok((mixed, seen))
+        })
+    }
+
+    /// `lb-ctl fleet status --json`, decoded.
+    pub fn fleet_status(&self) -> anyhow::Result<FleetStatus> {
+        let out = self.fleet_cli(&[&"status".into(), &"--json".into()])?;
+        serde_json::from_str(&out).with_context(|| format!("fleet status: {out}"))
     }
 
     /// Sends `signal` to etcd member `i`.

@@ -32,6 +32,9 @@ use super::{
 /// addresses. The router routes them back to site B's LB host.
 pub const SITE_B_SOURCE_PREFIXES: [&str; 2] = ["198.51.100.240/28", "2001:db8:5b::/120"];
 
+/// The lab hosts' `stale_after` in fleet mode (short, for the tests).
+pub const FLEET_STALE_AFTER: &str = "2s";
+
 /// How long a daemon may take to come up with healthy reals.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -101,7 +104,7 @@ impl LbHost {
         if let Some(endpoints) = &self.fleet {
             let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
             t.push_str(&format!(
-                "\n[fleet]\nendpoints = [{}]\nhost = \"{}\"\nlkg = \"{}\"\ndial_timeout = \"1s\"\n",
+                "\n[fleet]\nendpoints = [{}]\nhost = \"{}\"\nlkg = \"{}\"\ndial_timeout = \"1s\"\nstale_after = \"{FLEET_STALE_AFTER}\"\n",
                 endpoints.join(", "),
                 self.leaf.name,
                 self.lkg().display(),
@@ -190,6 +193,30 @@ impl LbHost {
             .build()?;
         let socket = self.socket.clone();
         rt.block_on(async move { f(client::connect(&socket).await?).await })
+    }
+
+    /// The daemon's status.
+    pub fn status(&self) -> anyhow::Result<pb::StatusReply> {
+        self.api(|mut c| async move { Ok(c.status(pb::StatusRequest {}).await?.into_inner()) })
+    }
+
+    /// The daemon's health checks.
+    pub fn health(&self) -> anyhow::Result<pb::HealthReply> {
+        self.api(|mut c| async move { Ok(c.health(pb::HealthRequest {}).await?.into_inner()) })
+    }
+
+    /// Whether each check of backend `name` (both its addresses, every
+    /// VIP) says healthy.
+    pub fn backend_health(&self, name: &str) -> anyhow::Result<Vec<bool>> {
+        let b = leaf(name);
+        let addrs = [b.addr4().to_string(), b.addr6().to_string()];
+        Ok(self
+            .health()?
+            .reals
+            .iter()
+            .filter(|r| addrs.contains(&r.address))
+            .map(|r| r.healthy)
+            .collect())
     }
 
     /// Gives every VIP exactly `backends` (through the API), and waits
