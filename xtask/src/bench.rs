@@ -12,6 +12,8 @@ pub enum Which {
     Maglev,
     /// Nanoseconds per packet of the XDP balancer (root).
     Dataplane,
+    /// Fleet mode on the lab: propagation, a large state (root, etcd).
+    Fleet,
     /// Everything.
     All,
 }
@@ -32,6 +34,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if matches!(args.which, Which::Dataplane | Which::All) {
         step("benchmark: XDP data plane (BPF_PROG_TEST_RUN, live frames on veth)");
         cmd::run(cmd::cargo().args(["bench", "-p", "lb-tests", "--bench", "dataplane"]))?;
+    }
+    if matches!(args.which, Which::Fleet | Which::All) {
+        step("benchmark: fleet mode on the lab (etcd, two LB hosts)");
+        // The lab runs the binaries next to the bench: build them too.
+        cmd::run(cmd::cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "lb-ctl",
+            "-p",
+            "lb-tests",
+            "--bins",
+        ]))?;
+        cmd::run(cmd::cargo().args(["bench", "-p", "lb-tests", "--bench", "fleet"]))?;
     }
     Ok(())
 }

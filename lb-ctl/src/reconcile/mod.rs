@@ -95,8 +95,10 @@ pub struct Reconciler {
     real_generations: BTreeMap<u32, u32>,
 }
 
-fn lowest_free(used: &BTreeSet<u32>, from: u32, below: u32) -> Option<u32> {
-    (from..below).find(|i| !used.contains(i))
+/// The ids in `from..below` that `used` does not hold.
+fn free_ids(used: impl Iterator<Item = u32>, from: u32, below: u32) -> BTreeSet<u32> {
+    let used: BTreeSet<u32> = used.collect();
+    (from..below).filter(|i| !used.contains(i)).collect()
 }
 
 impl Reconciler {
@@ -210,6 +212,17 @@ impl Reconciler {
             report.vips_removed += 1;
         }
 
+        // Ids are taken lowest first: the free ones, kept up to date as
+        // VIPs and reals come and go in this loop (computed once: with
+        // thousands of VIPs, recomputing them per VIP was quadratic).
+        let mut free_vip_ids = free_ids(self.vips.values().map(|v| v.vip_id), 0, MAX_VIPS);
+        let mut free_real_ids = free_ids(
+            self.vips
+                .values()
+                .flat_map(|v| v.reals.values().map(|r| r.id)),
+            1,
+            MAX_REALS,
+        );
         for (spec, table) in desired.iter().zip(rings) {
             let flags = if spec.no_conn_table {
                 VIP_F_NO_CONN_TABLE
@@ -218,8 +231,9 @@ impl Reconciler {
             };
             let is_new = !self.vips.contains_key(&spec.id);
             if is_new {
-                let used: BTreeSet<u32> = self.vips.values().map(|v| v.vip_id).collect();
-                let vip_id = lowest_free(&used, 0, MAX_VIPS).ok_or(ReconcileError::TooManyVips)?;
+                let vip_id = free_vip_ids
+                    .pop_first()
+                    .ok_or(ReconcileError::TooManyVips)?;
                 self.vips.insert(
                     spec.id,
                     VipEntry {
@@ -233,11 +247,6 @@ impl Reconciler {
                 report.vips_added += 1;
             }
             // Reals: new ones get ids, changed ones are rewritten.
-            let mut used_real_ids: BTreeSet<u32> = self
-                .vips
-                .values()
-                .flat_map(|v| v.reals.values().map(|r| r.id))
-                .collect();
             let vip_id = self.vips[&spec.id].vip_id;
             for r in &spec.reals {
                 let existing = self.vips[&spec.id].reals.get(&r.addr).cloned();
@@ -252,9 +261,9 @@ impl Reconciler {
                         e
                     }
                     None => {
-                        let id = lowest_free(&used_real_ids, 1, MAX_REALS)
+                        let id = free_real_ids
+                            .pop_first()
                             .ok_or(ReconcileError::TooManyReals)?;
-                        used_real_ids.insert(id);
                         let generation = self
                             .real_generations
                             .get(&id)
@@ -297,6 +306,7 @@ impl Reconciler {
                 .collect();
             for r in &removed {
                 entry.reals.remove(&r.spec.addr);
+                free_real_ids.insert(r.id);
             }
             let meta_changed =
                 !is_new && (entry.ring_size != spec.ring_size || entry.flags != flags);

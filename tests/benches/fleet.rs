@@ -1,0 +1,193 @@
+//! Fleet figures on the lab (root): a real etcd in the router's namespace,
+//! both LB hosts following it.
+//!
+//! - Propagation: 100 changes, each written with `Store::apply` (what
+//!   `lb-ctl fleet apply` calls, without the process start), timed from the
+//!   call until both hosts' daemons hold it (their API lists the new weight:
+//!   the controller answers only once its maps are written). Median, p99
+//!   and max.
+//! - Scale: 1,000 VIPs x 16 reals (one pool of 16 addresses, ring 10007,
+//!   no health check; 16,000 (VIP, real) pairs, near the data plane's
+//!   16,383) applied in one transaction: time until site A's
+//!   daemon holds them all; then site A's daemon restarted without its LKG
+//!   file: time until it has listed, checked and applied them (it adopts
+//!   the pinned maps), and its peak memory (VmHWM).
+//!
+//! Run with `cargo xtask bench fleet`.
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use lb_ctl::{
+    api::pb,
+    config::{Check, RealConfig, VipConfig},
+    fleet::schema::Desired,
+    vocab::{Proto, VipId},
+};
+use lb_tests::lab::{Lab, LabOptions, lb::vips_text, test_bins};
+
+const CHANGES: usize = 100;
+const SCALE_VIPS: u16 = 1000;
+/// Reals per VIP: the data plane holds at most 16,383 (VIP, real) pairs
+/// (`lb_common::MAX_REALS`), so 1,000 VIPs get 16 each (16,000 pairs); a
+/// revision with more is refused whole by every host.
+const SCALE_REALS: u8 = 16;
+
+fn weight_of(lab: &Lab, site: char, vip: &str, real: &str) -> Option<u32> {
+    let list = lab.lbs[&site]
+        .api(|mut c| async move { Ok(c.list_vips(pb::ListVipsRequest {}).await?.into_inner()) })
+        .ok()?;
+    let v = list.vips.iter().find(|v| {
+        v.vip
+            .as_ref()
+            .and_then(|v| VipId::try_from(v).ok())
+            .is_some_and(|id| id.to_string() == vip)
+    })?;
+    v.reals.iter().find(|r| r.address == real).map(|r| r.weight)
+}
+
+fn vip_count(lab: &Lab, site: char) -> u32 {
+    lab.lbs[&site].status().map_or(0, |s| s.vips)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The lab's VIPs (site A's backends), as the store holds them.
+fn lab_desired() -> Desired {
+    lb_ctl::config::parse_fleet_file(std::path::Path::new("lab"), &vips_text(&["a1", "a2"]))
+        .expect("the lab's fleet file")
+        .into()
+}
+
+fn propagation(lab: &Lab) {
+    let vip = "203.0.113.10:80/tcp";
+    let real = "192.0.2.22"; // a2
+    let mut took = Vec::with_capacity(CHANGES);
+    for i in 0..CHANGES {
+        let weight = 2 + i as u32;
+        let mut d = lab_desired();
+        let id: VipId = vip.parse().unwrap();
+        for r in &mut d.vips.get_mut(&id).unwrap().reals {
+            if r.address.to_string() == real {
+                r.weight = weight;
+            }
+        }
+        let start = Instant::now();
+        lab.with_store(move |mut st| async move { Ok(st.apply(&d, None).await?) })
+            .expect("apply");
+        loop {
+            if ['A', 'B']
+                .iter()
+                .all(|&s| weight_of(lab, s, vip, real) == Some(weight))
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "change {i} did not arrive"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        took.push(start.elapsed());
+    }
+    took.sort();
+    println!(
+        "| propagation, {CHANGES} changes, 2 hosts | median {} | p99 {} | max {} |",
+        ms(percentile(&took, 0.5)),
+        ms(percentile(&took, 0.99)),
+        ms(took[took.len() - 1])
+    );
+}
+
+fn scale(lab: &mut Lab) {
+    let mut d = lab_desired();
+    let lab_vips = d.vips.len() as u32;
+    for port in 0..SCALE_VIPS {
+        let vip = VipConfig {
+            address: "203.0.113.50".parse().unwrap(),
+            port: 10_000 + port,
+            protocol: Proto::Tcp,
+            ring_size: 10_007,
+            no_conn_table: false,
+            health: Check::none(),
+            min_healthy: 1,
+            communities: None,
+            med: None,
+            reals: (0..SCALE_REALS)
+                .map(|i| RealConfig {
+                    address: std::net::IpAddr::from([192, 0, 2, 128 + i]),
+                    weight: 1,
+                    health: None,
+                })
+                .collect(),
+        };
+        d.vips.insert(vip.id(), vip);
+    }
+    let want = lab_vips + u32::from(SCALE_VIPS);
+    let start = Instant::now();
+    lab.with_store(move |mut st| async move { Ok(st.apply(&d, None).await?) })
+        .expect("apply the large state (etcd started with room for it)");
+    let written = start.elapsed();
+    while vip_count(lab, 'A') != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "site A did not take the large state"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let applied = start.elapsed();
+    println!(
+        "| {SCALE_VIPS} VIPs x {SCALE_REALS} reals applied | written in {} | site A holds them {} after the call |",
+        ms(written),
+        ms(applied)
+    );
+    // A start without the LKG file: list, check, apply.
+    lab.kill_daemon('A').unwrap();
+    let host = lab.lbs.get(&'A').unwrap();
+    std::fs::remove_file(host.lkg()).unwrap();
+    let start = Instant::now();
+    lab.start_daemon('A').unwrap();
+    let pid = lab.daemon_pid('A').unwrap();
+    while vip_count(lab, 'A') != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "site A did not start with the large state"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = start.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: ? kB")
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .to_owned();
+    println!(
+        "| restart without LKG: list + check + apply {SCALE_VIPS} VIPs x {SCALE_REALS} reals | {} (process start included) | peak memory of lb-ctl {hwm} |",
+        ms(started)
+    );
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("the fleet bench needs root (namespaces, XDP)");
+        std::process::exit(1);
+    }
+    let mut opts = LabOptions::new("lbfleetbench", test_bins());
+    opts.fleet = 1;
+    opts.backends = BTreeMap::from([('A', vec!["a1", "a2"]), ('B', vec!["a1", "a2"])]);
+    let mut lab = Lab::up(opts).expect("lab up");
+    println!("| figure | | | |\n|---|---|---|---|");
+    propagation(&lab);
+    scale(&mut lab);
+}
