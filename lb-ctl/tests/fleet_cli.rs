@@ -129,3 +129,121 @@ fn a_checker_with_bad_arguments_does_not_start() {
         assert!(err.contains(want), "{args:?}: wanted `{want}` in: {err}");
     }
 }
+
+#[test]
+fn vip_and_real_changes_for_a_fleet_refuse_bad_input_before_the_store_is_reached() {
+    let vip = "203.0.113.10:80/tcp";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "vip",
+                "--fleet-endpoints",
+                "https://192.0.2.50:2379",
+                "add",
+                vip,
+            ],
+            "TLS is not built into lb-ctl",
+        ),
+        (
+            &["vip", "add", vip, "--fleet-endpoints", "192.0.2.50"],
+            "is not HOST:PORT",
+        ),
+        (
+            &[
+                "real",
+                "--fleet-endpoints",
+                CLOSED,
+                "--fleet-prefix",
+                "lb",
+                "del",
+                "--vip",
+                vip,
+                "192.0.2.18",
+            ],
+            "must start and end with `/`",
+        ),
+        (
+            &[
+                "vip",
+                "--fleet-endpoints",
+                CLOSED,
+                "add",
+                "203.0.113.10:80/sctp",
+            ],
+            "invalid value",
+        ),
+        (
+            &[
+                "vip",
+                "--fleet-endpoints",
+                CLOSED,
+                "add",
+                vip,
+                "--health",
+                "ping",
+            ],
+            "ping",
+        ),
+        (
+            &[
+                "vip",
+                "--fleet-endpoints",
+                CLOSED,
+                "add",
+                vip,
+                "--health-path",
+                "/",
+            ],
+            "--health <KIND>",
+        ),
+        (
+            &[
+                "real",
+                "--fleet-endpoints",
+                CLOSED,
+                "add",
+                "--vip",
+                vip,
+                "192.0.2.300",
+            ],
+            "invalid value",
+        ),
+        (
+            &[
+                "real",
+                "--fleet-endpoints",
+                CLOSED,
+                "weight",
+                "--vip",
+                vip,
+                "192.0.2.18",
+                "-1",
+            ],
+            "unexpected argument",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, err) = lb_ctl(args);
+        assert_ne!(code, Some(0), "{args:?} must fail");
+        assert!(err.contains(want), "{args:?}: wanted `{want}` in: {err}");
+        assert!(
+            !err.contains("cannot reach"),
+            "{args:?} reached for the store: {err}"
+        );
+    }
+    // A good change with a store named goes to it (not to a daemon).
+    let (code, err) = lb_ctl(&[
+        "real",
+        "drain",
+        "--vip",
+        vip,
+        "192.0.2.18",
+        "--fleet-endpoints",
+        CLOSED,
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot reach the fleet's store at http://127.0.0.1:1"),
+        "{err}"
+    );
+}

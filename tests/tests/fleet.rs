@@ -162,34 +162,139 @@ fn an_applied_vip_reaches_every_host_and_a_bad_revision_is_refused_whole() {
             .all(|h| h.current && h.status.refused.is_none())
     });
     assert!(healed.is_some(), "{:?}", fleet_status(&lab));
+}
 
-    // The host's own API does not change a fleet host's VIPs.
-    let bins = test_bins();
-    for args in [
-        vec!["vip", "add", "203.0.113.40:80/tcp"],
-        vec![
-            "real",
-            "weight",
-            "--vip",
-            "203.0.113.10:80/tcp",
-            "192.0.2.18",
-            "3",
-        ],
-    ] {
-        let out = std::process::Command::new(&bins.lb_ctl)
-            .arg("--socket")
-            .arg(&lab.lbs[&'A'].socket)
-            .args(&args)
-            .output()
+/// Runs `lb-ctl ARGS` on site `site`'s LB host (its namespace, which
+/// reaches etcd through the router; its daemon's socket): exit status,
+/// stdout and stderr.
+fn lb_ctl_at(lab: &Lab, site: char, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(&test_bins().lb_ctl)
+        .args(["--netns", &lab.lbs[&site].ns])
+        .arg("--socket")
+        .arg(&lab.lbs[&site].socket)
+        .args(args)
+        .env_remove("LB_FLEET_ENDPOINTS")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn vip_and_real_commands_on_a_fleet_host_change_the_store_for_every_host() {
+    if !require_root("vip_and_real_commands_on_a_fleet_host_change_the_store_for_every_host") {
+        return;
+    }
+    let lab = fleet_lab("fe");
+    let vip = "203.0.113.40:80/tcp";
+    let real_of = |site: char| -> Vec<(String, u32)> {
+        let list = lab.lbs[&site]
+            .api(|mut c| async move { Ok(c.list_vips(pb::ListVipsRequest {}).await?.into_inner()) })
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} refused");
+        list.vips
+            .iter()
+            .filter(|v| {
+                v.vip.as_ref().is_some_and(|id| {
+                    lb_ctl::vocab::VipId::try_from(id).unwrap().to_string() == vip
+                })
+            })
+            .flat_map(|v| v.reals.iter().map(|r| (r.address.clone(), r.weight)))
+            .collect()
+    };
+
+    // Commands given to site A's daemon go to the store; both hosts follow.
+    let (ok, out, err) = lb_ctl_at(&lab, 'A', &["vip", "add", vip]);
+    assert!(ok, "{err}");
+    assert!(out.contains("in the fleet's store at revision"), "{out}");
+    let (ok, _, err) = lb_ctl_at(
+        &lab,
+        'A',
+        &["real", "add", "--vip", vip, "192.0.2.18", "--weight", "2"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = lb_ctl_at(&lab, 'B', &["real", "add", "--vip", vip, "192.0.2.22"]);
+    assert!(ok, "{err}");
+    let want = vec![("192.0.2.18".to_owned(), 2), ("192.0.2.22".to_owned(), 1)];
+    for site in ['A', 'B'] {
+        let got = time_until(Duration::from_secs(5), || {
+            let mut r = real_of(site);
+            r.sort();
+            r == want
+        });
+        assert!(got.is_some(), "site {site}: {:?}", real_of(site));
+    }
+
+    // Refused changes: a clear error, nothing written to the store.
+    let before = lab
+        .with_store(|mut st| async move { Ok(st.desired().await?.1.last_change()) })
+        .unwrap();
+    let refusals: [(&[&str], &str); 5] = [
+        (&["vip", "add", vip], "already exists"),
+        (&["vip", "del", "203.0.113.99:80/tcp"], "not found"),
+        (
+            &["real", "add", "--vip", vip, "192.0.2.18"],
+            "already exists",
+        ),
+        (
+            &["real", "weight", "--vip", vip, "192.0.2.99", "3"],
+            "not found",
+        ),
+        (
+            &["real", "add", "--vip", vip, "203.0.113.10"],
+            "is a VIP address",
+        ),
+    ];
+    for (args, says) in refusals {
+        let (ok, _, err) = lb_ctl_at(&lab, 'A', args);
         assert!(
-            err.contains("follows the fleet's store") && err.contains("lb-ctl fleet apply"),
-            "{args:?}: {err}"
+            !ok && err.contains(says),
+            "{args:?}: `{err}` does not say `{says}`"
         );
     }
-    assert_eq!(vips_of(&lab, 'A').len(), 5);
+    let after = lab
+        .with_store(|mut st| async move { Ok(st.desired().await?.1.last_change()) })
+        .unwrap();
+    assert_eq!(after, before, "a refused change wrote to the store");
+
+    // Drain and remove through the store; the daemon's own API still
+    // refuses changes (the VIPs are the store's), naming the way.
+    let (ok, _, err) = lb_ctl_at(&lab, 'B', &["real", "drain", "--vip", vip, "192.0.2.18"]);
+    assert!(ok, "{err}");
+    assert!(
+        time_until(Duration::from_secs(5), || real_of('A')
+            .contains(&("192.0.2.18".to_owned(), 0)))
+        .is_some()
+    );
+    let refused = lab.lbs[&'A'].api(|mut c| async move {
+        let r = c
+            .del_vip(pb::DelVipRequest {
+                vip: Some((&vip.parse::<lb_ctl::vocab::VipId>().unwrap()).into()),
+            })
+            .await;
+        Ok(r.map(|_| ()))
+    });
+    let status = refused
+        .unwrap()
+        .expect_err("the API refuses a fleet host's change");
+    assert!(
+        status.message().contains("follows the fleet's store"),
+        "{status:?}"
+    );
+    let (ok, _, err) = lb_ctl_at(&lab, 'A', &["vip", "del", vip]);
+    assert!(ok, "{err}");
+    for site in ['A', 'B'] {
+        assert!(
+            time_until(Duration::from_secs(5), || !vips_of(&lab, site)
+                .iter()
+                .any(|v| v == vip))
+            .is_some(),
+            "site {site} still has {vip}"
+        );
+        assert_eq!(vips_of(&lab, site).len(), 4);
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! client the CLI uses ([`client`]).
 pub mod client;
 pub mod commands;
+pub mod edits;
 pub mod server;
 
 use std::{net::IpAddr, time::Duration};

@@ -29,7 +29,7 @@ fn lease_ttl(s: &str) -> Result<std::time::Duration, String> {
 }
 
 pub fn run(args: CheckerArgs) -> anyhow::Result<ExitCode> {
-    let settings = super::fleet::store_settings(&args.store)?;
+    let settings = super::fleet::store_settings(&args.store.endpoints, &args.store.prefix)?;
     let id = match args.id {
         Some(id) => id,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")?

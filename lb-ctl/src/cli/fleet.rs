@@ -81,10 +81,8 @@ struct Got {
 
 /// The store's settings from `--endpoints` and `--prefix`, checked as the
 /// `[fleet]` section's are.
-pub(super) fn store_settings(args: &StoreArgs) -> anyhow::Result<FleetSettings> {
-    let prefix = args.prefix.as_str();
-    let endpoints = args
-        .endpoints
+pub(super) fn store_settings(endpoints: &[String], prefix: &str) -> anyhow::Result<FleetSettings> {
+    let endpoints = endpoints
         .iter()
         .map(|e| config::endpoint_url(e))
         .collect::<Result<Vec<_>, _>>()
@@ -103,7 +101,7 @@ pub(super) fn store_settings(args: &StoreArgs) -> anyhow::Result<FleetSettings> 
 }
 
 pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {
-    let f = store_settings(&args.store)?;
+    let f = store_settings(&args.store.endpoints, &args.store.prefix)?;
     // Read and check the file before reaching for the store.
     let file = match &args.command {
         FleetCommand::Apply { file, .. } => {

@@ -12,6 +12,7 @@ mod checker;
 mod client;
 mod daemon;
 mod decap;
+mod edit;
 mod explain;
 mod fleet;
 mod health_args;
@@ -56,12 +57,12 @@ pub enum Command {
     ///
     /// Example: `lb-ctl daemon --config /etc/lb/lb.toml`
     Daemon(daemon::DaemonArgs),
-    /// VIPs: add, del, list (through the daemon).
-    #[command(subcommand)]
-    Vip(vip::VipCommand),
-    /// Reals: add, del, weight, drain, list (through the daemon).
-    #[command(subcommand)]
-    Real(real::RealCommand),
+    /// VIPs: add, del (through the daemon, or in fleet mode in the
+    /// fleet's store), list (what the daemon runs).
+    Vip(vip::VipArgs),
+    /// Reals: add, del, weight, drain (through the daemon, or in fleet
+    /// mode in the fleet's store), list (what the daemon runs).
+    Real(real::RealArgs),
     /// What the daemon runs.
     ///
     /// Example: `lb-ctl status --json`

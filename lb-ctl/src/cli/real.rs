@@ -5,9 +5,18 @@ use lb_ctl::{api::pb, vocab::VipId};
 
 use super::{
     client::{print_json, status_error, with_client},
+    edit::{self, EditTarget, Request},
     health_args::HealthArgs,
     vip::print_vips,
 };
+
+#[derive(Debug, clap::Args)]
+pub struct RealArgs {
+    #[command(flatten)]
+    pub target: EditTarget,
+    #[command(subcommand)]
+    pub command: RealCommand,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RealCommand {
@@ -61,51 +70,28 @@ pub enum RealCommand {
     },
 }
 
-pub fn run(socket: &Path, cmd: RealCommand) -> anyhow::Result<ExitCode> {
-    with_client(socket, |mut c| async move {
-        let summary = match cmd {
-            RealCommand::Add {
-                vip,
-                address,
-                weight,
-                health,
-            } => c
-                .add_real(pb::AddRealRequest {
-                    vip: Some((&vip).into()),
-                    address: address.to_string(),
-                    weight,
-                    health: health.to_pb(),
-                })
-                .await
-                .map_err(status_error)?,
-            RealCommand::Del { vip, address } => c
-                .del_real(pb::DelRealRequest {
-                    vip: Some((&vip).into()),
-                    address: address.to_string(),
-                })
-                .await
-                .map_err(status_error)?,
-            RealCommand::Weight {
-                vip,
-                address,
-                weight,
-            } => c
-                .set_weight(pb::SetWeightRequest {
-                    vip: Some((&vip).into()),
-                    address: address.to_string(),
-                    weight,
-                })
-                .await
-                .map_err(status_error)?,
-            RealCommand::Drain { vip, address } => c
-                .set_weight(pb::SetWeightRequest {
-                    vip: Some((&vip).into()),
-                    address: address.to_string(),
-                    weight: 0,
-                })
-                .await
-                .map_err(status_error)?,
-            RealCommand::List { vip, json } => {
+pub fn run(socket: &Path, args: RealArgs) -> anyhow::Result<ExitCode> {
+    let request = match args.command {
+        RealCommand::Add {
+            vip,
+            address,
+            weight,
+            health,
+        } => Request::AddReal(pb::AddRealRequest {
+            vip: Some((&vip).into()),
+            address: address.to_string(),
+            weight,
+            health: health.to_pb(),
+        }),
+        RealCommand::Del { vip, address } => Request::DelReal(vip, address),
+        RealCommand::Weight {
+            vip,
+            address,
+            weight,
+        } => Request::SetWeight(vip, address, weight),
+        RealCommand::Drain { vip, address } => Request::SetWeight(vip, address, 0),
+        RealCommand::List { vip, json } => {
+            return with_client(socket, |mut c| async move {
                 let mut list = c
                     .list_vips(pb::ListVipsRequest {})
                     .await
@@ -120,10 +106,9 @@ pub fn run(socket: &Path, cmd: RealCommand) -> anyhow::Result<ExitCode> {
                     return print_json(&list);
                 }
                 print_vips(&list, vip.as_ref());
-                return Ok(ExitCode::SUCCESS);
-            }
-        };
-        println!("{}", summary.into_inner().summary);
-        Ok(ExitCode::SUCCESS)
-    })
+                Ok(ExitCode::SUCCESS)
+            });
+        }
+    };
+    edit::run(socket, &args.target, request)
 }

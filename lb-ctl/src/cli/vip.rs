@@ -5,8 +5,17 @@ use lb_ctl::{api::pb, vocab::VipId};
 
 use super::{
     client::{print_json, status_error, with_client},
+    edit::{self, EditTarget, Request},
     health_args::HealthArgs,
 };
+
+#[derive(Debug, clap::Args)]
+pub struct VipArgs {
+    #[command(flatten)]
+    pub target: EditTarget,
+    #[command(subcommand)]
+    pub command: VipCommand,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum VipCommand {
@@ -47,42 +56,28 @@ pub enum VipCommand {
     },
 }
 
-pub fn run(socket: &Path, cmd: VipCommand) -> anyhow::Result<ExitCode> {
-    with_client(socket, |mut c| async move {
-        match cmd {
-            VipCommand::Add {
-                vip,
-                ring_size,
-                no_conn_table,
-                min_healthy,
-                communities,
-                med,
-                health,
-            } => {
-                let r = c
-                    .add_vip(pb::AddVipRequest {
-                        vip: Some((&vip).into()),
-                        ring_size: Some(ring_size),
-                        no_conn_table,
-                        health: health.to_pb(),
-                        min_healthy: Some(min_healthy),
-                        communities,
-                        med,
-                    })
-                    .await
-                    .map_err(status_error)?;
-                println!("{}", r.into_inner().summary);
-            }
-            VipCommand::Del { vip } => {
-                let r = c
-                    .del_vip(pb::DelVipRequest {
-                        vip: Some((&vip).into()),
-                    })
-                    .await
-                    .map_err(status_error)?;
-                println!("{}", r.into_inner().summary);
-            }
-            VipCommand::List { json } => {
+pub fn run(socket: &Path, args: VipArgs) -> anyhow::Result<ExitCode> {
+    let request = match args.command {
+        VipCommand::Add {
+            vip,
+            ring_size,
+            no_conn_table,
+            min_healthy,
+            communities,
+            med,
+            health,
+        } => Request::AddVip(pb::AddVipRequest {
+            vip: Some((&vip).into()),
+            ring_size: Some(ring_size),
+            no_conn_table,
+            health: health.to_pb(),
+            min_healthy: Some(min_healthy),
+            communities,
+            med,
+        }),
+        VipCommand::Del { vip } => Request::DelVip(vip),
+        VipCommand::List { json } => {
+            return with_client(socket, |mut c| async move {
                 let list = c
                     .list_vips(pb::ListVipsRequest {})
                     .await
@@ -92,10 +87,11 @@ pub fn run(socket: &Path, cmd: VipCommand) -> anyhow::Result<ExitCode> {
                     return print_json(&list);
                 }
                 print_vips(&list, None);
-            }
+                Ok(ExitCode::SUCCESS)
+            });
         }
-        Ok(ExitCode::SUCCESS)
-    })
+    };
+    edit::run(socket, &args.target, request)
 }
 
 /// A VIP as the CLI writes it.

@@ -31,7 +31,7 @@ use crate::{
 pub use validate::{parse_duration, validate_vips};
 pub use validate_fleet::{
     DEFAULT_DIAL_TIMEOUT, DEFAULT_FLEET_LKG, DEFAULT_FLEET_PREFIX, DEFAULT_MAX_DOWN_PERMILLE,
-    DEFAULT_STALE_AFTER, endpoint_url, valid_host_id, valid_prefix,
+    DEFAULT_STALE_AFTER, endpoint_url, valid_host_id, valid_prefix, validate_fleet_vips,
 };
 
 /// Where the maps and programs are pinned unless configured otherwise.

@@ -11,7 +11,7 @@ use std::{
 use toml::Spanned;
 
 use super::{
-    DataplaneSettings, FleetFile, FleetSettings, NextHop,
+    DataplaneSettings, FleetFile, FleetSettings, NextHop, VipConfig,
     raw::{RawFleet, RawFleetFile},
     validate::{Fail, duration, fail, vip_set},
 };
@@ -185,6 +185,12 @@ fn any_host() -> DataplaneSettings {
         icmp_echo: false,
         icmp_too_big: false,
     }
+}
+
+/// The rules a fleet's VIP set must keep whatever host serves it (the
+/// rules of a fleet file's `[[vip]]` tables), for edits made to the store.
+pub fn validate_fleet_vips(vips: &[VipConfig]) -> Result<(), String> {
+    super::rules::check_vip_set(vips, &any_host(), None).map_err(|e| e.message)
 }
 
 pub(super) fn fleet_file(raw: RawFleetFile) -> Result<FleetFile, Fail> {

@@ -3,9 +3,12 @@
 //! state before it is put back. A put-back that fails too is logged as an
 //! error: the data plane may then differ from the desired state until the
 //! next change or probe result applies it again.
-use super::{controller::Controller, dataplane_config, edits, state_file};
+use super::{controller::Controller, dataplane_config, state_file};
 use crate::{
-    api::commands::{Change, RequestError},
+    api::{
+        commands::{Change, RequestError},
+        edits,
+    },
     config::{self, LoadError, Settings, VipConfig},
     dataplane::DataplaneError,
     errors::chain,
@@ -32,7 +35,7 @@ pub enum ChangeError {
     Save(#[source] state_file::StateError),
     /// In fleet mode the VIPs are the store's.
     #[error(
-        "this host follows the fleet's store ({endpoints}): change VIPs there, with lb-ctl fleet apply"
+        "this host follows the fleet's store ({endpoints}): change VIPs there (lb-ctl vip/real write to it; lb-ctl fleet apply)"
     )]
     FleetMode { endpoints: String },
 }

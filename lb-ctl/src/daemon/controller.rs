@@ -2,7 +2,7 @@
 //! plane, the reconciler and the health table. API requests, probe results,
 //! reloads and the stats sampler reach it as messages, in one loop
 //! (`daemon::run`), and [`Controller::handle`] answers them. The decisions
-//! are pure functions elsewhere: desired-state edits ([`super::edits`]),
+//! are pure functions elsewhere: desired-state edits ([`crate::api::edits`]),
 //! the BGP announcement policy ([`super::announce`]). The controller's
 //! other sides have their own files: all-or-nothing changes and reloads
 //! ([`super::changes`]), feeding the BGP speaker ([`super::announcing`]),

@@ -10,7 +10,6 @@ mod announce;
 mod announcing;
 mod changes;
 mod controller;
-mod edits;
 mod fleet_health;
 pub mod metrics;
 pub mod notify;

@@ -96,6 +96,16 @@ impl Controller {
             reals_healthy: healthy as u32,
             fleet_revision: self.fleet_revision.unwrap_or(0),
             health_source: self.health_source(),
+            fleet_endpoints: self
+                .settings
+                .fleet
+                .as_ref()
+                .map_or_else(Vec::new, |f| f.endpoints.clone()),
+            fleet_prefix: self
+                .settings
+                .fleet
+                .as_ref()
+                .map_or_else(String::new, |f| f.prefix.clone()),
         }
     }
 

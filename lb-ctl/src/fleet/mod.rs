@@ -7,8 +7,10 @@
 //! [`sync`] a host's "list then watch" loop that offers each revision (and
 //! the checker's results) to the daemon's controller, [`health`] the rule
 //! by which a host believes the checker, [`checker`] the elected,
-//! fenced fleet health checker, [`status`] what `fleet status` shows.
+//! fenced fleet health checker, [`status`] what `fleet status` shows,
+//! [`edit`] one `lb-ctl vip`/`real` change made to the store.
 pub mod checker;
+pub mod edit;
 pub mod health;
 pub mod schema;
 pub mod status;

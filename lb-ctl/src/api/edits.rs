@@ -1,11 +1,8 @@
 //! Desired-state edits: what an API change does to the VIP set, as a pure
 //! function (the controller checks the rules on the result, applies it and
 //! writes the state file; a refused change leaves the set as it was).
-use crate::{
-    api::commands::{Change, RequestError},
-    config::VipConfig,
-    vocab::VipId,
-};
+use super::commands::{Change, RequestError};
+use crate::{config::VipConfig, vocab::VipId};
 
 fn vip_mut<'a>(vips: &'a mut [VipConfig], id: &VipId) -> Result<&'a mut VipConfig, RequestError> {
     vips.iter_mut()
