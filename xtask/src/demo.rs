@@ -10,9 +10,23 @@ use crate::{
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
+    /// Which demo: one lab of two sites (default), or `fleet`: the same
+    /// lab following etcd with two health checkers.
+    #[arg(value_enum, default_value_t)]
+    which: Which,
     /// Leave the lab up at the end (`cargo xtask lab down` removes it).
     #[arg(long)]
     keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+enum Which {
+    /// Traffic, DSR, a backend failure, a site withdrawn and back.
+    #[default]
+    Site,
+    /// etcd, two checkers, a VIP added for the fleet with one command, the
+    /// active checker killed, etcd stopped under traffic.
+    Fleet,
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,9 +61,19 @@ fn prepare() -> anyhow::Result<()> {
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     prepare()?;
-    step("demo: the lab up, traffic, a backend failure, the lab down");
     let mut c = lb_lab();
-    c.arg("demo");
+    match args.which {
+        Which::Site => {
+            step("demo: the lab up, traffic, a backend failure, the lab down");
+            c.arg("demo");
+        }
+        Which::Fleet => {
+            step(
+                "demo fleet: etcd, two checkers, a VIP for the fleet, a checker killed, etcd stopped",
+            );
+            c.arg("demo-fleet");
+        }
+    }
     if args.keep {
         c.arg("--keep");
     }

@@ -6,6 +6,8 @@
 //! - `lb-lab down`: remove everything (also after a crash).
 //! - `lb-lab demo [--keep]`: up, traffic, a readable report, a backend
 //!   failure, then down (unless `--keep`).
+//! - `lb-lab demo-fleet [--keep]`: the lab in fleet mode (etcd, two
+//!   checkers), a VIP added for the fleet, a checker killed, etcd stopped.
 use std::process::ExitCode;
 
 use lb_tests::lab::{self, LabBins};
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
             .parent()
             .expect("in a directory"),
     );
+    let keep = args.iter().any(|a| a == "--keep");
     let result = match args.first().map(String::as_str) {
         Some("up") => lab::cli::up(PREFIX, bins),
         Some("down") => {
@@ -29,9 +32,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("status") => lab::cli::status(PREFIX, bins),
-        Some("demo") => lab::cli::demo(PREFIX, bins, args.iter().any(|a| a == "--keep")),
+        Some("demo") => lab::cli::demo(PREFIX, bins, keep),
+        Some("demo-fleet") => lab::demo_fleet::demo_fleet(PREFIX, bins, keep),
         _ => {
-            eprintln!("usage: lb-lab up|down|status|demo [--keep]");
+            eprintln!("usage: lb-lab up|down|status|demo|demo-fleet [--keep]");
             return ExitCode::from(2);
         }
     };

@@ -6,6 +6,7 @@
 //! `cargo xtask lab` / `demo`.
 pub mod cli;
 pub mod client;
+pub mod demo_fleet;
 pub mod fleet;
 pub mod lb;
 pub mod router;
@@ -155,6 +156,11 @@ fn ip(args: &[&str]) -> anyhow::Result<String> {
 }
 
 impl Lab {
+    /// The binaries the lab runs.
+    pub fn bins(&self) -> &LabBins {
+        &self.bins
+    }
+
     pub fn ns(&self, short: &str) -> String {
         ns_name(&self.prefix, short)
     }
