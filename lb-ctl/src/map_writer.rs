@@ -13,6 +13,10 @@ pub trait MapWriter {
     /// Writes the ring; returns how many slots were written.
     fn set_ring(&mut self, vip_id: u32, slots: &[u32]) -> Result<usize, DataplaneError>;
     fn remove_ring(&mut self, vip_id: u32) -> Result<(), DataplaneError>;
+    /// Slots of the real table: real ids are 1..max_reals.
+    fn max_reals(&self) -> u32 {
+        lb_common::MAX_REALS
+    }
 }
 
 impl MapWriter for Dataplane {
@@ -30,5 +34,8 @@ impl MapWriter for Dataplane {
     }
     fn remove_ring(&mut self, vip_id: u32) -> Result<(), DataplaneError> {
         Dataplane::remove_ring(self, vip_id)
+    }
+    fn max_reals(&self) -> u32 {
+        Dataplane::max_reals(self)
     }
 }

@@ -252,6 +252,7 @@ fn main() {
             lb: TestBalancer::with_options(&LoadOptions {
                 conn_table_size: CONN_TABLE,
                 pin_dir: None,
+                ..LoadOptions::default()
             }),
             ifindex,
         };

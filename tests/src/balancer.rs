@@ -81,6 +81,7 @@ impl TestBalancer {
         Self::with_options(&LoadOptions {
             conn_table_size,
             pin_dir: None,
+            ..LoadOptions::default()
         })
     }
 

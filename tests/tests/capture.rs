@@ -98,6 +98,7 @@ fn captured_packets_carry_their_decision_and_tcpdump_reads_them() {
     let mut lb = TestBalancer::with_options(&LoadOptions {
         conn_table_size: 4096,
         pin_dir: Some(made.pins.clone()),
+        ..LoadOptions::default()
     });
     let reals: Vec<TestReal> = ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
         .iter()

@@ -36,6 +36,7 @@ fn pinned_options() -> (PinDir, LoadOptions) {
     let opts = LoadOptions {
         conn_table_size: 1024,
         pin_dir: Some(pins.0.clone()),
+        ..LoadOptions::default()
     };
     (pins, opts)
 }
@@ -171,6 +172,39 @@ fn a_new_conn_table_size_replaces_only_the_connection_table() {
     assert_eq!(info.max_entries(), 2048, "the new table is pinned");
     assert_eq!(dp.conn(&flow).unwrap(), None, "a new, empty table");
     assert_eq!(dp.ring(0).unwrap(), vec![1; 13], "the VIP state adopted");
+}
+
+#[test]
+fn a_new_max_reals_replaces_the_real_table_with_the_vip_state() {
+    if !require_root("a_new_max_reals_replaces_the_real_table_with_the_vip_state") {
+        return;
+    }
+    let (pins, mut opts) = pinned_options();
+    let flow = pinned_with_a_connection(&opts);
+    opts.max_reals = 131_072;
+    let mut dp = Dataplane::load(&opts).expect("reload with a larger real table");
+    let replaced = replaced_names(&dp);
+    assert!(
+        replaced.contains(&names::REALS) && replaced.contains(&names::REAL_STATS),
+        "{replaced:?}"
+    );
+    // Real ids index the real table: its VIP state goes with it.
+    assert!(replaced.contains(&names::VIPS), "{replaced:?}");
+    assert_eq!(dp.conn(&flow).unwrap(), None);
+    for name in [names::REALS, names::REAL_STATS] {
+        let info = MapInfo::from_pin(pins.0.join(name)).unwrap();
+        assert_eq!(info.max_entries(), 131_072, "{name} pinned at its new size");
+    }
+    // Ids up to the new size are written; the next is refused.
+    let real = lb_common::maps::Real {
+        family: lb_common::FAMILY_V4,
+        ..Default::default()
+    };
+    assert_eq!(dp.max_reals(), 131_072);
+    dp.set_real(100_000, &real)
+        .expect("an id above the default table");
+    let e = dp.set_real(131_072, &real).unwrap_err().to_string();
+    assert!(e.contains("outside 1..131072"), "{e}");
 }
 
 #[test]

@@ -187,6 +187,7 @@ fn explain_names_what_the_kernel_does_with_every_flow() {
     let mut lb = TestBalancer::with_options(&LoadOptions {
         conn_table_size: 1 << 16,
         pin_dir: Some(pins.0.clone()),
+        ..LoadOptions::default()
     });
     let web = reals(
         1,

@@ -53,6 +53,7 @@ fn the_balancer_loads_while_signals_keep_arriving() {
         match Dataplane::load(&LoadOptions {
             conn_table_size: 4096,
             pin_dir: None,
+            ..LoadOptions::default()
         }) {
             Ok(_) => loaded += 1,
             Err(e) => {

@@ -40,6 +40,7 @@ fn load(pin_dir: Option<PathBuf>) -> Dataplane {
     Dataplane::load(&LoadOptions {
         conn_table_size: 1024,
         pin_dir,
+        ..LoadOptions::default()
     })
     .expect("load")
 }

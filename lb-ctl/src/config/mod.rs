@@ -60,6 +60,11 @@ pub const DEFAULT_MIN_HEALTHY: u32 = 1;
 /// Bounds of the connection table.
 pub const MIN_CONN_TABLE_SIZE: u32 = 1024;
 pub const MAX_CONN_TABLE_SIZE: u32 = 1 << 27;
+/// Bounds of `[dataplane] max_reals`: the slots of the real table (and of
+/// its per-CPU counters: 16 bytes a slot per CPU), one (VIP, real) pair a
+/// slot; slot 0 is never used.
+pub const MIN_MAX_REALS: u32 = 1024;
+pub const MAX_MAX_REALS: u32 = 1 << 20;
 
 /// A configuration error with its place in the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,6 +122,8 @@ pub struct DataplaneSettings {
     pub source_v6_prefix: Option<crate::bgp::Prefix>,
     pub next_hop: NextHop,
     pub conn_table_size: u32,
+    /// Slots of the real table: at most `max_reals - 1` (VIP, real) pairs.
+    pub max_reals: u32,
     /// Connections each CPU may remember per second (0 = no limit).
     pub max_conn_rate: u32,
     pub mtu: u16,

@@ -101,6 +101,7 @@ pub struct RawDataplane {
     pub source_v6_prefix: Option<Spanned<String>>,
     pub next_hop: Option<Spanned<String>>,
     pub conn_table_size: Option<Spanned<u32>>,
+    pub max_reals: Option<Spanned<u32>>,
     pub max_conn_rate: Option<u32>,
     pub mtu: Option<Spanned<u32>>,
     pub icmp_echo: Option<bool>,

@@ -8,7 +8,7 @@
 //! print the message, which names the VIP and the real.
 use std::{collections::BTreeSet, fmt, net::IpAddr};
 
-use lb_common::{MAX_REALS, MAX_VIPS};
+use lb_common::MAX_VIPS;
 
 use super::{
     Check, CheckKind, DataplaneSettings, MAX_CHECK_INTERVAL, MIN_CHECK_INTERVAL, VipConfig,
@@ -258,10 +258,13 @@ pub fn check_vip_set(
             }
         }
         reals_total += v.reals.len();
-        if reals_total >= MAX_REALS as usize {
+        if reals_total >= dp.max_reals as usize {
             return Err(c.fail(
                 Field::Whole,
-                format!("more than {} reals in all", MAX_REALS - 1),
+                format!(
+                    "more than {} reals in all (raise [dataplane] max_reals)",
+                    dp.max_reals - 1
+                ),
             ));
         }
     }

@@ -178,6 +178,10 @@ fn dataplane_mistakes_are_refused_with_their_line() {
         ("next_hop = \"router\"", "next_hop `router`"),
         ("mtu = 100", "mtu 100"),
         ("conn_table_size = 10", "conn_table_size 10"),
+        ("max_reals = 0", "max_reals 0 is outside 1024..=1048576"),
+        ("max_reals = 1023", "max_reals 1023"),
+        ("max_reals = 1048577", "max_reals 1048577"),
+        ("max_reals = -5", "invalid value"),
         ("max_conn_rate = -1", "invalid value"),
         (
             "source_v4_prefix = \"2001:db8::/120\"",
@@ -233,6 +237,51 @@ fn vip_configs_round_trip_through_json() {
     let back: Vec<VipConfig> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s.vips);
     validate_vips(&back, &s.dataplane, s.bgp.as_ref()).unwrap();
+}
+
+#[test]
+fn the_real_table_size_bounds_the_vip_set() {
+    let at = |max_reals: u32| {
+        let text = format!(
+            "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.1\"\nmax_reals = {max_reals}\n"
+        );
+        parse_str(&text).unwrap().dataplane
+    };
+    assert_eq!(
+        parse_str("[daemon]\ninterface = \"eth0\"\n")
+            .unwrap()
+            .dataplane
+            .max_reals,
+        lb_common::MAX_REALS
+    );
+    // 8 VIPs x 128 reals = 1,024 pairs; slot 0 is never used.
+    let vips: Vec<VipConfig> = (0..8u16)
+        .map(|p| VipConfig {
+            address: "203.0.113.10".parse().unwrap(),
+            port: 1000 + p,
+            protocol: crate::vocab::Proto::Tcp,
+            ring_size: 1021,
+            no_conn_table: false,
+            health: Check::none(),
+            min_healthy: 1,
+            communities: None,
+            med: None,
+            reals: (0..128u8)
+                .map(|i| RealConfig {
+                    address: std::net::IpAddr::from([198, 51, 100, i]),
+                    weight: 1,
+                    health: None,
+                })
+                .collect(),
+        })
+        .collect();
+    let e = validate_vips(&vips, &at(1024), None).unwrap_err();
+    assert!(
+        e.contains("more than 1023 reals in all (raise [dataplane] max_reals)"),
+        "{e}"
+    );
+    validate_vips(&vips, &at(1025), None).unwrap();
+    validate_vips(&vips[..7], &at(1024), None).unwrap();
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use toml::Spanned;
 
 use super::{
-    DEFAULT_MTU, DataplaneSettings, MAX_CONN_TABLE_SIZE, MIN_CONN_TABLE_SIZE, NextHop,
+    DEFAULT_MTU, DataplaneSettings, MAX_CONN_TABLE_SIZE, MAX_MAX_REALS, MIN_CONN_TABLE_SIZE,
+    MIN_MAX_REALS, NextHop,
     raw::RawDataplane,
     validate::{Fail, address, fail},
 };
@@ -101,6 +102,19 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
             );
         }
     };
+    let max_reals = match &d.max_reals {
+        None => lb_common::MAX_REALS,
+        Some(n) if (MIN_MAX_REALS..=MAX_MAX_REALS).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => {
+            return fail(
+                n.span(),
+                format!(
+                    "max_reals {} is outside {MIN_MAX_REALS}..={MAX_MAX_REALS}",
+                    n.get_ref()
+                ),
+            );
+        }
+    };
     let mtu = match &d.mtu {
         None => DEFAULT_MTU,
         Some(m) if *m.get_ref() == 0 || (576..=9216).contains(m.get_ref()) => *m.get_ref() as u16,
@@ -118,6 +132,7 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
         source_v6_prefix,
         next_hop,
         conn_table_size,
+        max_reals,
         max_conn_rate: d
             .max_conn_rate
             .unwrap_or(lb_common::config::DEFAULT_MAX_CONN_RATE),

@@ -180,6 +180,8 @@ fn any_host() -> DataplaneSettings {
         source_v6_prefix: None,
         next_hop: NextHop::Reflect,
         conn_table_size: super::MIN_CONN_TABLE_SIZE,
+        // Each host checks its own table's size when it applies a revision.
+        max_reals: super::MAX_MAX_REALS,
         max_conn_rate: 0,
         mtu: super::DEFAULT_MTU,
         icmp_echo: false,

@@ -63,6 +63,9 @@ pub fn reload_notes(old: &Settings, new: &Settings) -> Vec<String> {
     if new.dataplane.conn_table_size != old.dataplane.conn_table_size {
         notes.push("conn_table_size takes effect at the next start".to_owned());
     }
+    if new.dataplane.max_reals != old.dataplane.max_reals {
+        notes.push("max_reals takes effect at the next start".to_owned());
+    }
     if new.bgp != old.bgp {
         let what = match (&old.bgp, &new.bgp) {
             (None, Some(_)) => "a [bgp] section was added",
@@ -129,9 +132,11 @@ impl Controller {
             Some(_) => self.vips.clone(),
             None => new.vips.clone(),
         };
-        // The connection table's size is fixed until the next start.
+        // The connection and real tables' sizes are fixed until the next
+        // start.
         let mut dataplane = new.dataplane.clone();
         dataplane.conn_table_size = self.settings.dataplane.conn_table_size;
+        dataplane.max_reals = self.settings.dataplane.max_reals;
         let before_vips = std::mem::replace(&mut self.vips, new_vips);
         let before_dp = std::mem::replace(&mut self.settings.dataplane, dataplane);
         let result = self
@@ -234,6 +239,10 @@ mod tests {
             (
                 format!("{BASE}conn_table_size = 4096\n"),
                 vec!["conn_table_size takes effect at the next start"],
+            ),
+            (
+                format!("{BASE}max_reals = 131072\n"),
+                vec!["max_reals takes effect at the next start"],
             ),
             (
                 format!("{BASE}{BGP}"),

@@ -228,6 +228,7 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
     let adopted = dataplane::is_pinned(&d.pin_dir);
     let mut dp = Dataplane::load(&LoadOptions {
         conn_table_size: settings.dataplane.conn_table_size,
+        max_reals: settings.dataplane.max_reals,
         pin_dir: Some(d.pin_dir.clone()),
     })?;
     // VIP and real maps of another layout (another version) were created

@@ -2,7 +2,7 @@
 //! count, filter slot and generation), reals and rings.
 use aya::maps::{ArrayOfMaps, MapData, MapError};
 use lb_common::{
-    MAX_REALS, MAX_VIPS,
+    MAX_VIPS,
     hash::vip_filter_slot,
     maps::{AddrKey, Real, VipKey, VipMeta, names},
 };
@@ -108,10 +108,16 @@ impl Dataplane {
         }
     }
 
-    /// Writes real slot `id` (1..MAX_REALS).
+    /// Slots of the real table (`[dataplane] max_reals`); ids are
+    /// 1..max_reals.
+    pub fn max_reals(&self) -> u32 {
+        self.reals.len()
+    }
+
+    /// Writes real slot `id` (1..max_reals).
     pub fn set_real(&mut self, id: u32, real: &Real) -> Result<()> {
-        if id == 0 || id >= MAX_REALS {
-            return Err(DataplaneError::RealId(id));
+        if id == 0 || id >= self.max_reals() {
+            return Err(DataplaneError::RealId(id, self.max_reals()));
         }
         self.reals
             .set(id, real, 0)

@@ -53,6 +53,8 @@ const VIP_STATE: [&str; 6] = [
 pub struct LoadOptions {
     /// Connection table entries.
     pub conn_table_size: u32,
+    /// Slots of the real table and of its counters.
+    pub max_reals: u32,
     /// Pin (or adopt) every map under this bpffs directory.
     pub pin_dir: Option<PathBuf>,
 }
@@ -61,6 +63,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             conn_table_size: DEFAULT_CONN_TABLE_SIZE,
+            max_reals: MAX_REALS,
             pin_dir: None,
         }
     }
@@ -93,8 +96,8 @@ pub enum DataplaneError {
     },
     #[error("VIP id {0} is outside 0..{MAX_VIPS}")]
     VipId(u32),
-    #[error("real id {0} is outside 1..{MAX_REALS}")]
-    RealId(u32),
+    #[error("real id {0} is outside 1..{1}")]
+    RealId(u32, u32),
     #[error("VIP id {0} has no ring")]
     NoRing(u32),
     #[error("ring of VIP id {vip_id}")]
@@ -151,6 +154,8 @@ impl Dataplane {
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(names::CONNS, opts.conn_table_size);
+        loader.map_max_entries(names::REALS, opts.max_reals);
+        loader.map_max_entries(names::REAL_STATS, opts.max_reals);
         let mut replaced = Vec::new();
         let pins: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
             Some(dir) => {
@@ -165,7 +170,12 @@ impl Dataplane {
                     as u32;
                 let set = PinSet {
                     names: &names::ALL,
-                    entries: &[(names::CONNS, opts.conn_table_size), (names::CAPTURE, cpus)],
+                    entries: &[
+                        (names::CONNS, opts.conn_table_size),
+                        (names::REALS, opts.max_reals),
+                        (names::REAL_STATS, opts.max_reals),
+                        (names::CAPTURE, cpus),
+                    ],
                     together: &VIP_STATE,
                     with_them: &[names::CONNS],
                 };

@@ -13,7 +13,7 @@ use std::{
 };
 
 use lb_common::{
-    MAX_REALS, MAX_VIPS, NO_REAL,
+    MAX_VIPS, NO_REAL,
     maps::{Real, VIP_F_NO_CONN_TABLE, VipMeta},
 };
 
@@ -47,8 +47,8 @@ pub enum ReconcileError {
     Family { vip: VipId, real: IpAddr },
     #[error("more than {MAX_VIPS} VIPs")]
     TooManyVips,
-    #[error("more than {} reals in all", MAX_REALS - 1)]
-    TooManyReals,
+    #[error("more than {} reals in all (the real table has {slots} slots: [dataplane] max_reals)", slots - 1)]
+    TooManyReals { slots: u32 },
 }
 
 /// What one [`Reconciler::apply`] changed.
@@ -132,7 +132,7 @@ impl Reconciler {
         self.vips.get(vip).map(|v| v.ring.as_slice())
     }
 
-    fn check(desired: &[VipSpec]) -> Result<(), ReconcileError> {
+    fn check(desired: &[VipSpec], max_reals: u32) -> Result<(), ReconcileError> {
         let mut seen = BTreeSet::new();
         for v in desired {
             if !seen.insert(v.id) {
@@ -158,8 +158,8 @@ impl Reconciler {
             return Err(ReconcileError::TooManyVips);
         }
         let total: usize = desired.iter().map(|v| v.reals.len()).sum();
-        if total >= MAX_REALS as usize {
-            return Err(ReconcileError::TooManyReals);
+        if total >= max_reals as usize {
+            return Err(ReconcileError::TooManyReals { slots: max_reals });
         }
         Ok(())
     }
@@ -170,7 +170,7 @@ impl Reconciler {
         dp: &mut impl MapWriter,
         desired: &[VipSpec],
     ) -> Result<ApplyReport, ReconcileError> {
-        Self::check(desired)?;
+        Self::check(desired, dp.max_reals())?;
         // Rings first, computed before any write: a Maglev error leaves the
         // data plane as it was.
         let mut rings = Vec::with_capacity(desired.len());
@@ -221,7 +221,7 @@ impl Reconciler {
                 .values()
                 .flat_map(|v| v.reals.values().map(|r| r.id)),
             1,
-            MAX_REALS,
+            dp.max_reals(),
         );
         for (spec, table) in desired.iter().zip(rings) {
             let flags = if spec.no_conn_table {
@@ -263,7 +263,9 @@ impl Reconciler {
                     None => {
                         let id = free_real_ids
                             .pop_first()
-                            .ok_or(ReconcileError::TooManyReals)?;
+                            .ok_or(ReconcileError::TooManyReals {
+                                slots: dp.max_reals(),
+                            })?;
                         let generation = self
                             .real_generations
                             .get(&id)

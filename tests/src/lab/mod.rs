@@ -85,6 +85,8 @@ pub struct LabOptions {
     /// VIPs (with site A's backends) go to the store and both LB hosts
     /// follow it.
     pub fleet: usize,
+    /// The LB hosts' `[dataplane] max_reals`.
+    pub max_reals: u32,
     pub bins: LabBins,
 }
 
@@ -99,6 +101,7 @@ impl LabOptions {
             bgp: false,
             operator_gobgpd: Vec::new(),
             fleet: 0,
+            max_reals: lb_common::MAX_REALS,
             bins,
         }
     }
@@ -203,6 +206,7 @@ impl Lab {
             let mut host = LbHost::new(&lab.prefix, &run_dir(&lab.prefix), l);
             host.bgp = opts.bgp;
             host.fleet = fleet.clone();
+            host.max_reals = opts.max_reals;
             if opts.bgp && opts.operator_gobgpd.contains(&site) {
                 host.manage_gobgpd = false;
                 lab.start_detached(&host.ns, Command::new("gobgpd").args(OPERATOR_GOBGPD_ARGS))
