@@ -6,12 +6,15 @@
 //!   call until both hosts' daemons hold it (their API lists the new weight:
 //!   the controller answers only once its maps are written). Median, p99
 //!   and max.
-//! - Scale: 1,000 VIPs x 16 reals (one pool of 16 addresses, ring 10007,
-//!   no health check; 16,000 (VIP, real) pairs, near the data plane's
-//!   16,383) applied in one transaction: time until site A's
+//! - Scale: 1,000 VIPs x 100 reals (one pool of 100 addresses, ring
+//!   10007, no health check; 100,000 (VIP, real) pairs: the LB hosts run
+//!   with `max_reals = 131072`) applied in one transaction: time until site A's
 //!   daemon holds them all; then site A's daemon restarted without its LKG
 //!   file: time until it has listed, checked and applied them (it adopts
 //!   the pinned maps), and its peak memory (VmHWM).
+//!
+//! - One checker's capacity (`fleet/capacity.rs`): reals probed per
+//!   second on one core, with TCP and HTTP checks every second.
 //!
 //! Run with `cargo xtask bench fleet`.
 use std::{
@@ -27,12 +30,15 @@ use lb_ctl::{
 };
 use lb_tests::lab::{Lab, LabOptions, lb::vips_text, test_bins};
 
+#[path = "fleet/capacity.rs"]
+mod capacity;
+
 const CHANGES: usize = 100;
 const SCALE_VIPS: u16 = 1000;
-/// Reals per VIP: the data plane holds at most 16,383 (VIP, real) pairs
-/// (`lb_common::MAX_REALS`), so 1,000 VIPs get 16 each (16,000 pairs); a
-/// revision with more is refused whole by every host.
-const SCALE_REALS: u8 = 16;
+/// Reals per VIP (100,000 pairs in all: the hosts' real tables have
+/// [`MAX_REALS`] slots).
+const SCALE_REALS: u8 = 100;
+const MAX_REALS: u32 = 131_072;
 
 fn weight_of(lab: &Lab, site: char, vip: &str, real: &str) -> Option<u32> {
     let list = lab.lbs[&site]
@@ -122,7 +128,7 @@ fn scale(lab: &mut Lab) {
             med: None,
             reals: (0..SCALE_REALS)
                 .map(|i| RealConfig {
-                    address: std::net::IpAddr::from([192, 0, 2, 128 + i]),
+                    address: std::net::IpAddr::from([192, 0, 2, 100 + i]),
                     weight: 1,
                     health: None,
                 })
@@ -185,9 +191,13 @@ fn main() {
     }
     let mut opts = LabOptions::new("lbfleetbench", test_bins());
     opts.fleet = 1;
+    opts.max_reals = MAX_REALS;
     opts.backends = BTreeMap::from([('A', vec!["a1", "a2"]), ('B', vec!["a1", "a2"])]);
     let mut lab = Lab::up(opts).expect("lab up");
     println!("| figure | | | |\n|---|---|---|---|");
     propagation(&lab);
+    println!();
+    capacity::checker_capacity(&lab, &lab_desired());
+    println!("\n| figure | | | |\n|---|---|---|---|");
     scale(&mut lab);
 }

@@ -162,6 +162,28 @@ fn an_applied_vip_reaches_every_host_and_a_bad_revision_is_refused_whole() {
             .all(|h| h.current && h.status.refused.is_none())
     });
     assert!(healed.is_some(), "{:?}", fleet_status(&lab));
+
+    // A listing whose page would pass gRPC's 4 MiB message limit (VIPs
+    // with many reals) is read in smaller pages, whole.
+    let listed = lab
+        .with_store(|mut st| async move {
+            let big = "x".repeat(1 << 20);
+            for i in 0..6 {
+                st.client
+                    .put(format!("/lbt-pages/{i}"), big.as_str(), None)
+                    .await?;
+            }
+            let listing = st.list("/lbt-pages/").await?;
+            st.client
+                .delete(
+                    "/lbt-pages/",
+                    Some(etcd_client::DeleteOptions::new().with_prefix()),
+                )
+                .await?;
+            Ok(listing.kvs.len())
+        })
+        .unwrap();
+    assert_eq!(listed, 6);
 }
 
 /// Runs `lb-ctl ARGS` on site `site`'s LB host (its namespace, which
@@ -381,8 +403,18 @@ fn a_host_frozen_across_a_compaction_converges_and_a_cut_off_host_keeps_forwardi
         }
     };
     let traffic = Traffic::start(&lab);
+    let a_log = || std::fs::read_to_string(&lab.lbs[&'A'].log).unwrap_or_default();
+    let lost_before = a_log().matches("out of reach").count();
     route("add");
-    std::thread::sleep(Duration::from_secs(3));
+    // The blackhole drops what site A sends; a watch already open still
+    // receives until site A notices: its next request (the session's
+    // keep-alive, every 3 s, timed out after dial_timeout 1 s) or an
+    // unanswered HTTP/2 ping (every 6 s).
+    let noticed = time_until(Duration::from_secs(15), || {
+        a_log().matches("out of reach").count() > lost_before
+    });
+    eprintln!("cut off: site A noticed after {noticed:?}");
+    assert!(noticed.is_some(), "site A noticed the cut:\n{}", a_log());
     lab.fleet_apply(&with_new_vip()).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     assert!(

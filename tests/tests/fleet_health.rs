@@ -5,7 +5,9 @@
 //! TTL + 1 s without a real flipping down or the router losing the VIP's
 //! route; a frozen ex-leader is fenced out; a host cut off from etcd
 //! checks locally after `stale_after` and takes a dead backend out itself;
-//! a checker cut off from the backends is not believed.
+//! a checker cut off from the backends is not believed; with three etcd
+//! members, losing the Raft leader changes nothing and losing the quorum
+//! stops nothing that forwards.
 use std::{
     collections::BTreeMap,
     net::IpAddr,
@@ -33,8 +35,13 @@ use lb_tests::{
 const REALS: u32 = 8;
 
 fn fleet_lab(tag: &str, bgp: bool) -> Lab {
+    fleet_lab_of(tag, bgp, 1)
+}
+
+/// A fleet lab whose etcd has `members` members.
+fn fleet_lab_of(tag: &str, bgp: bool, members: usize) -> Lab {
     let mut opts = LabOptions::new(&format!("lbt{tag}{}", unique_tag()), test_bins());
-    opts.fleet = 1;
+    opts.fleet = members;
     opts.bgp = bgp;
     opts.backends = BTreeMap::from([('A', vec!["a1", "a2"]), ('B', vec!["a1", "a2"])]);
     let lab = Lab::up(opts).expect("lab up");
@@ -391,4 +398,217 @@ fn a_host_cut_off_checks_locally_and_a_checker_cut_off_is_not_believed() {
     }
     blackhole(&c2, "del", &backends);
     wait_fleet_source(&lab, "chk-1");
+}
+
+/// The logs of checkers chk-1 and chk-2, for a failure message.
+fn checker_logs(lab: &Lab) -> String {
+    format!(
+        "--- chk-1 ---\n{}\n--- chk-2 ---\n{}",
+        std::fs::read_to_string(lab.checker_log("chk-1")).unwrap_or_default(),
+        std::fs::read_to_string(lab.checker_log("chk-2")).unwrap_or_default()
+    )
+}
+
+/// Fails the test if a host holds a real down or the router lost the
+/// VIP's route (the checks made while the store is in trouble).
+fn assert_nothing_went_down(lab: &Lab, when: &str) {
+    for site in ['A', 'B'] {
+        let down = lab.lbs[&site].reals_down().unwrap();
+        assert_eq!(down, 0, "site {site} {when}: {}", source(lab, site));
+    }
+    let vip: IpAddr = VIP4.parse().unwrap();
+    assert_eq!(
+        kernel_nexthops(&lab.ns("r"), vip).len(),
+        2,
+        "the router's routes to the VIP {when}"
+    );
+}
+
+/// Samples [`assert_nothing_went_down`] every 50 ms until `done` holds;
+/// how long it took (`limit` at most).
+fn watch_until(
+    lab: &Lab,
+    when: &str,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        assert_nothing_went_down(lab, when);
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn vip_held(lab: &Lab, site: char, vip: &str) -> bool {
+    let list = lab.lbs[&site]
+        .api(|mut c| async move { Ok(c.list_vips(pb::ListVipsRequest {}).await?.into_inner()) })
+        .unwrap();
+    list.vips
+        .iter()
+        .filter_map(|v| v.vip.as_ref())
+        .any(|v| lb_ctl::vocab::VipId::try_from(v).unwrap().to_string() == vip)
+}
+
+/// The lab's VIPs plus `extra` (one VIP, real a1), as a fleet file.
+fn fleet_file_with(extra: &str) -> String {
+    format!(
+        "{}\n[[vip]]\naddress = \"{extra}\"\nport = 80\nprotocol = \"tcp\"\n  [[vip.real]]\n  address = \"192.0.2.18\"\n",
+        lb_tests::lab::lb::vips_text(&["a1", "a2"])
+    )
+}
+
+#[test]
+fn losing_an_etcd_member_changes_nothing_and_losing_the_quorum_stops_nothing_that_forwards() {
+    if !require_root(
+        "losing_an_etcd_member_changes_nothing_and_losing_the_quorum_stops_nothing_that_forwards",
+    ) {
+        return;
+    }
+    let mut lab = fleet_lab_of("hq", true, 3);
+    lab.start_checker("chk-1", "5s").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.start_checker("chk-2", "5s").unwrap();
+    wait_fleet_source(&lab, "chk-1");
+    assert!(
+        time_until(Duration::from_secs(5), || fleet_status(&lab)
+            .round
+            .is_some_and(|r| r.up == REALS as usize))
+        .is_some()
+    );
+    let traffic = Traffic::start(&lab);
+    // With every member up, no host lost its connection (etcd closes
+    // connections pinged too often: that broke them every 2 s).
+    for site in ['A', 'B'] {
+        let log = std::fs::read_to_string(&lab.lbs[&site].log).unwrap();
+        assert!(!log.contains("out of reach"), "site {site}:\n{log}");
+    }
+
+    // The Raft leader is killed: the two others elect one; a change still
+    // reaches both hosts; no real goes down, the routes stay, and the
+    // fleet's checker keeps deciding.
+    let first = lab.etcd_leader().unwrap();
+    lab.signal_etcd(first, libc::SIGKILL);
+    let killed = Instant::now();
+    let vip_a = "203.0.113.41:80/tcp";
+    let applied = (0..50).find_map(|_| {
+        let r = lab.fleet_apply(&fleet_file_with("203.0.113.41"));
+        if r.is_err() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        r.ok()
+    });
+    assert!(
+        applied.is_some(),
+        "the store took no change with 2 of 3 members"
+    );
+    let mut oldest_round = 0;
+    let mut reached = None;
+    let settled = watch_until(&lab, "with a member lost", Duration::from_secs(10), || {
+        let s = fleet_status(&lab);
+        oldest_round = oldest_round.max(s.round_age_ms.unwrap_or(0));
+        if reached.is_none() && vip_held(&lab, 'A', vip_a) && vip_held(&lab, 'B', vip_a) {
+            reached = Some(killed.elapsed());
+        }
+        reached.is_some() && killed.elapsed() > Duration::from_secs(4)
+    });
+    eprintln!(
+        "member e{first} (the Raft leader) killed: a change reached both hosts {reached:?} after the kill; the checker's rounds were at most {oldest_round} ms old"
+    );
+    assert!(settled.is_some(), "{:?}", fleet_status(&lab));
+    // The checker kept its lease and its leadership through the election:
+    // a failed keep-alive or write is tried again, not a step-down.
+    assert_eq!(leader(&lab).as_deref(), Some("chk-1"));
+    assert!(oldest_round < 5_000, "rounds {oldest_round} ms old");
+    let fleet_again = time_until(Duration::from_secs(5), || {
+        ['A', 'B']
+            .iter()
+            .all(|&s| source(&lab, s) == "fleet (checker chk-1)")
+    });
+    assert!(
+        fleet_again.is_some(),
+        "A {}, B {}\n{}",
+        source(&lab, 'A'),
+        source(&lab, 'B'),
+        checker_logs(&lab)
+    );
+
+    // A second member is killed: no quorum. Changes are refused, the
+    // checker's heartbeat stops, and after stale_after the hosts check
+    // locally; they keep their VIPs, routes and forwarding throughout.
+    let second = (0..3).find(|&i| i != first).unwrap();
+    lab.signal_etcd(second, libc::SIGKILL);
+    let lost = Instant::now();
+    let refused = lab.fleet_apply(&fleet_file_with("203.0.113.42"));
+    assert!(refused.is_err(), "a change without a quorum: {refused:?}");
+    let local = watch_until(&lab, "without a quorum", Duration::from_secs(15), || {
+        ['A', 'B']
+            .iter()
+            .all(|&s| source(&lab, s).starts_with("local"))
+    });
+    eprintln!(
+        "quorum lost: both hosts check locally {:?} after the second kill (stale_after 2 s)",
+        local.map(|_| lost.elapsed())
+    );
+    assert!(
+        local.is_some(),
+        "A {}, B {}",
+        source(&lab, 'A'),
+        source(&lab, 'B')
+    );
+    watch_until(&lab, "without a quorum", Duration::from_secs(2), || false);
+    for site in ['A', 'B'] {
+        assert_eq!(status(&lab, site).vips, 5, "site {site} kept its VIPs");
+    }
+    eprintln!("without a quorum for {:?}", lost.elapsed());
+
+    // The quorum is back: a checker decides again and the fleet follows
+    // changes again.
+    lab.restart_etcd(first).unwrap();
+    lab.restart_etcd(second).unwrap();
+    let back = watch_until(
+        &lab,
+        "after the quorum came back",
+        Duration::from_secs(20),
+        || {
+            ['A', 'B']
+                .iter()
+                .all(|&s| source(&lab, s).starts_with("fleet (checker"))
+        },
+    );
+    eprintln!("quorum back: both hosts on fleet verdicts again {back:?} after the restart");
+    assert!(
+        back.is_some(),
+        "A {}, B {}\n{}",
+        source(&lab, 'A'),
+        source(&lab, 'B'),
+        checker_logs(&lab)
+    );
+    lab.fleet_apply(&fleet_file_with("203.0.113.42")).unwrap();
+    assert!(
+        time_until(Duration::from_secs(5), || vip_held(
+            &lab,
+            'A',
+            "203.0.113.42:80/tcp"
+        ) && vip_held(
+            &lab,
+            'B',
+            "203.0.113.42:80/tcp"
+        ))
+        .is_some()
+    );
+    let (answered, failed) = traffic.stop();
+    eprintln!(
+        "requests through the VIP meanwhile: {answered} answered, {} failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
 }

@@ -8,10 +8,12 @@
 //! the checker's results) to the daemon's controller, [`health`] the rule
 //! by which a host believes the checker, [`checker`] the elected,
 //! fenced fleet health checker, [`status`] what `fleet status` shows,
-//! [`edit`] one `lb-ctl vip`/`real` change made to the store.
+//! [`edit`] one `lb-ctl vip`/`real` change made to the store, [`lease`]
+//! a lease kept alive across the loss of an etcd member.
 pub mod checker;
 pub mod edit;
 pub mod health;
+pub mod lease;
 pub mod schema;
 pub mod status;
 pub mod store;

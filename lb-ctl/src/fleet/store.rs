@@ -1,7 +1,10 @@
 //! The fleet's store: etcd through `etcd-client`, with the few operations
 //! lb needs: a prefix read at one revision (paged), the desired state
 //! written in one transaction guarded by revision, hosts' status.
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 
@@ -10,6 +13,10 @@ use crate::config::FleetSettings;
 
 /// Keys read per request when listing a prefix.
 const PAGE: i64 = 500;
+
+/// How often an idle-looking connection with streams is pinged (above
+/// etcd's 5 s minimum).
+const KEEP_ALIVE: Duration = Duration::from_secs(6);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +38,8 @@ pub enum StoreError {
     Conflict { expected: i64, changed: i64 },
     #[error("the store's desired state is not valid: {0}")]
     Invalid(String),
+    #[error("{0}: no answer in time")]
+    TimedOut(&'static str),
 }
 
 /// What `apply` wrote.
@@ -68,6 +77,11 @@ impl Listing {
 pub struct Store {
     pub client: Client,
     pub keys: Keys,
+    /// Every configured member, and those taken out of the client's
+    /// balance because they did not answer a probe.
+    members: Vec<String>,
+    left_out: BTreeSet<String>,
+    probe_timeout: Duration,
 }
 
 /// One past the last key with `prefix` (etcd's prefix range end).
@@ -84,7 +98,7 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
 
 impl Store {
     /// Connects (each request then times out after `dial_timeout`; HTTP/2
-    /// pings find a dead connection within about twice that).
+    /// pings find a silent connection within `KEEP_ALIVE` + `dial_timeout`).
     pub async fn connect(f: &FleetSettings) -> Result<Store, StoreError> {
         Self::connect_with(f, Some(f.dial_timeout)).await
     }
@@ -95,31 +109,92 @@ impl Store {
         f: &FleetSettings,
         request_timeout: Option<Duration>,
     ) -> Result<Store, StoreError> {
+        // HTTP/2 pings find a connection whose member went silent. etcd
+        // answers a client that pings more often than every 5 s
+        // (`--grpc-keepalive-min-time`), or pings a connection without
+        // streams, with GOAWAY: such pings made every connection of a
+        // 3-member balance break every 2 s. Pings go every 6 s, only on
+        // connections with streams; requests have their own timeout.
         let mut options = ConnectOptions::new()
             .with_connect_timeout(f.dial_timeout)
-            .with_keep_alive(f.dial_timeout / 2, f.dial_timeout)
-            .with_keep_alive_while_idle(true);
+            .with_keep_alive(KEEP_ALIVE, f.dial_timeout)
+            .with_keep_alive_while_idle(false);
         if let Some(t) = request_timeout {
             options = options.with_timeout(t);
         }
-        let mut client = Client::connect(&f.endpoints, Some(options))
+        let client = Client::connect(&f.endpoints, Some(options))
             .await
             .map_err(|source| StoreError::Connect {
                 endpoints: f.endpoints.join(","),
                 source,
             })?;
+        let mut store = Store {
+            client,
+            keys: Keys::new(&f.prefix),
+            members: f.endpoints.clone(),
+            left_out: BTreeSet::new(),
+            probe_timeout: f.dial_timeout.min(Duration::from_secs(1)),
+        };
+        store.keep_live_members().await;
         // The channel connects lazily: one request proves it.
-        client
+        store
+            .client
             .status()
             .await
             .map_err(|source| StoreError::Connect {
                 endpoints: f.endpoints.join(","),
                 source,
             })?;
-        Ok(Store {
-            client,
-            keys: Keys::new(&f.prefix),
-        })
+        Ok(store)
+    }
+
+    /// Probes every configured member on its own and keeps in the
+    /// client's balance only those that answer (all of them when none
+    /// does); how many answered. The client balances requests over its
+    /// members without knowing which are down: with one of three down,
+    /// about one request in three would fail. Called at connect and by
+    /// long-lived users when a request failed; a member that answers
+    /// again is put back (members that stay are not touched, so streams
+    /// open on them go on).
+    pub async fn keep_live_members(&mut self) -> usize {
+        let mut probes = tokio::task::JoinSet::new();
+        for member in self.members.clone() {
+            let t = self.probe_timeout;
+            probes.spawn(async move {
+                let options = ConnectOptions::new()
+                    .with_connect_timeout(t)
+                    .with_timeout(t);
+                let answered = tokio::time::timeout(t, async {
+                    let mut c = Client::connect([member.as_str()], Some(options))
+                        .await
+                        .ok()?;
+                    c.status().await.ok()
+                })
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+                (member, answered)
+            });
+        }
+        let answers: Vec<(String, bool)> = probes.join_all().await;
+        let live = answers.iter().filter(|(_, ok)| *ok).count();
+        if live == 0 {
+            return 0;
+        }
+        for (member, answered) in answers {
+            let out = self.left_out.contains(&member);
+            if answered && out {
+                if self.client.add_endpoint(&member).await.is_ok() {
+                    self.left_out.remove(&member);
+                    tracing::info!(%member, "fleet: an etcd member answers again; requests go to it again");
+                }
+            } else if !answered && !out && self.client.remove_endpoint(&member).await.is_ok() {
+                self.left_out.insert(member.clone());
+                tracing::warn!(%member, "fleet: an etcd member does not answer; requests go to the others");
+            }
+        }
+        live
     }
 
     /// Every key under `prefix` at one revision, `PAGE` keys a request.
@@ -133,19 +208,33 @@ impl Store {
         let end = end.to_vec();
         let mut from = start.as_bytes().to_vec();
         let mut listing = Listing::default();
+        let mut page = PAGE;
         loop {
             let options = GetOptions::new()
                 .with_range(end.clone())
-                .with_limit(PAGE)
+                .with_limit(page)
                 .with_revision(listing.revision);
-            let resp = self
-                .client
-                .get(from.clone(), Some(options))
-                .await
-                .map_err(|source| StoreError::Etcd {
-                    what: "reading the store",
-                    source,
-                })?;
+            let resp = match self.client.get(from.clone(), Some(options)).await {
+                Ok(resp) => resp,
+                // A page larger than a gRPC message may be (4 MiB: VIPs
+                // with many reals): ask for half as many keys.
+                Err(etcd_client::Error::GRpcStatus(status))
+                    if page > 1
+                        && matches!(
+                            status.code(),
+                            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+                        ) =>
+                {
+                    page /= 2;
+                    continue;
+                }
+                Err(source) => {
+                    return Err(StoreError::Etcd {
+                        what: "reading the store",
+                        source,
+                    });
+                }
+            };
             if listing.revision == 0 {
                 listing.revision = resp.header().map_or(0, |h| h.revision());
             }

@@ -55,16 +55,12 @@ fn lb_ctl_on(lab: &Lab, site: char, args: &[&str]) -> anyhow::Result<String> {
 
 fn health_source(lab: &Lab, site: char) -> String {
     lab.lbs[&site]
-        .status()
-        .map(|s| s.health_source)
+        .health_source()
         .unwrap_or_else(|e| format!("? ({e:#})"))
 }
 
-/// Reals that site `site` holds down now.
 fn reals_down(lab: &Lab, site: char) -> usize {
-    lab.lbs[&site]
-        .health()
-        .map_or(0, |h| h.reals.iter().filter(|r| !r.healthy).count())
+    lab.lbs[&site].reals_down().unwrap_or(0)
 }
 
 fn indent(text: &str) -> String {

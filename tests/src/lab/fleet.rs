@@ -47,60 +47,80 @@ impl Lab {
     pub fn start_etcd(&mut self, members: usize) -> anyhow::Result<Vec<String>> {
         let r = self.ns(ROUTER);
         let addrs = &ETCD_ADDRS[..members.clamp(1, 3)];
-        let cluster: Vec<String> = addrs
+        for (i, addr) in addrs.iter().enumerate() {
+            ip(&["-n", &r, "addr", "add", &format!("{addr}/32"), "dev", "lo"])?;
+            let pid = self.spawn_etcd(i, addrs.len())?;
+            self.etcd.push(EtcdMember {
+                name: format!("e{i}"),
+                addr,
+                pid,
+            });
+        }
+        self.wait_etcd(Duration::from_secs(15))?;
+        Ok(self.etcd_endpoints())
+    }
+
+    /// Starts member `i` of a cluster of `members` again, on its data
+    /// directory (after a kill), and waits until the cluster answers.
+    pub fn restart_etcd(&mut self, i: usize) -> anyhow::Result<()> {
+        self.etcd[i].pid = self.spawn_etcd(i, self.etcd.len())?;
+        self.wait_etcd(Duration::from_secs(15))
+    }
+
+    /// Starts etcd member `i` of `members`; its pid.
+    fn spawn_etcd(&self, i: usize, members: usize) -> anyhow::Result<i32> {
+        let r = self.ns(ROUTER);
+        let cluster: Vec<String> = ETCD_ADDRS[..members]
             .iter()
             .enumerate()
             .map(|(i, a)| format!("e{i}=http://{a}:{ETCD_PEER_PORT}"))
             .collect();
-        for (i, addr) in addrs.iter().enumerate() {
-            ip(&["-n", &r, "addr", "add", &format!("{addr}/32"), "dev", "lo"])?;
-            let name = format!("e{i}");
-            let dir: PathBuf = self.run_dir().join("etcd").join(&name);
-            std::fs::create_dir_all(&dir)?;
-            let log = std::fs::File::create(dir.with_extension("log"))?;
-            let client = format!("http://{addr}:{ETCD_CLIENT_PORT}");
-            let peer = format!("http://{addr}:{ETCD_PEER_PORT}");
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &r, "etcd", "--name", &name, "--data-dir"])
-                .arg(dir.join("data"))
-                .args([
-                    "--listen-client-urls",
-                    &client,
-                    "--advertise-client-urls",
-                    &client,
-                ])
-                .args([
-                    "--listen-peer-urls",
-                    &peer,
-                    "--initial-advertise-peer-urls",
-                    &peer,
-                ])
-                .args(["--initial-cluster", &cluster.join(",")])
-                .args(["--initial-cluster-state", "new", "--initial-cluster-token"])
-                .arg(&self.prefix)
-                // Fast elections on loopback; room for large applies.
-                .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-                .args(["--max-txn-ops", "100000", "--max-request-bytes", "67108864"])
-                .args(["--logger", "zap", "--log-level", "warn"])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log);
-            let child = self
-                .spawn_detached(cmd)
-                .context("start etcd (apt-get install etcd-server)")?;
-            self.etcd.push(EtcdMember {
-                name,
-                addr,
-                pid: child,
-            });
-        }
+        let addr = ETCD_ADDRS[i];
+        let name = format!("e{i}");
+        let dir: PathBuf = self.run_dir().join("etcd").join(&name);
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))?;
+        let client = format!("http://{addr}:{ETCD_CLIENT_PORT}");
+        let peer = format!("http://{addr}:{ETCD_PEER_PORT}");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &r, "etcd", "--name", &name, "--data-dir"])
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &cluster.join(",")])
+            .args(["--initial-cluster-state", "new", "--initial-cluster-token"])
+            .arg(&self.prefix)
+            // Fast elections on loopback; room for large applies.
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--max-txn-ops", "100000", "--max-request-bytes", "67108864"])
+            .args(["--logger", "zap", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        self.spawn_detached(cmd)
+            .context("start etcd (apt-get install etcd-server)")
+    }
+
+    /// Waits until the store answers a linearizable read (a quorum).
+    fn wait_etcd(&self, limit: Duration) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
-            match self.with_store(|mut s| async move { Ok(s.client.status().await?) }) {
-                Ok(_) => return Ok(self.etcd_endpoints()),
-                Err(e) if start.elapsed() > Duration::from_secs(15) => {
-                    bail!("etcd did not come up: {e:#}")
-                }
+            match self.with_store(|mut s| async move { Ok(s.client.get("health", None).await?) }) {
+                Ok(_) => return Ok(()),
+                Err(e) if start.elapsed() > limit => bail!("etcd did not come up: {e:#}"),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
@@ -156,8 +176,21 @@ impl Lab {
     /// namespace, which reaches the backends and etcd through the router;
     /// its pid. Its log is `checker-<id>.log` in the lab's directory.
     pub fn start_checker(&self, id: &str, ttl: &str) -> anyhow::Result<i32> {
+        self.start_checker_on(id, ttl, None)
+    }
+
+    /// [`Lab::start_checker`], on CPU `cpu` only if given (`taskset`), for
+    /// a figure of what one core does.
+    pub fn start_checker_on(&self, id: &str, ttl: &str, cpu: Option<usize>) -> anyhow::Result<i32> {
         let log = std::fs::File::create(self.checker_log(id))?;
-        let mut cmd = Command::new(&self.bins.lb_ctl);
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &cpu.to_string()]).arg(&self.bins.lb_ctl);
+                c
+            }
+            None => Command::new(&self.bins.lb_ctl),
+        };
         cmd.args(["--netns", &self.ns(CHECKER_NS), "checker", "--endpoints"])
             .arg(self.etcd_endpoints().join(","))
             .args(["--id", id, "--lease-ttl", ttl])
@@ -238,6 +271,23 @@ impl Lab {
     pub fn fleet_status(&self) -> anyhow::Result<FleetStatus> {
         let out = self.fleet_cli(&[&"status".into(), &"--json".into()])?;
         serde_json::from_str(&out).with_context(|| format!("fleet status: {out}"))
+    }
+
+    /// The index (in `etcd`) of the member that leads the Raft group.
+    pub fn etcd_leader(&self) -> anyhow::Result<usize> {
+        let name = self.with_store(|mut st| async move {
+            let leader = st.client.status().await?.leader();
+            let members = st.client.member_list().await?;
+            Ok(members
+                .members()
+                .iter()
+                .find(|m| m.id() == leader)
+                .map(|m| m.name().to_owned()))
+        })?;
+        self.etcd
+            .iter()
+            .position(|m| Some(&m.name) == name.as_ref())
+            .context("no etcd member leads")
     }
 
     /// Sends `signal` to etcd member `i`.
