@@ -67,12 +67,17 @@ fn backend_is(lab: &Lab, site: char, name: &str, up: bool) -> bool {
     checks.iter().all(|h| *h == up)
 }
 
-fn real_up(lab: &Lab, site: char, name: &str) -> bool {
-    backend_is(lab, site, name, true)
-}
-
 fn real_down(lab: &Lab, site: char, name: &str) -> bool {
     backend_is(lab, site, name, false)
+}
+
+/// Waits up to 5 s until backend `name` is up (`up`) or down on both
+/// hosts.
+fn on_both_within_5s(lab: &Lab, name: &str, up: bool) -> bool {
+    time_until(Duration::from_secs(5), || {
+        backend_is(lab, 'A', name, up) && backend_is(lab, 'B', name, up)
+    })
+    .is_some()
 }
 
 fn fleet_status(lab: &Lab) -> FleetStatus {
@@ -130,19 +135,12 @@ fn one_checker_decides_for_every_host_and_a_standby_takes_over_within_ttl() {
 
     // A backend dies: the checker's verdict takes it out on both hosts.
     lab.stop_server("a2").unwrap();
-    let out = time_until(Duration::from_secs(5), || {
-        real_down(&lab, 'A', "a2") && real_down(&lab, 'B', "a2")
-    });
     assert!(
-        out.is_some(),
+        on_both_within_5s(&lab, "a2", false),
         "a2 down on both hosts by the checker's verdict"
     );
     lab.start_server("a2").unwrap();
-    assert!(
-        time_until(Duration::from_secs(5), || real_up(&lab, 'A', "a2")
-            && real_up(&lab, 'B', "a2"))
-        .is_some()
-    );
+    assert!(on_both_within_5s(&lab, "a2", true));
 
     // The leader is killed: chk-2 leads within TTL + 1 s; no real flips
     // down on either host, the router keeps the VIP's route throughout.
@@ -350,19 +348,12 @@ fn a_host_cut_off_checks_locally_and_a_checker_cut_off_is_not_believed() {
             == "fleet (checker chk-1)")
         .is_some()
     );
-    let both_down = time_until(Duration::from_secs(5), || {
-        real_down(&lab, 'A', "a1") && real_down(&lab, 'B', "a1")
-    });
     assert!(
-        both_down.is_some(),
+        on_both_within_5s(&lab, "a1", false),
         "a1 down on both hosts by the checker's verdicts"
     );
     lab.start_server("a1").unwrap();
-    assert!(
-        time_until(Duration::from_secs(5), || real_up(&lab, 'A', "a1")
-            && real_up(&lab, 'B', "a1"))
-        .is_some()
-    );
+    assert!(on_both_within_5s(&lab, "a1", true));
 
     // The checker cut off from every backend finds them all down: not
     // believed; the hosts keep their reals up and check locally.

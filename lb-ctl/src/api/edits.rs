@@ -73,33 +73,7 @@ pub fn apply_change(vips: &mut Vec<VipConfig>, change: Change) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        config::{Check, RealConfig},
-        vocab::Proto,
-    };
-
-    fn vip(addr: &str, port: u16) -> VipConfig {
-        VipConfig {
-            address: addr.parse().unwrap(),
-            port,
-            protocol: Proto::Tcp,
-            ring_size: 13,
-            no_conn_table: false,
-            health: Check::none(),
-            min_healthy: 1,
-            communities: None,
-            med: None,
-            reals: Vec::new(),
-        }
-    }
-
-    fn real(addr: &str) -> RealConfig {
-        RealConfig {
-            address: addr.parse().unwrap(),
-            weight: 1,
-            health: None,
-        }
-    }
+    use crate::config::fixtures::{real, vip};
 
     /// Whether an error is of the expected kind.
     type IsKind = fn(&RequestError) -> bool;

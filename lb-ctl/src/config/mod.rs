@@ -5,6 +5,8 @@
 //!
 //! [`VipConfig`] (a VIP, its reals and their health checks) is also what
 //! the control API changes and what the state file stores (as JSON).
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod raw;
 pub mod rules;
 mod spans;

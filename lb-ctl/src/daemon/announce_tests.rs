@@ -103,29 +103,20 @@ mod whole_policy {
     use super::*;
     use crate::{
         bgp::Community,
-        config::{Check, RealConfig, VipConfig},
-        vocab::Proto,
+        config::{RealConfig, VipConfig, fixtures},
     };
 
     fn vip(addr: &str, port: u16, reals: &[(&str, u32)], min_healthy: u32) -> VipConfig {
         VipConfig {
-            address: addr.parse().unwrap(),
-            port,
-            protocol: Proto::Tcp,
-            ring_size: 13,
-            no_conn_table: false,
-            health: Check::none(),
             min_healthy,
-            communities: None,
-            med: None,
             reals: reals
                 .iter()
                 .map(|(a, w)| RealConfig {
-                    address: a.parse().unwrap(),
                     weight: *w,
-                    health: None,
+                    ..fixtures::real(a)
                 })
                 .collect(),
+            ..fixtures::vip(addr, port)
         }
     }
 

@@ -4,32 +4,12 @@ use std::{collections::BTreeSet, net::IpAddr};
 
 use super::*;
 use crate::{
-    config::{Check, RealConfig},
-    vocab::{Proto, VipId},
+    config::{
+        RealConfig,
+        fixtures::{real, vip},
+    },
+    vocab::VipId,
 };
-
-fn vip(addr: &str, port: u16) -> VipConfig {
-    VipConfig {
-        address: addr.parse().unwrap(),
-        port,
-        protocol: Proto::Tcp,
-        ring_size: 13,
-        no_conn_table: false,
-        health: Check::none(),
-        min_healthy: 1,
-        communities: None,
-        med: None,
-        reals: Vec::new(),
-    }
-}
-
-fn real(addr: &str) -> RealConfig {
-    RealConfig {
-        address: addr.parse().unwrap(),
-        weight: 1,
-        health: None,
-    }
-}
 
 fn id(s: &str) -> VipId {
     s.parse().unwrap()

@@ -1,0 +1,95 @@
+//! The `[dataplane]` section: its mistakes, the real table's size, the
+//! per-flow source prefixes.
+use super::*;
+
+#[test]
+fn dataplane_mistakes_are_refused_with_their_line() {
+    let cases = [
+        ("source_v4 = \"2001:db8::1\"", "must be an IPv4"),
+        ("source_v6 = \"192.0.2.1\"", "must be an IPv6"),
+        ("next_hop = \"router\"", "next_hop `router`"),
+        ("mtu = 100", "mtu 100"),
+        ("conn_table_size = 10", "conn_table_size 10"),
+        ("max_reals = 0", "max_reals 0 is outside 1024..=1048576"),
+        ("max_reals = 1023", "max_reals 1023"),
+        ("max_reals = 1048577", "max_reals 1048577"),
+        ("max_reals = -5", "invalid value"),
+        ("max_conn_rate = -1", "invalid value"),
+        (
+            "source_v4_prefix = \"2001:db8::/120\"",
+            "must be an IPv4 prefix",
+        ),
+        ("source_v6_prefix = \"2001:db8::/64\"", "too short"),
+        ("source_v4_prefix = \"198.51.100.0/24\"", "needs source_v4"),
+        ("source_v4_prefix = \"198.51.100.1/24\"", "host bits"),
+    ];
+    for (line, words) in cases {
+        let text = format!("[daemon]\ninterface = \"eth0\"\n[dataplane]\n{line}\n");
+        let e = parse_str(&text).expect_err(line);
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains(words), "{e}");
+    }
+    let e = parse_str("[daemon]\ninterface = \"eth0\"\nxdp_mode = \"turbo\"\n").unwrap_err();
+    assert_eq!(e.line, 3);
+    let e = parse_str("[daemon]\n").unwrap_err();
+    assert!(e.message.contains("interface"), "{e}");
+    // A real of a family without a source address.
+    let e = parse_str("[daemon]\ninterface = \"eth0\"\n[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"tcp\"\n[[vip.real]]\naddress = \"192.0.2.1\"\n").unwrap_err();
+    assert_eq!(e.line, 7);
+    assert!(e.message.contains("no source_v4"), "{e}");
+}
+
+#[test]
+fn the_real_table_size_bounds_the_vip_set() {
+    let at = |max_reals: u32| {
+        let text = format!(
+            "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.1\"\nmax_reals = {max_reals}\n"
+        );
+        parse_str(&text).unwrap().dataplane
+    };
+    assert_eq!(
+        parse_str("[daemon]\ninterface = \"eth0\"\n")
+            .unwrap()
+            .dataplane
+            .max_reals,
+        lb_common::MAX_REALS
+    );
+    // 8 VIPs x 128 reals = 1,024 pairs; slot 0 is never used.
+    let vips: Vec<VipConfig> = (0..8u16)
+        .map(|p| VipConfig {
+            ring_size: 1021,
+            reals: (0..128u8)
+                .map(|i| fixtures::real(&format!("198.51.100.{i}")))
+                .collect(),
+            ..fixtures::vip("203.0.113.10", 1000 + p)
+        })
+        .collect();
+    let e = validate_vips(&vips, &at(1024), None).unwrap_err();
+    assert!(
+        e.contains("more than 1023 reals in all (raise [dataplane] max_reals)"),
+        "{e}"
+    );
+    validate_vips(&vips, &at(1025), None).unwrap();
+    validate_vips(&vips[..7], &at(1024), None).unwrap();
+}
+
+#[test]
+fn source_prefixes_become_per_flow_bits() {
+    let s = parse_str(
+        "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.2\"\nsource_v6 = \"2001:db8:a::2\"\nsource_v4_prefix = \"198.51.100.0/24\"\nsource_v6_prefix = \"2001:db8:5::/112\"\n",
+    )
+    .unwrap();
+    let cfg = crate::daemon::dataplane_config(&s.dataplane, None);
+    assert_eq!(cfg.src_v4, [198, 51, 100, 0]);
+    assert_eq!(cfg.src_v4_flow_bits, 8);
+    assert_eq!(
+        std::net::Ipv6Addr::from(cfg.src_v6),
+        "2001:db8:5::".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    assert_eq!(cfg.src_v6_flow_bits, 16);
+    // Without prefixes: the single addresses, no per-flow bits.
+    let s = parse_str("[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.2\"\n")
+        .unwrap();
+    let cfg = crate::daemon::dataplane_config(&s.dataplane, None);
+    assert_eq!((cfg.src_v4, cfg.src_v4_flow_bits), ([192, 0, 2, 2], 0));
+}
