@@ -10,31 +10,34 @@
 //! measured. The pass path is measured with plain `repeat` (nothing is
 //! rewritten) so that the stack's own cost is not counted.
 //!
-//! Run with `cargo xtask bench dataplane` (root).
-use std::{net::IpAddr, time::Duration};
+//! With a baseline (`LB_BENCH_BASELINE` = another revision's balancer
+//! object, which `cargo xtask bench dataplane --baseline REV` builds), both
+//! balancers are loaded side by side, each with its own maps, set up alike,
+//! and every path is run on both in turn, A B B A A B ..., so that drift on
+//! this shared machine falls on both alike. Each path then gets the paired
+//! ratio this tree / baseline (run i against run i), median and range;
+//! the floors, the same code in both objects, show the noise.
+//!
+//! Run with `cargo xtask bench dataplane [--baseline REV] [--runs N]` (root).
+#[path = "dataplane/side.rs"]
+mod side;
+#[path = "dataplane/table.rs"]
+mod table;
 
-use aya::{
-    maps::{Array, ProgramArray},
-    programs::{ProgramFd, TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
-};
-use lb_common::{
-    PROTO_TCP,
-    bench::{BENCH_FRAME_LEN, BenchFrame},
-    stats::{Counter, Stats},
-};
-use lb_ctl::dataplane::LoadOptions;
+use std::{net::IpAddr, sync::Arc};
+
+use aya::programs::{Xdp, XdpMode};
+use lb_common::{PROTO_TCP, bench::BENCH_FRAME_LEN, stats::Counter};
 use lb_tests::{
-    balancer::{TestBalancer, TestReal, ifindex, ip, test_config, xdp_md},
+    balancer::{TestReal, ifindex, ip, test_config},
     netns::{self, Netns},
     packet::{Packet, TCP_ACK},
 };
+use side::{How, Side};
+use table::{Row, print_rows};
 
 /// Packets per run.
 const PACKETS: u32 = 2_000_000;
-/// Runs per figure (the median is reported).
-const RUNS: usize = 5;
-/// Frames per live-frames batch (a NAPI budget).
-const BATCH: u32 = 64;
 /// Connection table size, and how many distinct flows fill it first.
 const CONN_TABLE: u32 = 1 << 20;
 const PREFILL: u32 = (1 << 20) + (1 << 17);
@@ -51,146 +54,38 @@ fn frame(p: &Packet) -> [u8; BENCH_FRAME_LEN] {
         .expect("frame of BENCH_FRAME_LEN bytes")
 }
 
-struct Bench {
-    lb: TestBalancer,
-    ifindex: u32,
+/// The sides (this tree, and the baseline if any), run in turn.
+struct Runner {
+    sides: Vec<Side>,
+    runs: usize,
+    rows: Vec<Row>,
 }
 
-impl Bench {
-    fn prog_fd(&mut self, name: &str) -> ProgramFd {
-        let xdp: &mut Xdp = self
-            .lb
-            .dp
-            .ebpf_mut()
-            .program_mut(name)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        if xdp.fd().is_err() {
-            xdp.load().unwrap_or_else(|e| panic!("load {name}: {e}"));
+impl Runner {
+    /// Applies `f` to every side.
+    fn each(&mut self, mut f: impl FnMut(&mut Side)) {
+        for side in &mut self.sides {
+            f(side);
         }
-        xdp.fd().unwrap().try_clone().unwrap()
     }
 
-    fn set_target(&mut self, name: &str) {
-        let fd = if name == "lb_balance" {
-            self.lb.dp.program().fd().unwrap().try_clone().unwrap()
-        } else {
-            self.prog_fd(name)
-        };
-        let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_JUMP").unwrap();
-        let mut jump = ProgramArray::try_from(map).unwrap();
-        jump.set(0, &fd, 0).unwrap();
-    }
-
-    fn set_frame(&mut self, bytes: [u8; BENCH_FRAME_LEN], vary: bool) {
-        let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_FRAME").unwrap();
-        let mut arr = Array::<_, BenchFrame>::try_from(map).unwrap();
-        let f = BenchFrame {
-            vary: u32::from(vary),
-            ..BenchFrame::from_bytes(&bytes)
-        };
-        arr.set(0, f, 0).unwrap();
-    }
-
-    /// One live-frames run of `packets` through the wrapper; ns per packet.
-    fn live_run(&mut self, packets: u32) -> Duration {
-        let _ = self.prog_fd("lb_bench_restore");
-        let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_FRAME").unwrap();
-        let data = Array::<_, BenchFrame>::try_from(map)
-            .unwrap()
-            .get(&0, 0)
-            .unwrap()
-            .bytes();
-        let md = xdp_md(data.len(), self.ifindex);
-        let xdp: &mut Xdp = self
-            .lb
-            .dp
-            .ebpf_mut()
-            .program_mut("lb_bench_restore")
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let r = xdp
-            .test_run(TestRunOptions {
-                data_in: Some(&data),
-                ctx_in: Some(&md),
-                repeat: packets,
-                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
-                ..Default::default()
-            })
-            .expect("live-frames test run");
-        r.duration
-    }
-
-    fn stats(&self) -> Stats {
-        self.lb.dp.stats().unwrap()
-    }
-
-    /// Median ns/packet over RUNS live runs; checks that every packet added
-    /// one to each of `counters`.
-    fn measure(&mut self, counters: &[Counter]) -> f64 {
-        let mut samples = Vec::new();
-        for _ in 0..RUNS {
-            let before = self.stats();
-            let d = self.live_run(PACKETS);
-            let after = self.stats();
-            for &c in counters {
-                let delta = after.get(c) - before.get(c);
-                assert_eq!(
-                    delta,
-                    u64::from(PACKETS),
-                    "counter {} moved {delta} for {PACKETS} packets",
-                    c.name()
-                );
+    /// Runs the path `runs` times on each side, A B B A ...; returns its row.
+    fn measure(&mut self, name: &str, how: How, floor: Option<usize>) -> usize {
+        let n = self.sides.len();
+        let mut samples = vec![Vec::with_capacity(self.runs); n];
+        for run in 0..self.runs {
+            for k in 0..n {
+                let i = if run % 2 == 0 { k } else { n - 1 - k };
+                samples[i].push(self.sides[i].sample(&how, PACKETS));
             }
-            samples.push(d.as_nanos() as f64);
         }
-        median(samples)
+        self.rows.push(Row {
+            name: name.to_owned(),
+            samples,
+            floor,
+        });
+        self.rows.len() - 1
     }
-
-    /// Median ns/packet over RUNS plain-repeat runs of `program` on `data`.
-    fn measure_plain(&mut self, program: &str, data: &[u8], counters: &[Counter]) -> f64 {
-        let _ = self.prog_fd(program);
-        let mut samples = Vec::new();
-        for _ in 0..RUNS {
-            let before = self.stats();
-            let xdp: &mut Xdp = if program == "lb_balance" {
-                self.lb.dp.program()
-            } else {
-                self.lb
-                    .dp
-                    .ebpf_mut()
-                    .program_mut(program)
-                    .unwrap()
-                    .try_into()
-                    .unwrap()
-            };
-            let r = xdp
-                .test_run(TestRunOptions {
-                    data_in: Some(data),
-                    repeat: PACKETS,
-                    ..Default::default()
-                })
-                .expect("test run");
-            let after = self.stats();
-            for &c in counters {
-                assert_eq!(
-                    after.get(c) - before.get(c),
-                    u64::from(PACKETS),
-                    "counter {}",
-                    c.name()
-                );
-            }
-            samples.push(r.duration.as_nanos() as f64);
-        }
-        median(samples)
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn reals(v6: bool) -> Vec<TestReal> {
@@ -222,6 +117,19 @@ fn main() {
         eprintln!("SKIPPED: the data-plane benchmark needs root (BPF_PROG_TEST_RUN, netns, XDP)");
         return;
     }
+    let baseline = std::env::var_os("LB_BENCH_BASELINE").map(|path| {
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("reading the baseline object {}: {e}", path.display()));
+        let rev = std::env::var("LB_BENCH_BASELINE_REV")
+            .unwrap_or_else(|_| path.to_string_lossy().into_owned());
+        (Arc::<[u8]>::from(bytes), rev)
+    });
+    let runs = match std::env::var("LB_BENCH_RUNS") {
+        Ok(n) => n.parse().expect("LB_BENCH_RUNS: a number of runs"),
+        Err(_) if baseline.is_some() => 10,
+        Err(_) => 5,
+    };
+    assert!(runs >= 1, "LB_BENCH_RUNS must be at least 1");
     let ns = Netns::new("bench");
     let tag = netns::unique_tag();
     let (tx_if, peer_if) = (format!("bt{tag}"), format!("bp{tag}"));
@@ -242,157 +150,228 @@ fn main() {
     ns.ip(&["link", "set", &tx_if, "up"]);
     ns.ip(&["link", "set", &peer_if, "up"]);
 
-    let rows = ns.run(|| {
+    let (labels, rows) = ns.run(|| {
+        pin_to_last_cpu();
         let ifindex = if std::env::var_os("LB_BENCH_LO").is_some() {
             1
         } else {
             ifindex(&tx_if)
         };
-        let mut b = Bench {
-            lb: TestBalancer::with_options(&LoadOptions {
-                conn_table_size: CONN_TABLE,
-                pin_dir: None,
-                ..LoadOptions::default()
-            }),
-            ifindex,
+        let mut sides = vec![Side::load(None, CONN_TABLE, ifindex, "this tree".into())];
+        if let Some((object, rev)) = &baseline {
+            sides.push(Side::load(
+                Some(object.clone()),
+                CONN_TABLE,
+                ifindex,
+                format!("baseline {rev}"),
+            ));
+        }
+        let mut r = Runner {
+            sides,
+            runs,
+            rows: Vec::new(),
         };
-        b.lb.add_vip(VIP4, 80, PROTO_TCP, &reals(false), 65_537);
-        b.lb.add_vip(VIP6, 80, PROTO_TCP, &reals(true), 65_537);
-        // The peer drops what the measured end transmits (and gives veth
-        // XDP_TX a receiver).
-        let _ = b.prog_fd("lb_bench_drop");
-        let drop: &mut Xdp =
-            b.lb.dp
-                .ebpf_mut()
-                .program_mut("lb_bench_drop")
-                .unwrap()
-                .try_into()
-                .unwrap();
-        drop.attach(&peer_if, XdpMode::Driver)
-            .expect("attach drop to the veth peer");
+        paths(&mut r, &peer_if);
+        let labels: Vec<String> = r.sides.iter().map(|s| s.label.clone()).collect();
+        (labels, r.rows)
+    });
+    print_rows(&labels, &rows, runs, PACKETS);
+    drop(ns);
+}
 
-        let client4 = ip("198.51.100.7");
-        let client6 = ip("2001:db8:c::7");
-        let est4 = frame(&Packet::tcp(client4, 40_000, ip(VIP4), 80, TCP_ACK));
-        let est6 = frame(&Packet::tcp(client6, 40_000, ip(VIP6), 80, TCP_ACK));
-        let nonvip = frame(&Packet::tcp(
-            client4,
-            40_000,
-            ip("203.0.113.99"),
-            80,
-            TCP_ACK,
-        ));
+/// Every path, in an order where each one's set-up follows from the last.
+fn paths(r: &mut Runner, peer_if: &str) {
+    r.each(|s| {
+        s.lb.add_vip(VIP4, 80, PROTO_TCP, &reals(false), 65_537);
+        s.lb.add_vip(VIP6, 80, PROTO_TCP, &reals(true), 65_537);
+    });
+    // The peer drops what the measured end transmits (and gives veth
+    // XDP_TX a receiver): the first side's program serves both.
+    let drop: &mut Xdp = r.sides[0].xdp("lb_bench_drop");
+    drop.load().expect("load lb_bench_drop");
+    drop.attach(peer_if, XdpMode::Driver)
+        .expect("attach drop to the veth peer");
 
-        let mut rows: Vec<(String, f64)> = Vec::new();
-        // Floors through the same wrapper.
-        b.set_frame(est4, false);
-        b.set_target("lb_bench_tx");
-        rows.push(("floor: restore wrapper + XDP_TX".into(), b.measure(&[])));
-        b.set_target("lb_bench_encap_floor");
-        rows.push((
-            "floor: restore wrapper + adjust_head(-20) + XDP_TX".into(),
-            b.measure(&[]),
-        ));
+    let client4 = ip("198.51.100.7");
+    let client6 = ip("2001:db8:c::7");
+    let est4 = frame(&Packet::tcp(client4, 40_000, ip(VIP4), 80, TCP_ACK));
+    let est6 = frame(&Packet::tcp(client6, 40_000, ip(VIP6), 80, TCP_ACK));
+    let nonvip = frame(&Packet::tcp(
+        client4,
+        40_000,
+        ip("203.0.113.99"),
+        80,
+        TCP_ACK,
+    ));
+    let tx_and = [Counter::ConnMiss, Counter::XdpTx];
+    let hit = [Counter::ConnHit, Counter::XdpTx];
 
-        // Fill the connection table with distinct flows, as on a busy host.
-        b.set_target("lb_balance");
-        b.set_frame(est4, true);
-        b.live_run(PREFILL);
-        let filled = b.lb.dp.stats().unwrap().conn_miss;
+    // Floors through the same wrapper.
+    r.each(|s| {
+        s.set_frame(est4, false);
+        s.set_target("lb_bench_tx");
+    });
+    let floor = r.measure("floor: restore wrapper + XDP_TX", How::Live(&[]), None);
+    r.each(|s| s.set_target("lb_bench_encap_floor"));
+    r.measure(
+        "floor: restore wrapper + adjust_head(-20) + XDP_TX",
+        How::Live(&[]),
+        None,
+    );
+
+    // Fill the connection table with distinct flows, as on a busy host.
+    r.each(|s| {
+        s.set_target("lb_balance");
+        s.set_frame(est4, true);
+        s.live_run(PREFILL);
+        let filled = s.stats().conn_miss;
         assert!(
             filled >= u64::from(PREFILL),
-            "prefill inserted {filled} flows"
+            "{}: prefill inserted {filled} flows",
+            s.label
         );
-
-        rows.push((
-            "new IPv4 flow every packet (miss + ring + insert, table full)".into(),
-            b.measure(&[Counter::ConnMiss, Counter::XdpTx]),
-        ));
-        // A flood of new flows past max_conn_rate: sent, not remembered.
-        let mut flood = test_config();
-        flood.max_conn_rate = 1;
-        b.lb.dp.set_config(&flood).unwrap();
-        let limited = b.stats().get(Counter::ConnRateLimited);
-        rows.push((
-            "new IPv4 flow every packet past max_conn_rate (miss + ring, not remembered)".into(),
-            b.measure(&[Counter::ConnMiss, Counter::XdpTx]),
-        ));
-        // One flow per second per CPU may still be remembered.
-        let limited = b.stats().get(Counter::ConnRateLimited) - limited;
+    });
+    r.measure(
+        "new IPv4 flow every packet (miss + ring + insert, table full)",
+        How::Live(&tx_and),
+        Some(floor),
+    );
+    // A flood of new flows past max_conn_rate: sent, not remembered. From
+    // other clients: a `vary` frame's sequence has 24 bits (the port and
+    // the last address byte, to stay inside the documentation range), and
+    // a flood that remembers nothing would, once it wrapped, meet the flows
+    // the row above left in the table.
+    let mut flood = test_config();
+    flood.max_conn_rate = 1;
+    let flood4 = frame(&Packet::tcp(
+        ip("203.0.113.7"),
+        40_000,
+        ip(VIP4),
+        80,
+        TCP_ACK,
+    ));
+    let mut limited = Vec::new();
+    r.each(|s| {
+        s.lb.dp.set_config(&flood).unwrap();
+        s.set_frame(flood4, true);
+        limited.push(s.stats().get(Counter::ConnRateLimited));
+    });
+    r.measure(
+        "new IPv4 flow every packet past max_conn_rate (miss + ring, not remembered)",
+        How::Flood(&tx_and),
+        Some(floor),
+    );
+    // One flow per second per CPU may still be remembered.
+    let expected = r.runs as u64 * u64::from(PACKETS);
+    for (s, before) in r.sides.iter().zip(limited) {
+        let limited = s.stats().get(Counter::ConnRateLimited) - before;
         assert!(
-            limited + 1000 >= RUNS as u64 * u64::from(PACKETS),
-            "only {limited} packets took the rate-limited path"
+            limited + 1000 >= expected,
+            "{}: only {limited} packets took the rate-limited path",
+            s.label
         );
-        b.lb.dp.set_config(&test_config()).unwrap();
-        b.set_frame(est4, false);
-        b.live_run(1);
-        rows.push((
-            "established IPv4 TCP flow (connection-table hit, table full)".into(),
-            b.measure(&[Counter::ConnHit, Counter::XdpTx]),
-        ));
-        // Capture (`lb-ctl capture`): off above; on, for traffic its
-        // filter leaves out, and sampled with a reader's buffers open (the
-        // buffers fill and later records are counted lost, as when a
-        // reader falls behind: the cost of a record written is included).
-        let mut capture = test_config();
-        capture.capture_sample = 1;
-        capture.capture_vip = 2; // VIP id 1 (IPv6) + 1: not this flow's
-        capture.capture_snaplen = 256;
-        b.lb.dp.set_config(&capture).unwrap();
-        rows.push((
-            "established IPv4, capture on, filtered out (another VIP)".into(),
-            b.measure(&[Counter::ConnHit, Counter::XdpTx]),
-        ));
+    }
+    r.each(|s| {
+        s.lb.dp.set_config(&test_config()).unwrap();
+        s.set_frame(est4, false);
+        s.live_run(1);
+    });
+    r.measure(
+        "established IPv4 TCP flow (connection-table hit, table full)",
+        How::Live(&hit),
+        Some(floor),
+    );
+    capture_paths(r, floor, &hit);
+    r.each(|s| {
+        s.lb.dp.set_config(&test_config()).unwrap();
+        s.set_frame(est6, false);
+        s.live_run(1);
+    });
+    r.measure(
+        "established IPv6 TCP flow (connection-table hit, table full)",
+        How::Live(&hit),
+        Some(floor),
+    );
+    let pass = r.measure(
+        "plain repeat: lb_pass (floor of the pass path)",
+        How::Plain {
+            program: "lb_pass",
+            data: &nonvip,
+            counters: &[],
+        },
+        None,
+    );
+    r.measure(
+        "plain repeat: non-VIP IPv4 packet, passed",
+        How::Plain {
+            program: "lb_balance",
+            data: &nonvip,
+            counters: &[Counter::PassNotVip, Counter::XdpPass],
+        },
+        Some(pass),
+    );
+}
+
+/// Capture (`lb-ctl capture`): off in the rows before; on, for traffic its
+/// filter leaves out, and sampled with a reader's buffers open (the buffers
+/// fill and later records are counted lost, as when a reader falls behind:
+/// the cost of a record written is included).
+fn capture_paths(r: &mut Runner, floor: usize, hit: &[Counter]) {
+    let mut capture = test_config();
+    capture.capture_sample = 1;
+    capture.capture_vip = 2; // VIP id 1 (IPv6) + 1: not this flow's
+    capture.capture_snaplen = 256;
+    r.each(|s| s.lb.dp.set_config(&capture).unwrap());
+    r.measure(
+        "established IPv4, capture on, filtered out (another VIP)",
+        How::Live(hit),
+        Some(floor),
+    );
+    r.each(|s| {
         let events =
-            b.lb.dp
+            s.lb.dp
                 .ebpf_mut()
                 .take_map("LB_CAPTURE")
                 .expect("LB_CAPTURE");
         let mut events = aya::maps::PerfEventArray::try_from(events).unwrap();
-        let _buffers: Vec<_> = aya::util::online_cpus()
+        let buffers: Vec<_> = aya::util::online_cpus()
             .unwrap()
             .into_iter()
             .map(|cpu| events.open(cpu, Some(64)).unwrap())
             .collect();
-        for (sample, name) in [
-            (
-                1000,
-                "established IPv4, capture on, 1 in 1000 packets, 256 bytes",
-            ),
-            (1, "established IPv4, capture on, every packet, 256 bytes"),
-        ] {
-            capture.capture_vip = 0;
-            capture.capture_sample = sample;
-            b.lb.dp.set_config(&capture).unwrap();
-            rows.push((name.into(), b.measure(&[Counter::ConnHit, Counter::XdpTx])));
-        }
-        b.lb.dp.set_config(&test_config()).unwrap();
-        b.set_frame(est6, false);
-        b.live_run(1);
-        rows.push((
-            "established IPv6 TCP flow (connection-table hit, table full)".into(),
-            b.measure(&[Counter::ConnHit, Counter::XdpTx]),
-        ));
-        rows.push((
-            "plain repeat: lb_pass (floor of the pass path)".into(),
-            b.measure_plain("lb_pass", &nonvip, &[]),
-        ));
-        rows.push((
-            "plain repeat: non-VIP IPv4 packet, passed".into(),
-            b.measure_plain(
-                "lb_balance",
-                &nonvip,
-                &[Counter::PassNotVip, Counter::XdpPass],
-            ),
-        ));
-        rows
+        s.hold((events, buffers));
     });
-
-    let floor = rows[0].1;
-    println!("| path | ns/packet (median of {RUNS} x {PACKETS}) | minus the XDP_TX floor |");
-    println!("|---|---:|---:|");
-    for (name, ns) in &rows {
-        println!("| {name} | {ns:.1} | {:.1} |", ns - floor);
+    for (sample, name) in [
+        (
+            1000,
+            "established IPv4, capture on, 1 in 1000 packets, 256 bytes",
+        ),
+        (1, "established IPv4, capture on, every packet, 256 bytes"),
+    ] {
+        capture.capture_vip = 0;
+        capture.capture_sample = sample;
+        r.each(|s| s.lb.dp.set_config(&capture).unwrap());
+        r.measure(name, How::Live(hit), Some(floor));
     }
-    drop(ns);
+}
+
+/// Runs this thread on the last online CPU only: BPF_PROG_TEST_RUN runs on
+/// the caller's CPU, and both sides must be measured on the same one.
+fn pin_to_last_cpu() {
+    let cpu = *aya::util::online_cpus()
+        .expect("online CPUs")
+        .last()
+        .expect("a CPU");
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+    // sched_setaffinity only read and write it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+            0,
+            "pin the bench to CPU {cpu}"
+        );
+    }
+    println!("running on CPU {cpu}");
 }

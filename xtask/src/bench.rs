@@ -2,6 +2,7 @@
 //! their figures (markdown tables, ratios against a baseline measured in the
 //! same run). `docs/BENCHMARKS.md` records them.
 use crate::{
+    baseline,
     cmd::{self, step},
     setup,
 };
@@ -23,17 +24,40 @@ pub struct BenchArgs {
     /// Which benchmark.
     #[arg(value_enum, default_value = "all")]
     which: Which,
+    /// Data plane: also build the balancer of this revision (a commit,
+    /// branch or tag) and run both in one run, interleaved (A B B A ...),
+    /// printing each path's paired ratio this tree / baseline.
+    #[arg(long, value_name = "REV")]
+    baseline: Option<String>,
+    /// Data plane: runs per path (each of 2,000,000 packets; the median is
+    /// reported). Default 5, or 10 pairs with --baseline.
+    #[arg(long, value_name = "N")]
+    runs: Option<u32>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if (args.baseline.is_some() || args.runs.is_some()) && args.which != Which::Dataplane {
+        anyhow::bail!("--baseline and --runs are options of `cargo xtask bench dataplane`");
+    }
     setup::run()?;
     if matches!(args.which, Which::Maglev | Which::All) {
         step("benchmark: Maglev table build");
         cmd::run(cmd::cargo().args(["bench", "-p", "lb-ctl", "--bench", "maglev"]))?;
     }
     if matches!(args.which, Which::Dataplane | Which::All) {
+        let mut bench = cmd::cargo();
+        bench.args(["bench", "-p", "lb-tests", "--bench", "dataplane"]);
+        if let Some(rev) = &args.baseline {
+            let base = baseline::build(rev)?;
+            bench
+                .env("LB_BENCH_BASELINE", &base.object)
+                .env("LB_BENCH_BASELINE_REV", format!("{rev} ({:.12})", base.sha));
+        }
+        if let Some(runs) = args.runs {
+            bench.env("LB_BENCH_RUNS", runs.to_string());
+        }
         step("benchmark: XDP data plane (BPF_PROG_TEST_RUN, live frames on veth)");
-        cmd::run(cmd::cargo().args(["bench", "-p", "lb-tests", "--bench", "dataplane"]))?;
+        cmd::run(&mut bench)?;
     }
     if matches!(args.which, Which::Fleet | Which::All) {
         step("benchmark: fleet mode on the lab (etcd, two LB hosts)");

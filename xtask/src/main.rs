@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+mod baseline;
 mod bench;
 mod cmd;
 mod demo;

@@ -230,6 +230,7 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
         conn_table_size: settings.dataplane.conn_table_size,
         max_reals: settings.dataplane.max_reals,
         pin_dir: Some(d.pin_dir.clone()),
+        ..LoadOptions::default()
     })?;
     // VIP and real maps of another layout (another version) were created
     // afresh: the state starts as on a first start.

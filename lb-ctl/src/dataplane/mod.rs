@@ -57,6 +57,11 @@ pub struct LoadOptions {
     pub max_reals: u32,
     /// Pin (or adopt) every map under this bpffs directory.
     pub pin_dir: Option<PathBuf>,
+    /// Another build of the balancer object (the data-plane benchmark runs
+    /// another revision's beside this one); `None`: the one this binary
+    /// carries ([`programs::OBJECT`]). Its maps must have this build's
+    /// layouts.
+    pub object: Option<std::sync::Arc<[u8]>>,
 }
 
 impl Default for LoadOptions {
@@ -65,6 +70,7 @@ impl Default for LoadOptions {
             conn_table_size: DEFAULT_CONN_TABLE_SIZE,
             max_reals: MAX_REALS,
             pin_dir: None,
+            object: None,
         }
     }
 }
@@ -156,6 +162,7 @@ impl Dataplane {
         loader.map_max_entries(names::CONNS, opts.conn_table_size);
         loader.map_max_entries(names::REALS, opts.max_reals);
         loader.map_max_entries(names::REAL_STATS, opts.max_reals);
+        let object = opts.object.as_deref().unwrap_or(programs::OBJECT);
         let mut replaced = Vec::new();
         let pins: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
             Some(dir) => {
@@ -179,7 +186,7 @@ impl Dataplane {
                     together: &VIP_STATE,
                     with_them: &[names::CONNS],
                 };
-                replaced = pins::unpin_stale(dir, programs::OBJECT, &set)?;
+                replaced = pins::unpin_stale(dir, object, &set)?;
                 names::ALL.iter().map(|n| (*n, dir.join(n))).collect()
             }
             None => Vec::new(),
@@ -187,9 +194,7 @@ impl Dataplane {
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
-        let mut ebpf = loader
-            .load(programs::OBJECT)
-            .map_err(DataplaneError::Load)?;
+        let mut ebpf = loader.load(object).map_err(DataplaneError::Load)?;
         programs::load(&mut ebpf, Program::Balance)?;
         // The balancer's tail calls. A pinned `LB_JUMP` of an earlier run
         // still points at that run's program: replace it with this one.

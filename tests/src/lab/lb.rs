@@ -181,6 +181,7 @@ impl LbHost {
             conn_table_size: 65_536,
             max_reals: self.max_reals,
             pin_dir: Some(self.pin_dir.clone()),
+            ..LoadOptions::default()
         })?;
         let rec = Reconciler::adopt(&dp)?;
         self.view = Some((dp, rec));

@@ -1,0 +1,189 @@
+//! One balancer under measurement: this tree's object, or a baseline
+//! revision's (`cargo xtask bench dataplane --baseline REV`), with its own
+//! maps and its own copy of the benchmark programs (`lb_bench_restore`
+//! tail-calls into the same object). One run = one sample.
+use std::{any::Any, sync::Arc};
+
+use aya::{
+    maps::{Array, ProgramArray},
+    programs::{ProgramFd, TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
+};
+use lb_common::{
+    bench::{BENCH_FRAME_LEN, BenchFrame},
+    stats::{Counter, Stats},
+};
+use lb_ctl::dataplane::LoadOptions;
+use lb_tests::balancer::{TestBalancer, xdp_md};
+
+/// Frames per live-frames batch (a NAPI budget).
+const BATCH: u32 = 64;
+
+/// See [`How::Flood`].
+const FLOOD_REMEMBERED: u64 = 64;
+
+/// How a path is driven.
+pub enum How<'a> {
+    /// Live frames through `lb_bench_restore` (see the bench's method);
+    /// every packet must move each of the counters by one.
+    Live(&'a [Counter]),
+    /// Live frames of new flows past `max_conn_rate`, checked as `Live`
+    /// except that up to [`FLOOD_REMEMBERED`] packets may count as
+    /// `conn_hit` instead of `conn_miss`: the flows the limit still let in
+    /// (one a second per CPU), met again once the frames' 24-bit sequence
+    /// wraps (a row of 20 runs sends 40,000,000).
+    Flood(&'a [Counter]),
+    /// Plain `repeat` of `program` on `data` (nothing is transmitted).
+    Plain {
+        program: &'a str,
+        data: &'a [u8],
+        counters: &'a [Counter],
+    },
+}
+
+pub struct Side {
+    pub lb: TestBalancer,
+    ifindex: u32,
+    /// What this side is, in the tables.
+    pub label: String,
+    /// Kept alive while the side runs (e.g. a capture reader's buffers).
+    held: Vec<Box<dyn Any>>,
+}
+
+impl Side {
+    /// Loads `object` (None: this tree's) with a `conn_table`-entry table.
+    pub fn load(object: Option<Arc<[u8]>>, conn_table: u32, ifindex: u32, label: String) -> Self {
+        Side {
+            lb: TestBalancer::with_options(&LoadOptions {
+                conn_table_size: conn_table,
+                pin_dir: None,
+                object,
+                ..LoadOptions::default()
+            }),
+            ifindex,
+            label,
+            held: Vec::new(),
+        }
+    }
+
+    pub fn hold(&mut self, thing: impl Any) {
+        self.held.push(Box::new(thing));
+    }
+
+    pub fn prog_fd(&mut self, name: &str) -> ProgramFd {
+        let xdp = self.xdp(name);
+        if xdp.fd().is_err() {
+            xdp.load().unwrap_or_else(|e| panic!("load {name}: {e}"));
+        }
+        xdp.fd().unwrap().try_clone().unwrap()
+    }
+
+    /// The program `name` of this side's object (the balancer as loaded).
+    pub fn xdp(&mut self, name: &str) -> &mut Xdp {
+        if name == "lb_balance" {
+            return self.lb.dp.program();
+        }
+        self.lb
+            .dp
+            .ebpf_mut()
+            .program_mut(name)
+            .unwrap_or_else(|| panic!("{}: no program {name}", self.label))
+            .try_into()
+            .unwrap()
+    }
+
+    /// The program `lb_bench_restore` tail-calls.
+    pub fn set_target(&mut self, name: &str) {
+        let fd = self.prog_fd(name);
+        let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_JUMP").unwrap();
+        let mut jump = ProgramArray::try_from(map).unwrap();
+        jump.set(0, &fd, 0).unwrap();
+    }
+
+    /// The frame `lb_bench_restore` writes; `vary`: a new flow every packet.
+    pub fn set_frame(&mut self, bytes: [u8; BENCH_FRAME_LEN], vary: bool) {
+        let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_FRAME").unwrap();
+        let mut arr = Array::<_, BenchFrame>::try_from(map).unwrap();
+        let f = BenchFrame {
+            vary: u32::from(vary),
+            ..BenchFrame::from_bytes(&bytes)
+        };
+        arr.set(0, f, 0).unwrap();
+    }
+
+    /// One live-frames run of `packets` through the wrapper; its duration
+    /// per packet in ns.
+    pub fn live_run(&mut self, packets: u32) -> f64 {
+        let _ = self.prog_fd("lb_bench_restore");
+        let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_FRAME").unwrap();
+        let data = Array::<_, BenchFrame>::try_from(map)
+            .unwrap()
+            .get(&0, 0)
+            .unwrap()
+            .bytes();
+        let md = xdp_md(data.len(), self.ifindex);
+        let r = self
+            .xdp("lb_bench_restore")
+            .test_run(TestRunOptions {
+                data_in: Some(&data),
+                ctx_in: Some(&md),
+                repeat: packets,
+                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+                ..Default::default()
+            })
+            .expect("live-frames test run");
+        r.duration.as_nanos() as f64
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lb.dp.stats().unwrap()
+    }
+
+    /// One run of `packets` driven as `how`: ns per packet, after checking
+    /// that every packet moved each expected counter by one.
+    pub fn sample(&mut self, how: &How, packets: u32) -> f64 {
+        let before = self.stats();
+        let (ns, counters) = match how {
+            How::Live(counters) | How::Flood(counters) => (self.live_run(packets), *counters),
+            How::Plain {
+                program,
+                data,
+                counters,
+            } => {
+                let _ = self.prog_fd(program);
+                let r = self
+                    .xdp(program)
+                    .test_run(TestRunOptions {
+                        data_in: Some(data),
+                        repeat: packets,
+                        ..Default::default()
+                    })
+                    .expect("test run");
+                (r.duration.as_nanos() as f64, *counters)
+            }
+        };
+        let after = self.stats();
+        let met_again = match how {
+            How::Flood(_) => after.get(Counter::ConnHit) - before.get(Counter::ConnHit),
+            _ => 0,
+        };
+        assert!(
+            met_again <= FLOOD_REMEMBERED,
+            "{}: {met_again} packets of a flood of new flows hit the table",
+            self.label
+        );
+        for &c in counters {
+            let mut delta = after.get(c) - before.get(c);
+            if c == Counter::ConnMiss {
+                delta += met_again;
+            }
+            assert_eq!(
+                delta,
+                u64::from(packets),
+                "{}: counter {} moved {delta} for {packets} packets",
+                self.label,
+                c.name()
+            );
+        }
+        ns
+    }
+}

@@ -1,0 +1,76 @@
+//! The data-plane bench's tables: each path's median alone, or, against
+//! a baseline, the paired ratios A/B (run i of A against run i of B) with
+//! their range, the ratio of the costs above each side's floor, and both
+//! sides' medians and ranges.
+
+/// One measured path: its samples on each side (ns/packet, one per run).
+pub struct Row {
+    pub name: String,
+    pub samples: Vec<Vec<f64>>,
+    /// The row whose medians this one's cost is counted above.
+    pub floor: Option<usize>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn range(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+/// The table: medians (and their floor's difference) alone, or with a
+/// baseline the medians, ranges and paired ratios of both sides.
+pub fn print_rows(labels: &[String], rows: &[Row], runs: usize, packets: u32) {
+    let above = |row: &Row, side: usize| {
+        row.floor
+            .map(|f| median(&row.samples[side]) - median(&rows[f].samples[side]))
+    };
+    let fmt_above = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
+    if labels.len() == 1 {
+        println!("| path | ns/packet (median of {runs} x {packets}) | above its floor |");
+        println!("|---|---:|---:|");
+        for row in rows {
+            println!(
+                "| {} | {:.1} | {} |",
+                row.name,
+                median(&row.samples[0]),
+                fmt_above(above(row, 0))
+            );
+        }
+        return;
+    }
+    println!(
+        "A = {}, B = {}; {runs} runs of {packets} packets each per side, interleaved A B B A ...",
+        labels[0], labels[1]
+    );
+    println!();
+    println!(
+        "| path | A/B paired (median) | A/B paired (range) | A above floor / B above floor | A median (range) | B median (range) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let (a, b) = (&row.samples[0], &row.samples[1]);
+        let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        let (lo, hi) = range(&ratios);
+        let above_ratio = match (above(row, 0), above(row, 1)) {
+            (Some(x), Some(y)) => format!("{x:.1} / {y:.1} = {:.3}", x / y),
+            _ => String::new(),
+        };
+        let side = |v: &[f64]| {
+            let (lo, hi) = range(v);
+            format!("{:.1} ({lo:.1}-{hi:.1})", median(v))
+        };
+        println!(
+            "| {} | {:.3} | {lo:.3}-{hi:.3} | {above_ratio} | {} | {} |",
+            row.name,
+            median(&ratios),
+            side(a),
+            side(b),
+        );
+    }
+}
