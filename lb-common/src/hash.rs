@@ -14,18 +14,27 @@ fn mix(h: u64, v: u64) -> u64 {
     (h ^ v).wrapping_mul(K).rotate_left(29)
 }
 
+/// The address's two 8-byte halves, read little-endian, as words: in BPF,
+/// indexing its bytes would make LLVM split the whole address into 16
+/// single bytes, copied and spilled one by one wherever it goes.
 #[inline(always)]
-fn le64(b: &[u8; 16], at: usize) -> u64 {
-    u64::from_le_bytes([
-        b[at],
-        b[at + 1],
-        b[at + 2],
-        b[at + 3],
-        b[at + 4],
-        b[at + 5],
-        b[at + 6],
-        b[at + 7],
-    ])
+fn le64s(b: &[u8; 16]) -> [u64; 2] {
+    // SAFETY: 16 bytes of plain integers either way.
+    let w = unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(*b) };
+    [u64::from_le(w[0]), u64::from_le(w[1])]
+}
+
+/// The address's four 4-byte words, read little-endian (see [`le64s`]).
+#[inline(always)]
+fn le32s(b: &[u8; 16]) -> [u32; 4] {
+    // SAFETY: 16 bytes of plain integers either way.
+    let w = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(*b) };
+    [
+        u32::from_le(w[0]),
+        u32::from_le(w[1]),
+        u32::from_le(w[2]),
+        u32::from_le(w[3]),
+    ]
 }
 
 /// Hashes a flow (both addresses, both ports, protocol). The ring slot is
@@ -33,10 +42,11 @@ fn le64(b: &[u8; 16], at: usize) -> u64 {
 #[inline(always)]
 pub fn flow_hash(key: &FlowKey) -> u32 {
     let mut h = FLOW_HASH_SEED;
-    h = mix(h, le64(&key.src, 0));
-    h = mix(h, le64(&key.src, 8));
-    h = mix(h, le64(&key.dst, 0));
-    h = mix(h, le64(&key.dst, 8));
+    let (src, dst) = (le64s(&key.src), le64s(&key.dst));
+    h = mix(h, src[0]);
+    h = mix(h, src[1]);
+    h = mix(h, dst[0]);
+    h = mix(h, dst[1]);
     h = mix(
         h,
         (u64::from(key.sport) << 32) | (u64::from(key.dport) << 16) | u64::from(key.proto),
@@ -58,7 +68,7 @@ pub const VIP_FILTER_SLOTS: u32 = 1 << 16;
 /// array read instead of hash-map lookups.
 #[inline(always)]
 pub fn vip_filter_slot(addr: &[u8; 16]) -> u32 {
-    let w = |i: usize| u32::from_le_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
-    let folded = w(0) ^ w(4).rotate_left(8) ^ w(8).rotate_left(16) ^ w(12).rotate_left(24);
+    let w = le32s(addr);
+    let folded = w[0] ^ w[1].rotate_left(8) ^ w[2].rotate_left(16) ^ w[3].rotate_left(24);
     folded.wrapping_mul(0x9e37_79b1) >> 16
 }

@@ -41,7 +41,7 @@ pub mod names {
 
 /// A VIP: destination address, port and protocol. A port-less VIP (all
 /// ports of the address for that protocol) has `port` 0.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VipKey {
     /// Network order; IPv4 in the first 4 bytes, the rest zero.
@@ -95,7 +95,7 @@ pub const VIP_F_NO_CONN_TABLE: u32 = 1 << 0;
 /// VIP, for packets that carry no usable port: ICMP, fragments, IPv4
 /// options, unknown protocols) and of `LB_DECAP_ADDRS` (the decapsulator's
 /// local addresses).
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AddrKey {
     /// Network order; IPv4 in the first 4 bytes.
@@ -106,7 +106,7 @@ pub struct AddrKey {
 }
 
 /// A real (backend) slot.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Real {
     /// Network order; IPv4 in the first 4 bytes.
@@ -134,7 +134,7 @@ pub const REAL_STATE_DRAINING: u8 = 2;
 pub const REAL_STATE_DOWN: u8 = 3;
 
 /// The connection table's key: a flow's 5-tuple as the client sent it.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// Client address, network order; IPv4 in the first 4 bytes.
@@ -197,6 +197,10 @@ mod pod {
 
 // No implicit padding anywhere: the sizes equal the sums of the fields.
 const _: () = {
+    // Keys and values holding addresses are aligned (to 4; the flow key to
+    // 8) so that the XDP programs copy, compare and hash addresses in words,
+    // not byte by byte: rustc gives a field the alignment of its offset in
+    // an aligned struct. The alignment adds no padding: map layouts stay.
     assert!(core::mem::size_of::<VipKey>() == 20);
     assert!(core::mem::size_of::<VipMeta>() == 16);
     assert!(core::mem::size_of::<AddrKey>() == 20);

@@ -16,7 +16,7 @@ use lb_common::{
 };
 
 use lb_ebpf::{
-    headers::{ETH_P_IP, ETH_P_IPV6},
+    headers::{ETH_P_IP, ETH_P_IPV6, v4_of_16},
     l2::{L2, SavedL2, save_l2, write_l2},
 };
 
@@ -135,8 +135,7 @@ pub fn encapsulate(
     }
     let written = if encap.outer_v4() {
         write_l2(ctx, &saved, dst_mac, src_mac, ETH_P_IP).ok_or(Counter::DropAdjust)?;
-        let mut dst = [0u8; 4];
-        dst.copy_from_slice(&real.addr[..4]);
+        let dst = v4_of_16(&real.addr);
         let src = if cfg.src_v4_flow_bits == 0 {
             cfg.src_v4
         } else {

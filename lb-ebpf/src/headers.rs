@@ -37,7 +37,10 @@ pub struct VlanHdr {
     pub proto: u16,
 }
 
-#[repr(C)]
+/// Aligned to 4 (as the kernel's `struct iphdr` is, through its `__be32`
+/// addresses): fields are then read and written in words, not byte by
+/// byte (see [`Ipv6Hdr`]).
+#[repr(C, align(4))]
 #[derive(Clone, Copy)]
 pub struct Ipv4Hdr {
     pub version_ihl: u8,
@@ -52,7 +55,13 @@ pub struct Ipv4Hdr {
     pub dst: [u8; 4],
 }
 
-#[repr(C)]
+/// Aligned to 4, as the kernel's `struct ipv6hdr` (its `in6_addr`
+/// addresses): rustc gives each field the alignment its offset has in an
+/// aligned struct, so a 16-byte address is copied in four 4-byte loads
+/// instead of sixteen single-byte ones. A packet's headers need not be
+/// aligned in memory: the verifier checks packet accesses for alignment
+/// only where unaligned access is slow (not on x86-64 or arm64).
+#[repr(C, align(4))]
 #[derive(Clone, Copy)]
 pub struct Ipv6Hdr {
     /// Version, traffic class, flow label; network order.
@@ -81,6 +90,24 @@ pub struct IcmpHdr {
     pub check: u16,
 }
 
+/// An IPv4 address as the maps' 16-byte addresses hold it: in the first 4
+/// bytes, the rest zero. Built as words (a byte-slice copy is byte by
+/// byte in BPF).
+#[inline(always)]
+pub fn v4_in_16(addr: [u8; 4]) -> [u8; 16] {
+    let words = [u32::from_ne_bytes(addr), 0, 0, 0];
+    // SAFETY: 16 bytes of plain integers either way.
+    unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(words) }
+}
+
+/// The IPv4 address in the first 4 bytes of a 16-byte map address.
+#[inline(always)]
+pub fn v4_of_16(addr: &[u8; 16]) -> [u8; 4] {
+    // SAFETY: 16 bytes of plain integers either way.
+    let words = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(*addr) };
+    words[0].to_ne_bytes()
+}
+
 /// A pointer to a `T` at `offset` in the packet, if the whole `T` is inside.
 #[inline(always)]
 pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
@@ -91,3 +118,7 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
     }
     Some((start + offset) as *mut T)
 }
+
+// The alignment adds no padding: the headers keep their wire sizes.
+const _: () = assert!(core::mem::size_of::<Ipv4Hdr>() == IPV4_LEN);
+const _: () = assert!(core::mem::size_of::<Ipv6Hdr>() == IPV6_LEN);

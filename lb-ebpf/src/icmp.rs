@@ -69,8 +69,8 @@ pub fn too_big_flow(ctx: &XdpContext, l2: L2, flow: &mut FlowKey) -> Option<(u16
             return None;
         }
         flow.proto = inner.proto;
-        flow.src[..4].copy_from_slice(&inner.dst);
-        flow.dst[..4].copy_from_slice(&inner.src);
+        flow.src = v4_in_16(inner.dst);
+        flow.dst = v4_in_16(inner.src);
         (len as u16, outer.tos)
     } else {
         if kind != ICMPV6_PACKET_TOO_BIG {

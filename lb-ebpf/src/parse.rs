@@ -89,8 +89,7 @@ fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
     if ip.version_ihl >> 4 != 4 {
         return Parsed::NotIp;
     }
-    let mut dst = [0u8; 16];
-    dst[..4].copy_from_slice(&ip.dst);
+    let dst = v4_in_16(ip.dst);
     let hdr_len = usize::from(ip.version_ihl & 0x0f) * 4;
     let ip_len = u16::from_be(ip.tot_len);
     if hdr_len < IPV4_LEN || usize::from(ip_len) < hdr_len {
@@ -140,8 +139,7 @@ fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
     };
     // SAFETY: checked by ptr_at.
     let ports = unsafe { *ports };
-    let mut src = [0u8; 16];
-    src[..4].copy_from_slice(&ip.src);
+    let src = v4_in_16(ip.src);
     Parsed::Flow {
         l2,
         flow: FlowKey {

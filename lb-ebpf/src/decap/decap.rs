@@ -95,8 +95,7 @@ fn try_decap(ctx: &XdpContext) -> (u32, DecapCounter) {
             if ip.version_ihl != 0x45 || u16::from_be(ip.frag_off) & 0x3fff != 0 {
                 return (PASS, DecapCounter::PassNotTunnel);
             }
-            let mut dst = [0u8; 16];
-            dst[..4].copy_from_slice(&ip.dst);
+            let dst = v4_in_16(ip.dst);
             if !is_local(FAMILY_V4, &dst) {
                 return (PASS, DecapCounter::PassNotLocal);
             }
