@@ -34,7 +34,7 @@ use lb_tests::{
     packet::{Packet, TCP_ACK},
 };
 use side::{How, Side};
-use table::{Row, print_rows};
+use table::{Row, print_rows, print_xlated};
 
 /// Packets per run.
 const PACKETS: u32 = 2_000_000;
@@ -150,7 +150,7 @@ fn main() {
     ns.ip(&["link", "set", &tx_if, "up"]);
     ns.ip(&["link", "set", &peer_if, "up"]);
 
-    let (labels, rows) = ns.run(|| {
+    let (labels, rows, xlated) = ns.run(|| {
         pin_to_last_cpu();
         let ifindex = if std::env::var_os("LB_BENCH_LO").is_some() {
             1
@@ -173,9 +173,11 @@ fn main() {
         };
         paths(&mut r, &peer_if);
         let labels: Vec<String> = r.sides.iter().map(|s| s.label.clone()).collect();
-        (labels, r.rows)
+        let xlated: Vec<_> = r.sides.iter_mut().map(|s| s.xlated()).collect();
+        (labels, r.rows, xlated)
     });
     print_rows(&labels, &rows, runs, PACKETS);
+    print_xlated(&labels, &xlated);
     drop(ns);
 }
 

@@ -134,6 +134,27 @@ impl Side {
         r.duration.as_nanos() as f64
     }
 
+    /// What the verifier made of the balancer: `bpftool prog dump xlated`
+    /// of `lb_balance`, its instructions and memory loads by width.
+    pub fn xlated(&mut self) -> Result<Xlated, String> {
+        let id = self
+            .xdp("lb_balance")
+            .info()
+            .map_err(|e| format!("program info: {e}"))?
+            .id();
+        let out = std::process::Command::new("bpftool")
+            .args(["prog", "dump", "xlated", "id", &id.to_string()])
+            .output()
+            .map_err(|e| format!("bpftool: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "bpftool prog dump xlated: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Xlated::count(&String::from_utf8_lossy(&out.stdout)))
+    }
+
     pub fn stats(&self) -> Stats {
         self.lb.dp.stats().unwrap()
     }
@@ -185,5 +206,40 @@ impl Side {
             );
         }
         ns
+    }
+}
+
+/// Instruction counts of a verified program (see [`Side::xlated`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Xlated {
+    pub insns: usize,
+    /// Loads from memory of 1, 2, 4 and 8 bytes.
+    pub loads: [usize; 4],
+    pub calls: usize,
+}
+
+impl Xlated {
+    /// Counts in bpftool's text: one instruction per numbered line (a
+    /// 16-byte `ld_imm64` is one line), a load is `= *(uN *)`.
+    fn count(text: &str) -> Self {
+        let mut x = Xlated::default();
+        for line in text.lines() {
+            let Some((num, rest)) = line.trim_start().split_once(": (") else {
+                continue;
+            };
+            if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            x.insns += 1;
+            for (i, width) in ["u8", "u16", "u32", "u64"].iter().enumerate() {
+                if rest.contains(&format!("= *({width} *)")) {
+                    x.loads[i] += 1;
+                }
+            }
+            if rest.contains(") call ") {
+                x.calls += 1;
+            }
+        }
+        x
     }
 }

@@ -1,7 +1,9 @@
 //! The data-plane bench's tables: each path's median alone, or, against
 //! a baseline, the paired ratios A/B (run i of A against run i of B) with
 //! their range, the ratio of the costs above each side's floor, and both
-//! sides' medians and ranges.
+//! sides' medians and ranges; and the balancer's verified program.
+
+use crate::side::Xlated;
 
 /// One measured path: its samples on each side (ns/packet, one per run).
 pub struct Row {
@@ -72,5 +74,24 @@ pub fn print_rows(labels: &[String], rows: &[Row], runs: usize, packets: u32) {
             side(a),
             side(b),
         );
+    }
+}
+
+/// The balancer's verified program on each side: where a difference in
+/// time may come from.
+pub fn print_xlated(labels: &[String], xlated: &[Result<Xlated, String>]) {
+    println!();
+    println!(
+        "| lb_balance as verified (bpftool prog dump xlated) | instructions | 1-byte loads | 2-byte | 4-byte | 8-byte | calls |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (label, x) in labels.iter().zip(xlated) {
+        match x {
+            Ok(x) => println!(
+                "| {label} | {} | {} | {} | {} | {} | {} |",
+                x.insns, x.loads[0], x.loads[1], x.loads[2], x.loads[3], x.calls
+            ),
+            Err(e) => println!("| {label} | not counted: {e} | | | | | |"),
+        }
     }
 }
