@@ -60,6 +60,24 @@ pub fn flow_hash(key: &FlowKey) -> u32 {
     h as u32
 }
 
+/// The hash of a flow for its outer header only: the IPv6 flow label and
+/// the host bits of a per-flow outer source (`config::flow_source`). It
+/// must be the same for every packet of a flow and spread flows, but picks
+/// no real, so it is cheaper than [`flow_hash`]: computed on every packet,
+/// also on a connection-table hit, where the ring's hash is not needed.
+#[inline(always)]
+pub fn outer_hash(key: &FlowKey) -> u32 {
+    let (s, d) = (le32s(&key.src), le32s(&key.dst));
+    let src = s[0] ^ s[1].rotate_left(8) ^ s[2].rotate_left(16) ^ s[3].rotate_left(24);
+    let dst = d[0] ^ d[1].rotate_left(8) ^ d[2].rotate_left(16) ^ d[3].rotate_left(24);
+    let ports = (u32::from(key.sport) << 16) | u32::from(key.dport);
+    // The high half of a product by an odd constant: every input bit moves
+    // the bits a label or a source keeps (the low ones of the result).
+    let h =
+        ((u64::from(src) << 32) | u64::from(ports ^ dst ^ u32::from(key.proto))).wrapping_mul(K);
+    (h >> 32) as u32 ^ (h as u32).rotate_left(16)
+}
+
 /// Slots of the VIP address filter (`LB_VIP_FILTER`).
 pub const VIP_FILTER_SLOTS: u32 = 1 << 16;
 

@@ -10,7 +10,7 @@ use aya_ebpf::{
 use lb_common::{
     config::{Config, MAC_MODE_FIB, MAC_MODE_GATEWAY, flow_source},
     encap::Encap,
-    hash::flow_hash,
+    hash::outer_hash,
     maps::{FlowKey, Real},
     stats::Counter,
 };
@@ -98,8 +98,8 @@ fn next_hop(
 
 /// Encapsulates the packet toward `real` as `encap` says. `ip_len` is the
 /// client packet's length, `tos` its TOS / traffic class. An outer IPv6
-/// header carries the flow hash as its flow label, so that routers spread
-/// flows.
+/// header carries the flow's outer hash as its flow label, so that routers
+/// spread flows.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn encapsulate(
@@ -139,12 +139,12 @@ pub fn encapsulate(
         let src = if cfg.src_v4_flow_bits == 0 {
             cfg.src_v4
         } else {
-            flow_source(cfg.src_v4, cfg.src_v4_flow_bits, flow_hash(flow))
+            flow_source(cfg.src_v4, cfg.src_v4_flow_bits, outer_hash(flow))
         };
         outer::write_v4(ctx, l2.l3_off, encap, src, dst, tos, ip_len)
     } else {
         write_l2(ctx, &saved, dst_mac, src_mac, ETH_P_IPV6).ok_or(Counter::DropAdjust)?;
-        let hash = flow_hash(flow);
+        let hash = outer_hash(flow);
         let src = flow_source(cfg.src_v6, cfg.src_v6_flow_bits, hash);
         outer::write_v6(ctx, l2.l3_off, encap, src, real.addr, tos, ip_len, hash)
     };

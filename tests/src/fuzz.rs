@@ -16,7 +16,7 @@ use std::{
 
 use lb_common::{
     FAMILY_V6,
-    hash::flow_hash,
+    hash::{flow_hash, outer_hash},
     maps::{FlowKey, REAL_STATE_UP, Real},
 };
 
@@ -533,7 +533,7 @@ fn check_encap(
         let first = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
         let ok = first >> 28 == 6
             && (first >> 20) & 0xff == u32::from(tos)
-            && first & 0xfffff == flow_hash(flow) & 0xfffff
+            && first & 0xfffff == outer_hash(flow) & 0xfffff
             && be16(h, 4) == ip_len
             && h[6] == inner_proto
             && h[7] == 64

@@ -12,7 +12,7 @@ use std::{
 use lb_common::{
     PROTO_TCP, PROTO_UDP,
     config::flow_source,
-    hash::flow_hash,
+    hash::outer_hash,
     maps::{FlowKey, REAL_STATE_DOWN, REAL_STATE_UP, Real},
     stats::Counter,
 };
@@ -386,7 +386,7 @@ fn outer_sources_vary_per_flow_inside_the_configured_prefix() {
             let vip = ip(if v6 { VIP6 } else { VIP });
             let out = lb.run(&Packet::tcp(src, sport, vip, 80, TCP_SYN).bytes());
             assert_eq!(out.verdict, XDP_TX);
-            let hash = flow_hash(&FlowKey::new(src, sport, vip, 80, PROTO_TCP));
+            let hash = outer_hash(&FlowKey::new(src, sport, vip, 80, PROTO_TCP));
             let expected = if v6 {
                 IpAddr::from(flow_source(base6, bits6, hash))
             } else {

@@ -4,7 +4,7 @@
 //! compared byte for byte; then every counter is checked against the table.
 use lb_common::{
     PROTO_TCP, PROTO_UDP,
-    hash::flow_hash,
+    hash::outer_hash,
     maps::FlowKey,
     stats::{Counter, Stats},
 };
@@ -93,7 +93,7 @@ fn encap(p: &Packet, real: &str) -> Vec<u8> {
     } else {
         PROTO_UDP
     };
-    let label = flow_hash(&FlowKey::new(p.src, sport, p.dst, dport, proto)) & 0xf_ffff;
+    let label = outer_hash(&FlowKey::new(p.src, sport, p.dst, dport, proto)) & 0xf_ffff;
     encapsulated(p, real, src, ROUTER_MAC, LB_MAC, label)
 }
 
@@ -415,7 +415,7 @@ fn cases() -> Vec<Case> {
     let reply6 = Packet::tcp(ip(VIP6), 443, ip(CLIENT6), 40_000, TCP_ACK).with_payload(&[0x22; 64]);
     let too_big6 =
         Packet::icmp(ip("2001:db8:ffff::1"), ip(VIP6), 2, 0).with_payload(&reply6.ip_bytes()[..48]);
-    let label = flow_hash(&FlowKey::new(ip(CLIENT6), 40_000, ip(VIP6), 443, PROTO_TCP)) & 0xf_ffff;
+    let label = outer_hash(&FlowKey::new(ip(CLIENT6), 40_000, ip(VIP6), 443, PROTO_TCP)) & 0xf_ffff;
     add(
         "ICMPv6 packet too big about a reply: to the flow's real",
         too_big6.bytes(),

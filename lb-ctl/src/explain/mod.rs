@@ -18,7 +18,7 @@ use lb_common::{
     FAMILY_V4, NO_REAL,
     config::{CONFIG_F_ICMP_TOO_BIG, Config, flow_source},
     encap::Encap,
-    hash::flow_hash,
+    hash::{flow_hash, outer_hash},
     maps::{AddrKey, Conn, FlowKey, Real, VIP_F_NO_CONN_TABLE, VipKey, VipMeta},
 };
 
@@ -177,7 +177,7 @@ pub fn explain(view: &impl MapsView, q: &FlowQuery) -> Explanation {
             let real = view.real(c.real_id).expect("checked by stale()");
             e.real = Some(real_view(c.real_id, &real));
             let why = "a connection in the table names the real".to_owned();
-            return leave(view, q, &key, hash, e, &real, "conn_hit", why);
+            return leave(view, q, &key, e, &real, "conn_hit", why);
         }
     }
 
@@ -239,7 +239,7 @@ pub fn explain(view: &impl MapsView, q: &FlowQuery) -> Explanation {
             format!("no connection; hashed onto the ring of {vip_id}: slot {slot}"),
         )
     };
-    leave(view, q, &key, hash, e, &real, reason, why)
+    leave(view, q, &key, e, &real, reason, why)
 }
 
 /// The encapsulation and size checks of a packet going to `real`.
@@ -248,7 +248,6 @@ fn leave(
     view: &impl MapsView,
     q: &FlowQuery,
     key: &FlowKey,
-    hash: u32,
     mut e: Explanation,
     real: &Real,
     reason: &str,
@@ -276,13 +275,18 @@ fn leave(
             let src = if cfg.src_v4_flow_bits == 0 {
                 cfg.src_v4
             } else {
-                flow_source(cfg.src_v4, cfg.src_v4_flow_bits, hash)
+                flow_source(cfg.src_v4, cfg.src_v4_flow_bits, outer_hash(key))
             };
             IpAddr::from(src)
         })
     } else {
-        (cfg.src_v6 != [0; 16])
-            .then(|| IpAddr::from(flow_source(cfg.src_v6, cfg.src_v6_flow_bits, hash)))
+        (cfg.src_v6 != [0; 16]).then(|| {
+            IpAddr::from(flow_source(
+                cfg.src_v6,
+                cfg.src_v6_flow_bits,
+                outer_hash(key),
+            ))
+        })
     };
     let Some(outer_src) = outer_src else {
         return e.decided(
