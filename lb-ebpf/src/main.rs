@@ -49,8 +49,10 @@ static PASS_PACKETS: PerCpuArray<u64, 1> = PerCpuArray::new();
 /// The balancer.
 #[xdp]
 pub fn lb_balance(ctx: XdpContext) -> u32 {
-    let verdict = balance::balance(&ctx);
-    capture::maybe(&ctx, &verdict);
+    // Read once: the balancer and the capture work from the same settings.
+    let cfg = balance::config();
+    let verdict = balance::balance(&ctx, cfg);
+    capture::maybe(&ctx, cfg, &verdict);
     stats::record(verdict)
 }
 
@@ -58,8 +60,9 @@ pub fn lb_balance(ctx: XdpContext) -> u32 {
 /// by `lb_balance`).
 #[xdp]
 pub fn lb_icmp_too_big(ctx: XdpContext) -> u32 {
-    let verdict = too_big::forward(&ctx);
-    capture::maybe(&ctx, &verdict);
+    let cfg = balance::config();
+    let verdict = too_big::forward(&ctx, cfg);
+    capture::maybe(&ctx, cfg, &verdict);
     stats::record(verdict)
 }
 
