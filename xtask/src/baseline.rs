@@ -78,11 +78,17 @@ pub fn build(rev: &str) -> anyhow::Result<Baseline> {
     Ok(Baseline { sha, object })
 }
 
-/// Unpacks a tar archive into `dir` with the system's tar.
+/// Unpacks a tar archive into `dir` with the system's tar. `-m`: the files
+/// get the time of unpacking, not the commit's. Every baseline shares one
+/// target directory, where cargo names a workspace crate's build by its
+/// path inside the workspace (the same in every exported tree) and trusts
+/// it while the sources are older: with the commit's times, a baseline
+/// older than the last one built would be compiled from the other's
+/// crates.
 fn untar(archive: &[u8], dir: &Path) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut tar = Command::new("tar")
-        .args(["-x", "-C"])
+        .args(["-x", "-m", "-C"])
         .arg(dir)
         .stdin(std::process::Stdio::piped())
         .spawn()
