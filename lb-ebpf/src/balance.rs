@@ -25,10 +25,8 @@ use crate::{
     stats::{self, Verdict},
 };
 
-/// Balances one packet under `cfg` (`LB_CONFIG[0]`, read once per packet
-/// by the caller, which hands it to the capture too).
 #[inline(always)]
-pub fn balance(ctx: &XdpContext, cfg: Option<&Config>) -> Verdict {
+pub fn balance(ctx: &XdpContext) -> Verdict {
     let frame_len = (ctx.data_end() - ctx.data()) as u64;
     match parse::parse(ctx) {
         Parsed::Truncated => Verdict::pass(Counter::PassTruncated),
@@ -55,7 +53,7 @@ pub fn balance(ctx: &XdpContext, cfg: Option<&Config>) -> Verdict {
                 Unbalanceable::UnknownProto => Verdict::drop(Counter::DropUnknownProto),
                 Unbalanceable::TruncatedL4 => Verdict::drop(Counter::DropTruncated),
                 Unbalanceable::Icmp => {
-                    let answer = cfg.is_some_and(|c| c.flags & CONFIG_F_ICMP_ECHO != 0);
+                    let answer = config().is_some_and(|c| c.flags & CONFIG_F_ICMP_ECHO != 0);
                     if answer {
                         match echo::echo_reply(ctx, l2, family, ip_len) {
                             Echo::Answered => return Verdict::tx(Counter::IcmpEchoReply),
@@ -108,7 +106,7 @@ pub fn balance(ctx: &XdpContext, cfg: Option<&Config>) -> Verdict {
                     }
                 }
             };
-            let Some(cfg) = cfg else {
+            let Some(cfg) = config() else {
                 return Verdict::drop(Counter::DropNoSource);
             };
             // The real's generation before encapsulating (the packet's
@@ -125,7 +123,7 @@ pub fn balance(ctx: &XdpContext, cfg: Option<&Config>) -> Verdict {
                 Ok(how) => {
                     // Only a packet that leaves makes a connection.
                     if let Some(meta) = remember {
-                        remember_flow(&flow, &meta, real_id, real_generation, cfg);
+                        remember_flow(&flow, &meta, real_id, real_generation);
                     }
                     stats::traffic(vip_id, real_id, frame_len);
                     how.verdict().about(vip_id, real_id, conn_counter)
@@ -269,8 +267,8 @@ pub fn pick_real(flow: &FlowKey, meta: &VipMeta) -> Result<(u32, &'static Real),
 /// Remembers `flow` in the connection table (unless the VIP opts out or
 /// this CPU's `max_conn_rate` is spent).
 #[inline(always)]
-fn remember_flow(flow: &FlowKey, meta: &VipMeta, real_id: u32, real_generation: u32, cfg: &Config) {
-    if meta.flags & VIP_F_NO_CONN_TABLE == 0 && conn_rate_allows_one(cfg) {
+fn remember_flow(flow: &FlowKey, meta: &VipMeta, real_id: u32, real_generation: u32) {
+    if meta.flags & VIP_F_NO_CONN_TABLE == 0 && conn_rate_allows_one() {
         let conn = Conn {
             real_id,
             real_generation,
@@ -287,11 +285,11 @@ fn remember_flow(flow: &FlowKey, meta: &VipMeta, real_id: u32, real_generation: 
 /// one-second window (`Config::max_conn_rate`; 0 = always). A refusal is
 /// counted; the flow is still sent to its real.
 #[inline(always)]
-fn conn_rate_allows_one(cfg: &Config) -> bool {
-    let limit = cfg.max_conn_rate;
-    if limit == 0 {
-        return true;
-    }
+fn conn_rate_allows_one() -> bool {
+    let limit = match config() {
+        Some(c) if c.max_conn_rate != 0 => c.max_conn_rate,
+        _ => return true,
+    };
     let Some(rate) = LB_CONN_RATE.get_ptr_mut(0) else {
         return true;
     };

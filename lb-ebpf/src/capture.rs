@@ -2,25 +2,23 @@
 //! `Config::capture_sample` is not 0, packets that pass the configured
 //! filters (verdict, VIP, real) are sampled, one in `capture_sample`, and
 //! sent to `LB_CAPTURE` with their annotation, followed by the frame's
-//! first bytes as it leaves the program. Off, it costs one test of a config
-//! field per packet (the config itself is read once per packet, by the
-//! program, for the balancer and the capture alike).
+//! first bytes as it leaves the program. Off, it costs the read of one
+//! config field per packet.
 use aya_ebpf::{
     helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns},
     programs::XdpContext,
 };
-use lb_common::{
-    capture::{CaptureMeta, MAX_SNAPLEN},
-    config::Config,
+use lb_common::capture::{CaptureMeta, MAX_SNAPLEN};
+
+use crate::{
+    maps::{LB_CAPTURE, LB_CONFIG},
+    stats::Verdict,
 };
 
-use crate::{maps::LB_CAPTURE, stats::Verdict};
-
-/// Captures the packet if capture is on (in `cfg`, the settings the
-/// program read once for this packet) and it passes the filters.
+/// Captures the packet if capture is on and it passes the filters.
 #[inline(always)]
-pub fn maybe(ctx: &XdpContext, cfg: Option<&Config>, v: &Verdict) {
-    let Some(cfg) = cfg else {
+pub fn maybe(ctx: &XdpContext, v: &Verdict) {
+    let Some(cfg) = LB_CONFIG.get(0) else {
         return;
     };
     let sample = cfg.capture_sample;

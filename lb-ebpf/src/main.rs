@@ -49,10 +49,8 @@ static PASS_PACKETS: PerCpuArray<u64, 1> = PerCpuArray::new();
 /// The balancer.
 #[xdp]
 pub fn lb_balance(ctx: XdpContext) -> u32 {
-    // Read once: the balancer and the capture work from the same settings.
-    let cfg = balance::config();
-    let verdict = balance::balance(&ctx, cfg);
-    capture::maybe(&ctx, cfg, &verdict);
+    let verdict = balance::balance(&ctx);
+    capture::maybe(&ctx, &verdict);
     stats::record(verdict)
 }
 
@@ -60,9 +58,8 @@ pub fn lb_balance(ctx: XdpContext) -> u32 {
 /// by `lb_balance`).
 #[xdp]
 pub fn lb_icmp_too_big(ctx: XdpContext) -> u32 {
-    let cfg = balance::config();
-    let verdict = too_big::forward(&ctx, cfg);
-    capture::maybe(&ctx, cfg, &verdict);
+    let verdict = too_big::forward(&ctx);
+    capture::maybe(&ctx, &verdict);
     stats::record(verdict)
 }
 

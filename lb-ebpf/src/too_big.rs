@@ -5,19 +5,17 @@
 //! lowers its path MTU. The balancer tail-calls it for ICMP to a VIP that is
 //! not an echo request: a cold path, kept out of the balancer's stack.
 use aya_ebpf::programs::XdpContext;
-use lb_common::{
-    FAMILY_V4, FAMILY_V6, config::Config, encap::Encap, maps::FlowKey, stats::Counter,
-};
+use lb_common::{FAMILY_V4, FAMILY_V6, encap::Encap, maps::FlowKey, stats::Counter};
 use lb_ebpf::{headers::*, l2::parse_l2};
 
 use crate::{
-    balance::{Established, established, lookup_vip, pick_real},
+    balance::{Established, config, established, lookup_vip, pick_real},
     encap, icmp,
     stats::{self, Verdict},
 };
 
 #[inline(always)]
-pub fn forward(ctx: &XdpContext, cfg: Option<&Config>) -> Verdict {
+pub fn forward(ctx: &XdpContext) -> Verdict {
     let frame_len = (ctx.data_end() - ctx.data()) as u64;
     let Some((proto, l2)) = parse_l2(ctx) else {
         return Verdict::drop(Counter::DropIcmp);
@@ -51,7 +49,7 @@ pub fn forward(ctx: &XdpContext, cfg: Option<&Config>) -> Verdict {
             }
         }
     };
-    let Some(cfg) = cfg else {
+    let Some(cfg) = config() else {
         return Verdict::drop(Counter::DropNoSource);
     };
     let encap = match Encap::choose(flow.family, real.family) {
