@@ -48,6 +48,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "man-db",
         "man, which renders the package's man pages in a test",
     ),
+    (
+        "tcpdump",
+        "reads the pcap files `lb-ctl capture` writes, in a test",
+    ),
+    ("tmux", "a terminal for the `lb-ctl top` test"),
 ];
 
 /// The bpf-linker release that works with the nightly's LLVM here (newer ones
