@@ -10,7 +10,7 @@ use lb_common::{
     maps::{FlowKey, REAL_STATE_UP, Real, VipKey, VipMeta},
 };
 use lb_ctl::{
-    dataplane::{Dataplane, LoadOptions},
+    dataplane::{Dataplane, DataplaneError, LoadOptions},
     maglev::{self, Member, RingSize},
 };
 
@@ -87,9 +87,14 @@ impl TestBalancer {
 
     /// Loads the balancer with `opts` and [`test_config`].
     pub fn with_options(opts: &LoadOptions) -> Self {
-        let mut dp = Dataplane::load(opts).expect("load the balancer");
-        dp.set_config(&test_config()).expect("config");
-        TestBalancer { dp, next_vip_id: 0 }
+        Self::try_with_options(opts).expect("load the balancer")
+    }
+
+    /// As [`Self::with_options`], returning the load's error.
+    pub fn try_with_options(opts: &LoadOptions) -> Result<Self, DataplaneError> {
+        let mut dp = Dataplane::load(opts)?;
+        dp.set_config(&test_config())?;
+        Ok(TestBalancer { dp, next_vip_id: 0 })
     }
 
     /// Adds a VIP with `reals` (ids chosen by the caller, slots written

@@ -31,7 +31,7 @@ pub struct BenchArgs {
     baseline: Option<String>,
     /// Data plane: runs per path (each of 2,000,000 packets; the median is
     /// reported). Default 5, or 10 pairs with --baseline.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     runs: Option<u32>,
 }
 

@@ -52,13 +52,23 @@ pub struct Side {
 impl Side {
     /// Loads `object` (None: this tree's) with a `conn_table`-entry table.
     pub fn load(object: Option<Arc<[u8]>>, conn_table: u32, ifindex: u32, label: String) -> Self {
+        let baseline = object.is_some();
+        let lb = TestBalancer::try_with_options(&LoadOptions {
+            conn_table_size: conn_table,
+            pin_dir: None,
+            object,
+            ..LoadOptions::default()
+        });
+        let lb = match lb {
+            Ok(lb) => lb,
+            Err(e) if baseline => panic!(
+                "{label}: its object does not load with this tree's lb-ctl, which fills both \
+                 sides' maps (a baseline must have this tree's map layouts): {e:#?}"
+            ),
+            Err(e) => panic!("{label}: load the balancer: {e:#?}"),
+        };
         Side {
-            lb: TestBalancer::with_options(&LoadOptions {
-                conn_table_size: conn_table,
-                pin_dir: None,
-                object,
-                ..LoadOptions::default()
-            }),
+            lb,
             ifindex,
             label,
             held: Vec::new(),
