@@ -21,20 +21,30 @@ pub struct BenchFrame {
     /// The frame as it must look on entry, as native-endian 8-byte words
     /// (copied word by word).
     pub words: [u64; BENCH_FRAME_LEN / 8],
-    /// Non-zero: make every packet a new flow (the frame must be untagged
-    /// IPv4 TCP/UDP) by writing a sequence number into it: the low
-    /// 16 bits as the source port, the next 8 as the last byte of the source
-    /// address.
+    /// Non-zero ([`VARY_FLOWS`], with [`VARY_FIX_IPV4_CHECKSUM`] or not):
+    /// make every packet another flow (the frame must be untagged IPv4
+    /// TCP/UDP, no options) by writing a sequence number into it: the low
+    /// 16 bits as the source port, the next 8 as the last byte of the
+    /// source address.
     pub vary: u32,
-    pub _pad: u32,
+    /// Non-zero: the sequence is masked with it (`flows - 1` for a power
+    /// of two: that many flows, met again and again); 0: 24 bits.
+    pub vary_mask: u32,
 }
+
+/// [`BenchFrame::vary`]: vary the flow.
+pub const VARY_FLOWS: u32 = 1;
+/// [`BenchFrame::vary`]: also recompute the IPv4 header checksum (for
+/// frames that reach a kernel stack; the TCP/UDP checksum is not updated,
+/// so a UDP frame should carry 0, "no checksum").
+pub const VARY_FIX_IPV4_CHECKSUM: u32 = 2;
 
 impl Default for BenchFrame {
     fn default() -> Self {
         BenchFrame {
             words: [0; BENCH_FRAME_LEN / 8],
             vary: 0,
-            _pad: 0,
+            vary_mask: 0,
         }
     }
 }
@@ -69,3 +79,36 @@ impl BenchFrame {
 unsafe impl aya::Pod for BenchFrame {}
 
 const _: () = assert!(core::mem::size_of::<BenchFrame>() == BENCH_FRAME_LEN + 8);
+
+/// What `lb_bench_sink` counts, the backends' end of `cargo xtask bench
+/// lab`: every UDP packet to [`SinkMatch::port`] that reached a backend,
+/// whether the balancer sent it IPv4-in-IPv4 (lb) or rewrote it (DNAT).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkCounts {
+    /// IPv4-in-IPv4 whose inner packet is UDP to the VIP and port: dropped.
+    pub tunnelled: u64,
+    /// Plain UDP to the port (any address: DNAT rewrote it): dropped.
+    pub plain: u64,
+    /// Anything else (ARP, TCP, other ports): passed to the stack.
+    pub passed: u64,
+}
+
+/// What `lb_bench_sink` matches (`LB_BENCH_SINK_MATCH[0]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkMatch {
+    /// The VIP, network order (the inner destination of tunnelled packets).
+    pub vip: [u8; 4],
+    /// The UDP destination port, network order.
+    pub port: u16,
+    pub _pad: u16,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)], u64s only.
+unsafe impl aya::Pod for SinkCounts {}
+
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)], bytes and u16s, no implicit padding.
+unsafe impl aya::Pod for SinkMatch {}

@@ -1,17 +1,23 @@
 //! Benchmark-only programs, never attached by lb-ctl: the frame-restoring
 //! wrapper for BPF_PROG_TEST_RUN live frames, and the floors measured in
-//! the same run (`XDP_TX` alone; `adjust_head` + `XDP_TX`), and a dropping
-//! program for the veth peer that receives what is transmitted.
+//! the same run (`XDP_TX` alone; `adjust_head` + `XDP_TX`), a dropping
+//! program for the veth peer that receives what is transmitted, and the
+//! counting sink on the backends of `cargo xtask bench lab`.
 use aya_ebpf::{
     bindings::xdp_action,
-    btf_maps::{Array, ProgramArray},
+    btf_maps::{Array, PerCpuArray, ProgramArray},
     helpers::generated::bpf_xdp_adjust_head,
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
-use lb_common::bench::{BENCH_FRAME_LEN, BenchFrame, VARY_ADDR_BYTE_OFFSET, VARY_PORT_OFFSET};
+use lb_common::bench::{
+    BENCH_FRAME_LEN, BenchFrame, SinkCounts, SinkMatch, VARY_ADDR_BYTE_OFFSET,
+    VARY_FIX_IPV4_CHECKSUM, VARY_PORT_OFFSET,
+};
 
-use lb_ebpf::headers::ptr_at;
+use lb_ebpf::headers::{
+    ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_IPIP, IPPROTO_UDP, IPV4_LEN, Ipv4Hdr, Ports, ptr_at,
+};
 
 /// The frame template.
 #[btf_map]
@@ -47,10 +53,13 @@ pub fn lb_bench_restore(ctx: XdpContext) -> u32 {
         && let Some(seq) = LB_BENCH_SEQ.get_ptr_mut(0)
     {
         // SAFETY: the map's single slot; see LB_BENCH_SEQ.
-        let n = unsafe {
+        let mut n = unsafe {
             *seq = (*seq).wrapping_add(1);
             *seq
         };
+        if frame.vary_mask != 0 {
+            n &= frame.vary_mask;
+        }
         if let (Some(p), Some(b)) = (
             ptr_at::<[u8; 2]>(&ctx, VARY_PORT_OFFSET),
             ptr_at::<u8>(&ctx, VARY_ADDR_BYTE_OFFSET),
@@ -61,10 +70,33 @@ pub fn lb_bench_restore(ctx: XdpContext) -> u32 {
                 *b = (n >> 16) as u8;
             }
         }
+        if frame.vary & VARY_FIX_IPV4_CHECKSUM != 0 {
+            fix_ipv4_checksum(&ctx);
+        }
     }
     // SAFETY: index 0 holds an XDP program (or nothing: then we fall through).
     unsafe { LB_BENCH_JUMP.tail_call(&ctx, 0) };
     xdp_action::XDP_ABORTED
+}
+
+/// Recomputes the checksum of the IPv4 header (20 bytes) after the
+/// Ethernet header.
+fn fix_ipv4_checksum(ctx: &XdpContext) {
+    let Some(words) = ptr_at::<[u16; IPV4_LEN / 2]>(ctx, ETH_LEN) else {
+        return;
+    };
+    // SAFETY: checked by ptr_at.
+    let words = unsafe { &mut *words };
+    words[5] = 0;
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i < IPV4_LEN / 2 {
+        sum += u32::from(words[i]);
+        i += 1;
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    words[5] = !(sum as u16);
 }
 
 /// Floor: transmit as is.
@@ -87,4 +119,82 @@ pub fn lb_bench_encap_floor(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn lb_bench_drop(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
+}
+
+/// What `lb_bench_sink` counts.
+#[btf_map]
+static LB_BENCH_SINK: PerCpuArray<SinkCounts, 1> = PerCpuArray::new();
+
+/// What `lb_bench_sink` matches.
+#[btf_map]
+static LB_BENCH_SINK_MATCH: Array<SinkMatch, 1> = Array::new();
+
+/// The backends' end of the lab benchmark: counts and drops the UDP test
+/// packets that arrive, tunnelled (lb) or rewritten (DNAT); passes the rest
+/// (ARP, TCP, other ports) to the stack. Untagged IPv4 with a 20-byte
+/// header (what the benchmark sends).
+#[xdp]
+pub fn lb_bench_sink(ctx: XdpContext) -> u32 {
+    let (Some(want), Some(counts)) = (LB_BENCH_SINK_MATCH.get(0), LB_BENCH_SINK.get_ptr_mut(0))
+    else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let kind = sink_kind(&ctx, want);
+    // SAFETY: this CPU's slot of a per-CPU map.
+    unsafe {
+        match kind {
+            Sink::Tunnelled => (*counts).tunnelled += 1,
+            Sink::Plain => (*counts).plain += 1,
+            Sink::Passed => {
+                (*counts).passed += 1;
+                return xdp_action::XDP_PASS;
+            }
+        }
+    }
+    xdp_action::XDP_DROP
+}
+
+enum Sink {
+    Tunnelled,
+    Plain,
+    Passed,
+}
+
+fn sink_kind(ctx: &XdpContext, want: &SinkMatch) -> Sink {
+    let ipv4_udp_to = |at: usize, vip: Option<[u8; 4]>| -> bool {
+        let (Some(ip), Some(ports)) = (
+            ptr_at::<Ipv4Hdr>(ctx, at),
+            ptr_at::<Ports>(ctx, at + IPV4_LEN),
+        ) else {
+            return false;
+        };
+        // SAFETY: both checked by ptr_at.
+        let (ip, ports) = unsafe { (*ip, *ports) };
+        ip.version_ihl == 0x45
+            && ip.proto == IPPROTO_UDP
+            && ports.dst == want.port
+            && vip.is_none_or(|v| ip.dst == v)
+    };
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return Sink::Passed;
+    };
+    // SAFETY: checked by ptr_at.
+    if unsafe { (*eth).proto } != ETH_P_IP.to_be() {
+        return Sink::Passed;
+    }
+    let Some(outer) = ptr_at::<Ipv4Hdr>(ctx, ETH_LEN) else {
+        return Sink::Passed;
+    };
+    // SAFETY: checked by ptr_at.
+    let outer = unsafe { *outer };
+    if outer.version_ihl == 0x45
+        && outer.proto == IPPROTO_IPIP
+        && ipv4_udp_to(ETH_LEN + IPV4_LEN, Some(want.vip))
+    {
+        Sink::Tunnelled
+    } else if ipv4_udp_to(ETH_LEN, None) {
+        Sink::Plain
+    } else {
+        Sink::Passed
+    }
 }
