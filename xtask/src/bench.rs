@@ -15,6 +15,9 @@ pub enum Which {
     Dataplane,
     /// Fleet mode on the lab: propagation, a large state (root, etcd).
     Fleet,
+    /// End to end on veth: lb against nftables DNAT and HAProxy (root;
+    /// installs trafgen, nftables, HAProxy, nginx, wrk and perf).
+    Lab,
     /// Everything.
     All,
 }
@@ -29,15 +32,19 @@ pub struct BenchArgs {
     /// printing each path's paired ratio this tree / baseline.
     #[arg(long, value_name = "REV")]
     baseline: Option<String>,
-    /// Data plane: runs per path (each of 2,000,000 packets; the median is
-    /// reported). Default 5, or 10 pairs with --baseline.
+    /// Runs per path (data plane: each of 2,000,000 packets, default 5, or
+    /// 10 pairs with --baseline; lab: rounds per row, default 3). The
+    /// median is reported.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     runs: Option<u32>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if (args.baseline.is_some() || args.runs.is_some()) && args.which != Which::Dataplane {
-        anyhow::bail!("--baseline and --runs are options of `cargo xtask bench dataplane`");
+    if args.baseline.is_some() && args.which != Which::Dataplane {
+        anyhow::bail!("--baseline is an option of `cargo xtask bench dataplane`");
+    }
+    if args.runs.is_some() && !matches!(args.which, Which::Dataplane | Which::Lab) {
+        anyhow::bail!("--runs is an option of `cargo xtask bench dataplane` and `bench lab`");
     }
     setup::run()?;
     if matches!(args.which, Which::Maglev | Which::All) {
@@ -57,6 +64,26 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             bench.env("LB_BENCH_RUNS", runs.to_string());
         }
         step("benchmark: XDP data plane (BPF_PROG_TEST_RUN, live frames on veth)");
+        cmd::run(&mut bench)?;
+    }
+    if matches!(args.which, Which::Lab | Which::All) {
+        setup::install_packages(setup::BENCH_LAB_PACKAGES)?;
+        step("benchmark: lb against nftables DNAT and HAProxy, end to end on veth");
+        // The bench runs lb-ctl (the daemon, the decapsulator) beside it.
+        cmd::run(cmd::cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "lb-ctl",
+            "-p",
+            "lb-tests",
+            "--bins",
+        ]))?;
+        let mut bench = cmd::cargo();
+        bench.args(["bench", "-p", "lb-tests", "--bench", "lab"]);
+        if let Some(runs) = args.runs {
+            bench.env("LB_BENCH_RUNS", runs.to_string());
+        }
         cmd::run(&mut bench)?;
     }
     if matches!(args.which, Which::Fleet | Which::All) {

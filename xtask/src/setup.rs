@@ -85,9 +85,32 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Debian packages that only `cargo xtask bench lab` uses (what users run
+/// instead of lb, and the load), each with why: installed when it runs.
+pub const BENCH_LAB_PACKAGES: &[(&str, &str)] = &[
+    ("netsniff-ng", "trafgen, the UDP packet generator"),
+    ("nftables", "nftables DNAT, a forwarder lb is compared with"),
+    (
+        "haproxy",
+        "HAProxy in TCP mode, a forwarder lb is compared with",
+    ),
+    ("nginx", "the backends' HTTP servers"),
+    ("wrk", "the HTTP load"),
+    (
+        "linux-perf",
+        "where the forwarding core's time goes (perf record)",
+    ),
+];
+
 fn debian_packages() -> anyhow::Result<bool> {
+    install_packages(DEBIAN_PACKAGES)
+}
+
+/// Installs those of `packages` that are missing (apt-get); true if it
+/// installed any.
+pub fn install_packages(packages: &[(&str, &str)]) -> anyhow::Result<bool> {
     let mut missing = Vec::new();
-    for (pkg, why) in DEBIAN_PACKAGES {
+    for (pkg, why) in packages {
         let out =
             cmd::output(Command::new("dpkg-query").args(["-W", "-f=${db:Status-Status}", pkg]))
                 .context("dpkg-query is missing: this set-up expects Debian")?;

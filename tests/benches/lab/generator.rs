@@ -1,0 +1,152 @@
+//! The UDP generator: BPF_PROG_TEST_RUN with live frames on the
+//! generator's veth (`lb_bench_restore` writes the frame, `lb_bench_tx`
+//! transmits it), from a thread pinned to the generator's core.
+//!
+//! Why not trafgen (Debian `netsniff-ng`): it sends socket buffers. A veth
+//! with XDP must copy such a buffer into an XDP buffer (`veth_xdp_rcv_skb`,
+//! `skb_copy_header`, `sock_wfree`: about half of the forwarding core in a
+//! first try), which a NIC never does, and this kernel's veth pushes back
+//! on the sender through its qdisc, whose wake-ups then run on the
+//! forwarding core. Live frames arrive at the forwarder's veth as XDP
+//! frames, as from a NIC's ring, and a full ring drops them: the forwarder
+//! runs flat out and the generator's work stays on its own core.
+use std::{
+    net::Ipv4Addr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use aya::{
+    Ebpf,
+    maps::{Array, ProgramArray},
+    programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
+};
+use lb_common::bench::{BENCH_FRAME_LEN, BenchFrame, VARY_FIX_IPV4_CHECKSUM, VARY_FLOWS};
+use lb_tests::balancer::{ifindex, xdp_md};
+
+use crate::net::GEN_IFACE;
+
+/// Frames per test run call, and per batch.
+const PER_CALL: u32 = 200_000;
+const BATCH: u32 = 64;
+/// The generator's bound: it stops at this age even if not told to.
+const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The frame: Ethernet to `dst_mac`, IPv4 `src` to `dst`, UDP `sport` to
+/// `dport` with checksum 0 (none), padded to the template's size.
+pub fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+) -> [u8; BENCH_FRAME_LEN] {
+    let mut f = [0u8; BENCH_FRAME_LEN];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip_len = (BENCH_FRAME_LEN - 14) as u16;
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&sport.to_be_bytes());
+    udp[2..4].copy_from_slice(&dport.to_be_bytes());
+    udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    // The restore program recomputes the IPv4 checksum of every frame.
+    f
+}
+
+pub struct Generator {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    handle: JoinHandle<()>,
+}
+
+impl Generator {
+    /// Starts sending `frame` from [`GEN_IFACE`] of namespace `ns`, on `cpu`;
+    /// `flows`: 0 for a new flow every frame (24-bit sequence), else that
+    /// many (a power of two), repeated.
+    pub fn start(ns: &str, cpu: u32, frame: [u8; BENCH_FRAME_LEN], flows: u32) -> Generator {
+        assert!(
+            flows == 0 || flows.is_power_of_two(),
+            "flows: a power of two"
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (ns, s, n) = (ns.to_string(), stop.clone(), sent.clone());
+        let handle = std::thread::spawn(move || {
+            lb_tests::netns::run_in(&ns, || send(cpu, frame, flows, &s, &n));
+        });
+        Generator { stop, sent, handle }
+    }
+
+    /// Frames sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Stops and waits; panics if the generator failed.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Err(e) = self.handle.join() {
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+fn send(cpu: u32, frame: [u8; BENCH_FRAME_LEN], flows: u32, stop: &AtomicBool, sent: &AtomicU64) {
+    // SAFETY: a zeroed cpu_set_t with one CPU set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "pin the generator to CPU {cpu}");
+    }
+    let mut ebpf = Ebpf::load(lb_ctl::programs::OBJECT).expect("load the bench object");
+    let tx: &mut Xdp = ebpf.program_mut("lb_bench_tx").unwrap().try_into().unwrap();
+    tx.load().expect("load lb_bench_tx");
+    let tx_fd = tx.fd().unwrap().try_clone().unwrap();
+    ProgramArray::try_from(ebpf.map_mut("LB_BENCH_JUMP").unwrap())
+        .unwrap()
+        .set(0, &tx_fd, 0)
+        .expect("jump to lb_bench_tx");
+    let template = BenchFrame {
+        vary: VARY_FLOWS | VARY_FIX_IPV4_CHECKSUM,
+        vary_mask: flows.saturating_sub(1),
+        ..BenchFrame::from_bytes(&frame)
+    };
+    Array::<_, BenchFrame>::try_from(ebpf.map_mut("LB_BENCH_FRAME").unwrap())
+        .unwrap()
+        .set(0, template, 0)
+        .unwrap();
+    let restore: &mut Xdp = ebpf
+        .program_mut("lb_bench_restore")
+        .unwrap()
+        .try_into()
+        .unwrap();
+    restore.load().expect("load lb_bench_restore");
+    let md = xdp_md(frame.len(), ifindex(GEN_IFACE));
+    let start = Instant::now();
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < MAX_AGE {
+        restore
+            .test_run(TestRunOptions {
+                data_in: Some(&frame),
+                ctx_in: Some(&md),
+                repeat: PER_CALL,
+                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+                ..Default::default()
+            })
+            .expect("live-frames test run");
+        sent.fetch_add(u64::from(PER_CALL), Ordering::Relaxed);
+    }
+}
