@@ -64,6 +64,17 @@ impl BenchFrame {
         }
     }
 
+    /// The template for `bytes` made another flow every packet as `vary`
+    /// says ([`VARY_FLOWS`], [`VARY_FIX_IPV4_CHECKSUM`]), over `flows`
+    /// flows (a power of two; 0: the whole 24-bit sequence).
+    pub fn varying(bytes: &[u8; BENCH_FRAME_LEN], vary: u32, flows: u32) -> Self {
+        BenchFrame {
+            vary,
+            vary_mask: flows.saturating_sub(1),
+            ..Self::from_bytes(bytes)
+        }
+    }
+
     /// The frame's bytes.
     pub fn bytes(&self) -> [u8; BENCH_FRAME_LEN] {
         let mut out = [0u8; BENCH_FRAME_LEN];

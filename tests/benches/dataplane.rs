@@ -27,11 +27,11 @@ mod table;
 use std::{net::IpAddr, sync::Arc};
 
 use aya::programs::{Xdp, XdpMode};
-use lb_common::{PROTO_TCP, bench::BENCH_FRAME_LEN, stats::Counter};
+use lb_common::{PROTO_TCP, stats::Counter};
 use lb_tests::{
     balancer::{TestReal, ifindex, ip, test_config},
     netns::{self, Netns},
-    packet::{Packet, TCP_ACK},
+    packet::{Packet, TCP_ACK, bench_frame},
 };
 use side::{How, Side};
 use table::{Row, print_rows, print_xlated};
@@ -44,15 +44,6 @@ const PREFILL: u32 = (1 << 20) + (1 << 17);
 
 const VIP4: &str = "203.0.113.10";
 const VIP6: &str = "2001:db8:100::10";
-
-fn frame(p: &Packet) -> [u8; BENCH_FRAME_LEN] {
-    let mut p = p.clone();
-    let header = p.bytes().len() - p.payload.len();
-    p.payload = vec![0x5a; BENCH_FRAME_LEN - header];
-    p.bytes()
-        .try_into()
-        .expect("frame of BENCH_FRAME_LEN bytes")
-}
 
 /// The sides (this tree, and the baseline if any), run in turn.
 struct Runner {
@@ -124,12 +115,7 @@ fn main() {
             .unwrap_or_else(|_| path.to_string_lossy().into_owned());
         (Arc::<[u8]>::from(bytes), rev)
     });
-    let runs = match std::env::var("LB_BENCH_RUNS") {
-        Ok(n) => n.parse().expect("LB_BENCH_RUNS: a number of runs"),
-        Err(_) if baseline.is_some() => 10,
-        Err(_) => 5,
-    };
-    assert!(runs >= 1, "LB_BENCH_RUNS must be at least 1");
+    let runs = lb_tests::bench_runs(if baseline.is_some() { 10 } else { 5 });
     let ns = Netns::new("bench");
     let tag = netns::unique_tag();
     let (tx_if, peer_if) = (format!("bt{tag}"), format!("bp{tag}"));
@@ -196,9 +182,9 @@ fn paths(r: &mut Runner, peer_if: &str) {
 
     let client4 = ip("198.51.100.7");
     let client6 = ip("2001:db8:c::7");
-    let est4 = frame(&Packet::tcp(client4, 40_000, ip(VIP4), 80, TCP_ACK));
-    let est6 = frame(&Packet::tcp(client6, 40_000, ip(VIP6), 80, TCP_ACK));
-    let nonvip = frame(&Packet::tcp(
+    let est4 = bench_frame(&Packet::tcp(client4, 40_000, ip(VIP4), 80, TCP_ACK));
+    let est6 = bench_frame(&Packet::tcp(client6, 40_000, ip(VIP6), 80, TCP_ACK));
+    let nonvip = bench_frame(&Packet::tcp(
         client4,
         40_000,
         ip("203.0.113.99"),
@@ -245,7 +231,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
     // the row above left in the table.
     let mut flood = test_config();
     flood.max_conn_rate = 1;
-    let flood4 = frame(&Packet::tcp(
+    let flood4 = bench_frame(&Packet::tcp(
         ip("203.0.113.7"),
         40_000,
         ip(VIP4),

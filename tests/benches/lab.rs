@@ -196,11 +196,19 @@ fn main() {
         eprintln!("bench lab: needs root (network namespaces, XDP); skipped");
         return;
     }
-    let runs: usize = std::env::var("LB_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(3);
+    let runs = lb_tests::bench_runs(3);
+    // LB_BENCH_LAB_ONLY: only the rows whose title contains it.
+    let only = std::env::var("LB_BENCH_LAB_ONLY").unwrap_or_default();
+    let rows: Vec<(usize, &Row)> = ROWS
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.title.contains(&only))
+        .collect();
+    assert!(
+        !rows.is_empty(),
+        "LB_BENCH_LAB_ONLY={only:?} matches no row; the rows: {:?}",
+        ROWS.iter().map(|r| r.title).collect::<Vec<_>>()
+    );
     let bins = lb_tests::lab::test_bins();
     let profiles = std::env::temp_dir().join("lb-bench-lab");
     std::fs::create_dir_all(&profiles).expect("profile dir");
@@ -208,15 +216,10 @@ fn main() {
         "# cargo xtask bench lab: {runs} rounds per row, each run a fresh network; \
          {} s measured per run after {} s of warm-up\n",
         load::WINDOW.as_secs(),
-        1
+        load::WARM_UP.as_secs()
     );
     let mut where_time_goes = Vec::new();
-    // LB_BENCH_LAB_ONLY: only the rows whose title contains it.
-    let only = std::env::var("LB_BENCH_LAB_ONLY").unwrap_or_default();
-    for (row_no, row) in ROWS.iter().enumerate() {
-        if !row.title.contains(&only) {
-            continue;
-        }
+    for (row_no, row) in rows {
         let mut samples: Vec<Vec<Sample>> = row.forwarders.iter().map(|_| Vec::new()).collect();
         let mut lb_seen = None;
         for round in 0..runs {

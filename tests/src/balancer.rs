@@ -173,6 +173,30 @@ pub fn xdp_md(len: usize, ifindex: u32) -> [u8; 24] {
     md
 }
 
+/// One BPF_PROG_TEST_RUN of `prog` with live frames: `frame` run `repeat`
+/// times in batches of `batch`, as if it arrived on `ifindex` (in the
+/// calling thread's namespace; what the program transmits goes out there).
+/// The kernel's measured duration.
+pub fn live_frames(
+    prog: &aya::programs::Xdp,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    batch: u32,
+) -> std::time::Duration {
+    use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions};
+    let md = xdp_md(frame.len(), ifindex);
+    prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: Some(&md),
+        repeat,
+        attrs: TestRunAttrs::new().xdp_live_frames(batch),
+        ..Default::default()
+    })
+    .expect("live-frames test run")
+    .duration
+}
+
 /// The index of interface `name` in the calling thread's namespace.
 pub fn ifindex(name: &str) -> u32 {
     let c = std::ffi::CString::new(name).expect("interface name");

@@ -22,6 +22,31 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// Runs `cmd` and returns its standard output; panics with both outputs if
+/// it cannot start or exits unsuccessfully.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The benchmarks' `LB_BENCH_RUNS` (runs or rounds per row): `default`
+/// when unset; panics on anything but a whole number of at least 1.
+pub fn bench_runs(default: usize) -> usize {
+    match std::env::var("LB_BENCH_RUNS") {
+        Err(_) => default,
+        Ok(n) => match n.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => panic!("LB_BENCH_RUNS={n:?}: a whole number of runs, at least 1"),
+        },
+    }
+}
+
 /// Polls every 5 ms until `done` or `limit`; the time it took, or `None`
 /// when `limit` passed first.
 pub fn time_until(

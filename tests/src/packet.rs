@@ -2,6 +2,7 @@
 //! IPv4 (with options and fragment fields when asked) or IPv6, TCP, UDP or
 //! ICMP, with correct lengths and checksums; and the IP-in-IP encapsulation
 //! the balancer is expected to produce, built independently of it.
+use lb_common::bench::BENCH_FRAME_LEN;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const ETH_P_IP: u16 = 0x0800;
@@ -258,6 +259,17 @@ impl Packet {
         out.extend_from_slice(&self.ip_bytes());
         out
     }
+}
+
+/// `p` as a benchmark frame: its payload grown (bytes 0x5a) to make the
+/// frame exactly [`BENCH_FRAME_LEN`] bytes.
+pub fn bench_frame(p: &Packet) -> [u8; BENCH_FRAME_LEN] {
+    let mut p = p.clone();
+    let header = p.bytes().len() - p.payload.len();
+    p.payload = vec![0x5a; BENCH_FRAME_LEN - header];
+    p.bytes()
+        .try_into()
+        .expect("frame of BENCH_FRAME_LEN bytes")
 }
 
 /// An Ethernet header, with one 802.1Q tag if `vlan` is set.

@@ -12,7 +12,7 @@ use std::{
     process::Command,
 };
 
-use lb_tests::netns::unique_tag;
+use lb_tests::{netns::unique_tag, run_ok};
 
 /// The .deb to check: `LB_DEB`. Without it the test is skipped, except
 /// under `CI=true` (where `cargo xtask test` always sets it).
@@ -31,17 +31,6 @@ fn deb() -> Option<PathBuf> {
     }
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A directory removed on drop.
 struct TempDir(PathBuf);
 
@@ -52,7 +41,7 @@ impl Drop for TempDir {
 }
 
 fn field(deb: &Path, name: &str) -> String {
-    run(Command::new("dpkg-deb").arg("--field").arg(deb).arg(name))
+    run_ok(Command::new("dpkg-deb").arg("--field").arg(deb).arg(name))
         .trim()
         .to_owned()
 }
@@ -62,7 +51,7 @@ fn the_package_says_what_it_is_and_needs() {
     let Some(deb) = deb() else { return };
     assert_eq!(field(&deb, "Package"), "lb");
     assert_eq!(field(&deb, "Version"), env!("CARGO_PKG_VERSION"));
-    let arch = run(Command::new("dpkg").arg("--print-architecture"));
+    let arch = run_ok(Command::new("dpkg").arg("--print-architecture"));
     assert_eq!(field(&deb, "Architecture"), arch.trim());
     let depends = field(&deb, "Depends");
     assert!(depends.contains("libc6 (>= "), "{depends}");
@@ -74,7 +63,7 @@ fn the_package_says_what_it_is_and_needs() {
 #[test]
 fn the_package_holds_every_file_with_its_mode_and_owner() {
     let Some(deb) = deb() else { return };
-    let listing = run(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    let listing = run_ok(Command::new("dpkg-deb").arg("--contents").arg(&deb));
     // path -> (mode, owner)
     let entries: BTreeMap<String, (String, String)> = listing
         .lines()
@@ -131,15 +120,17 @@ fn the_package_holds_every_file_with_its_mode_and_owner() {
 fn the_configuration_is_a_conffile_and_the_scripts_start_nothing() {
     let Some(deb) = deb() else { return };
     let dir = TempDir(std::env::temp_dir().join(format!("lbt-deb-control-{}", unique_tag())));
-    run(Command::new("dpkg-deb")
-        .arg("--control")
-        .arg(&deb)
-        .arg(&dir.0));
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("--control")
+            .arg(&deb)
+            .arg(&dir.0),
+    );
     let conffiles = std::fs::read_to_string(dir.0.join("conffiles")).unwrap();
     assert_eq!(conffiles, "/etc/lb/lb.toml\n");
     for script in ["postinst", "prerm", "postrm"] {
         let path = dir.0.join(script);
-        run(Command::new("sh").arg("-n").arg(&path));
+        run_ok(Command::new("sh").arg("-n").arg(&path));
         let text = std::fs::read_to_string(&path).unwrap();
         let code: String = text
             .lines()
@@ -163,9 +154,9 @@ fn the_configuration_is_a_conffile_and_the_scripts_start_nothing() {
 fn unpacked_its_lb_ctl_runs_and_its_man_pages_and_completions_work() {
     let Some(deb) = deb() else { return };
     let root = TempDir(std::env::temp_dir().join(format!("lbt-deb-root-{}", unique_tag())));
-    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root.0));
+    run_ok(Command::new("dpkg").arg("-x").arg(&deb).arg(&root.0));
     let lb_ctl = root.0.join("usr/sbin/lb-ctl");
-    let version = run(Command::new(&lb_ctl).arg("--version"));
+    let version = run_ok(Command::new(&lb_ctl).arg("--version"));
     assert_eq!(
         version.trim(),
         format!("lb-ctl {}", env!("CARGO_PKG_VERSION"))
@@ -177,16 +168,20 @@ fn unpacked_its_lb_ctl_runs_and_its_man_pages_and_completions_work() {
         &format!("state_file = \"{}\"", root.0.join("state.json").display()),
     );
     std::fs::write(&config, text).unwrap();
-    let checked = run(Command::new(&lb_ctl)
-        .args(["daemon", "--check-config"])
-        .arg(&config));
+    let checked = run_ok(
+        Command::new(&lb_ctl)
+            .args(["daemon", "--check-config"])
+            .arg(&config),
+    );
     assert!(checked.contains(": OK: "), "{checked}");
     // The man page of the daemon renders and documents --check-config.
-    let page = run(Command::new("man")
-        .arg("-l")
-        .arg(root.0.join("usr/share/man/man8/lb-ctl-daemon.8.gz"))
-        .env("MANWIDTH", "100")
-        .env("MAN_KEEP_FORMATTING", "0"));
+    let page = run_ok(
+        Command::new("man")
+            .arg("-l")
+            .arg(root.0.join("usr/share/man/man8/lb-ctl-daemon.8.gz"))
+            .env("MANWIDTH", "100")
+            .env("MAN_KEEP_FORMATTING", "0"),
+    );
     assert!(page.contains("--check-config"), "{page}");
     // Bash completes commands, subcommands and their options.
     let bash = root.0.join("usr/share/bash-completion/completions/lb-ctl");
@@ -209,7 +204,7 @@ fn unpacked_its_lb_ctl_runs_and_its_man_pages_and_completions_work() {
             words.join(" "),
             words.len(),
         );
-        let got = run(Command::new("bash").arg("-c").arg(&script));
+        let got = run_ok(Command::new("bash").arg("-c").arg(&script));
         assert!(
             got.lines().any(|l| l == want),
             "lb-ctl {words:?}<TAB>: {got:?}, wanted {want}"
@@ -241,7 +236,7 @@ fn the_units_pass_systemd_analyze_verify_as_installed() {
         return;
     }
     let root = TempDir(std::env::temp_dir().join(format!("lbt-deb-units-{}", unique_tag())));
-    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root.0));
+    run_ok(Command::new("dpkg").arg("-x").arg(&deb).arg(&root.0));
     let units = root.0.join("lib/systemd/system");
     // The template, and an instance of it as an operator enables it.
     std::fs::copy(

@@ -16,7 +16,7 @@ pub enum Which {
     /// Fleet mode on the lab: propagation, a large state (root, etcd).
     Fleet,
     /// End to end on veth: lb against nftables DNAT and HAProxy (root;
-    /// installs trafgen, nftables, HAProxy, nginx, wrk and perf).
+    /// installs nftables, HAProxy, nginx, wrk and perf).
     Lab,
     /// Everything.
     All,
@@ -69,16 +69,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if matches!(args.which, Which::Lab | Which::All) {
         setup::install_packages(setup::BENCH_LAB_PACKAGES)?;
         step("benchmark: lb against nftables DNAT and HAProxy, end to end on veth");
-        // The bench runs lb-ctl (the daemon, the decapsulator) beside it.
-        cmd::run(cmd::cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "lb-ctl",
-            "-p",
-            "lb-tests",
-            "--bins",
-        ]))?;
+        build_lab_bins()?;
         let mut bench = cmd::cargo();
         bench.args(["bench", "-p", "lb-tests", "--bench", "lab"]);
         if let Some(runs) = args.runs {
@@ -88,17 +79,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(args.which, Which::Fleet | Which::All) {
         step("benchmark: fleet mode on the lab (etcd, two LB hosts)");
-        // The lab runs the binaries next to the bench: build them too.
-        cmd::run(cmd::cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "lb-ctl",
-            "-p",
-            "lb-tests",
-            "--bins",
-        ]))?;
+        build_lab_bins()?;
         cmd::run(cmd::cargo().args(["bench", "-p", "lb-tests", "--bench", "fleet"]))?;
     }
     Ok(())
+}
+
+/// The binaries the lab benches run beside them (lb-ctl: the daemon, the
+/// decapsulator; lb-lab-server), in release mode.
+fn build_lab_bins() -> anyhow::Result<()> {
+    cmd::run(cmd::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "lb-ctl",
+        "-p",
+        "lb-tests",
+        "--bins",
+    ]))
 }

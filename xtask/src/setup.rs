@@ -88,7 +88,6 @@ pub fn is_root() -> bool {
 /// Debian packages that only `cargo xtask bench lab` uses (what users run
 /// instead of lb, and the load), each with why: installed when it runs.
 pub const BENCH_LAB_PACKAGES: &[(&str, &str)] = &[
-    ("netsniff-ng", "trafgen, the UDP packet generator"),
     ("nftables", "nftables DNAT, a forwarder lb is compared with"),
     (
         "haproxy",

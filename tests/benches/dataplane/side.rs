@@ -6,14 +6,14 @@ use std::{any::Any, sync::Arc};
 
 use aya::{
     maps::{Array, ProgramArray},
-    programs::{ProgramFd, TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
+    programs::{ProgramFd, TestRun as _, TestRunOptions, Xdp},
 };
 use lb_common::{
     bench::{BENCH_FRAME_LEN, BenchFrame},
     stats::{Counter, Stats},
 };
 use lb_ctl::dataplane::LoadOptions;
-use lb_tests::balancer::{TestBalancer, xdp_md};
+use lb_tests::balancer::{TestBalancer, live_frames};
 
 /// Frames per live-frames batch (a NAPI budget).
 const BATCH: u32 = 64;
@@ -113,10 +113,9 @@ impl Side {
     pub fn set_frame(&mut self, bytes: [u8; BENCH_FRAME_LEN], vary: bool) {
         let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_FRAME").unwrap();
         let mut arr = Array::<_, BenchFrame>::try_from(map).unwrap();
-        let f = BenchFrame {
-            vary: u32::from(vary),
-            ..BenchFrame::from_bytes(&bytes)
-        };
+        // All 24 bits of the sequence (mask 0), as objects from before the
+        // mask (a --baseline) do.
+        let f = BenchFrame::varying(&bytes, u32::from(vary), 0);
         arr.set(0, f, 0).unwrap();
     }
 
@@ -130,18 +129,8 @@ impl Side {
             .get(&0, 0)
             .unwrap()
             .bytes();
-        let md = xdp_md(data.len(), self.ifindex);
-        let r = self
-            .xdp("lb_bench_restore")
-            .test_run(TestRunOptions {
-                data_in: Some(&data),
-                ctx_in: Some(&md),
-                repeat: packets,
-                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
-                ..Default::default()
-            })
-            .expect("live-frames test run");
-        r.duration.as_nanos() as f64
+        let ifindex = self.ifindex;
+        live_frames(self.xdp("lb_bench_restore"), &data, ifindex, packets, BATCH).as_nanos() as f64
     }
 
     /// What the verifier made of the balancer: `bpftool prog dump xlated`

@@ -15,9 +15,10 @@ use aya::{
 };
 use lb_common::bench::{SinkCounts, SinkMatch};
 
+use lb_tests::run_ok;
+
 use crate::net::{
     BACKEND_IFACES, BACKENDS, FWD_CPU, FWD_IFACES, GEN_CPU, HTTP_PORT, Net, Return, UDP_PORT, VIP,
-    must,
 };
 
 /// The forwarders compared.
@@ -156,7 +157,7 @@ impl Setup {
             std::fs::write(&path, conf).expect("nginx.conf");
             let ns = &self.net.backends[i];
             if decap {
-                must(
+                run_ok(
                     Command::new(&self.lb_ctl)
                         .args(["--netns", ns.name(), "decap", "attach", "--iface"])
                         .arg(BACKEND_IFACES[i])
@@ -227,7 +228,7 @@ impl Setup {
     /// lb's counters (`lb-ctl stats --json`), if lb forwards.
     pub fn lb_stats(&self) -> Option<serde_json::Value> {
         let socket = self.lb_socket.as_ref()?;
-        let out = must(
+        let out = run_ok(
             Command::new(&self.lb_ctl)
                 .args(["stats", "--json", "--socket"])
                 .arg(socket),
@@ -250,7 +251,7 @@ impl Setup {
         );
         let path = self.net.run_dir.join("dnat.nft");
         std::fs::write(&path, rules).expect("dnat.nft");
-        must(self.net.fwd.command("nft").arg("-f").arg(&path));
+        run_ok(self.net.fwd.command("nft").arg("-f").arg(&path));
     }
 
     fn start_haproxy(&mut self) {

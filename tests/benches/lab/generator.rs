@@ -3,13 +3,13 @@
 //! transmits it), from a thread pinned to the generator's core.
 //!
 //! Why not trafgen (Debian `netsniff-ng`): it sends socket buffers. A veth
-//! with XDP must copy such a buffer into an XDP buffer (`veth_xdp_rcv_skb`,
-//! `skb_copy_header`, `sock_wfree`: about half of the forwarding core in a
-//! first try), which a NIC never does, and this kernel's veth pushes back
-//! on the sender through its qdisc, whose wake-ups then run on the
-//! forwarding core. Live frames arrive at the forwarder's veth as XDP
-//! frames, as from a NIC's ring, and a full ring drops them: the forwarder
-//! runs flat out and the generator's work stays on its own core.
+//! with XDP copies such a buffer into an XDP buffer (`veth_xdp_rcv_skb`,
+//! `skb_copy_header`, `sock_wfree`: what led the forwarding core's profile
+//! in a first version of this bench), which a NIC never does; and with its
+//! default qdisc bypass trafgen exits at once on this kernel's veth, which
+//! pushes back (EAGAIN). Live frames arrive at the forwarder's veth as XDP
+//! frames, as from a NIC's ring, and a full ring drops them: the
+//! generator's work stays on its own core.
 use std::{
     net::Ipv4Addr,
     sync::{
@@ -23,10 +23,13 @@ use std::{
 use aya::{
     Ebpf,
     maps::{Array, ProgramArray},
-    programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
+    programs::Xdp,
 };
 use lb_common::bench::{BENCH_FRAME_LEN, BenchFrame, VARY_FIX_IPV4_CHECKSUM, VARY_FLOWS};
-use lb_tests::balancer::{ifindex, xdp_md};
+use lb_tests::{
+    balancer::{ifindex, live_frames},
+    packet::{Packet, bench_frame},
+};
 
 use crate::net::GEN_IFACE;
 
@@ -37,7 +40,8 @@ const BATCH: u32 = 64;
 const MAX_AGE: Duration = Duration::from_secs(60);
 
 /// The frame: Ethernet to `dst_mac`, IPv4 `src` to `dst`, UDP `sport` to
-/// `dport` with checksum 0 (none), padded to the template's size.
+/// `dport`, padded to the template's size, with UDP checksum 0 ("none":
+/// the generator varies the ports; it recomputes the IPv4 checksum).
 pub fn udp_frame(
     dst_mac: [u8; 6],
     src_mac: [u8; 6],
@@ -46,23 +50,12 @@ pub fn udp_frame(
     sport: u16,
     dport: u16,
 ) -> [u8; BENCH_FRAME_LEN] {
-    let mut f = [0u8; BENCH_FRAME_LEN];
-    f[0..6].copy_from_slice(&dst_mac);
-    f[6..12].copy_from_slice(&src_mac);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (BENCH_FRAME_LEN - 14) as u16;
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&dst.octets());
-    let udp = &mut f[34..42];
-    udp[0..2].copy_from_slice(&sport.to_be_bytes());
-    udp[2..4].copy_from_slice(&dport.to_be_bytes());
-    udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
-    // The restore program recomputes the IPv4 checksum of every frame.
+    let mut p = Packet::udp(src.into(), sport, dst.into(), dport);
+    p.eth_dst = dst_mac;
+    p.eth_src = src_mac;
+    let mut f = bench_frame(&p);
+    // Ethernet 14 + IPv4 20, then the UDP header's checksum at 6.
+    f[14 + 20 + 6..14 + 20 + 8].fill(0);
     f
 }
 
@@ -120,11 +113,7 @@ fn send(cpu: u32, frame: [u8; BENCH_FRAME_LEN], flows: u32, stop: &AtomicBool, s
         .unwrap()
         .set(0, &tx_fd, 0)
         .expect("jump to lb_bench_tx");
-    let template = BenchFrame {
-        vary: VARY_FLOWS | VARY_FIX_IPV4_CHECKSUM,
-        vary_mask: flows.saturating_sub(1),
-        ..BenchFrame::from_bytes(&frame)
-    };
+    let template = BenchFrame::varying(&frame, VARY_FLOWS | VARY_FIX_IPV4_CHECKSUM, flows);
     Array::<_, BenchFrame>::try_from(ebpf.map_mut("LB_BENCH_FRAME").unwrap())
         .unwrap()
         .set(0, template, 0)
@@ -135,18 +124,10 @@ fn send(cpu: u32, frame: [u8; BENCH_FRAME_LEN], flows: u32, stop: &AtomicBool, s
         .try_into()
         .unwrap();
     restore.load().expect("load lb_bench_restore");
-    let md = xdp_md(frame.len(), ifindex(GEN_IFACE));
+    let ifindex = ifindex(GEN_IFACE);
     let start = Instant::now();
     while !stop.load(Ordering::Relaxed) && start.elapsed() < MAX_AGE {
-        restore
-            .test_run(TestRunOptions {
-                data_in: Some(&frame),
-                ctx_in: Some(&md),
-                repeat: PER_CALL,
-                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
-                ..Default::default()
-            })
-            .expect("live-frames test run");
+        live_frames(restore, &frame, ifindex, PER_CALL, BATCH);
         sent.fetch_add(u64::from(PER_CALL), Ordering::Relaxed);
     }
 }

@@ -10,16 +10,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use lb_tests::run_ok;
+
 use crate::{
     forwarders::{Forwarder, Setup},
     generator::{Generator, udp_frame},
-    net::{
-        FWD_CPU, FWD_IFACES, GEN_CPU, GEN_IFACE, HTTP_PORT, Net, UDP_CLIENTS, UDP_PORT, VIP, must,
-    },
+    net::{FWD_CPU, FWD_IFACES, GEN_CPU, GEN_IFACE, HTTP_PORT, Net, UDP_CLIENTS, UDP_PORT, VIP},
 };
 
 /// Before the measured window: flows set up, tables warm.
-const WARM_UP: Duration = Duration::from_secs(1);
+pub const WARM_UP: Duration = Duration::from_secs(1);
 /// The measured window.
 pub const WINDOW: Duration = Duration::from_secs(3);
 
@@ -187,7 +187,7 @@ pub fn tcp_window(setup: &mut Setup, close: bool, profile: Option<&Path>) -> Tcp
         std::thread::spawn(move || record_profile(&out, WINDOW))
     });
     let c0 = cpu_ticks(FWD_CPU);
-    let out = must(&mut cmd);
+    let out = run_ok(&mut cmd);
     let c1 = cpu_ticks(FWD_CPU);
     if let Some(p) = perf {
         p.join().expect("perf");
@@ -236,7 +236,7 @@ fn duration_ms(text: &str) -> Option<f64> {
 
 /// Samples the forwarding core for `dur` (`perf record -e cpu-clock`).
 fn record_profile(out: &Path, dur: Duration) {
-    must(
+    run_ok(
         Command::new("perf")
             .args([
                 "record",
@@ -256,7 +256,7 @@ fn record_profile(out: &Path, dur: Duration) {
 
 /// The top symbols of a profile, as `share symbol` lines.
 pub fn profile_top(data: &PathBuf, n: usize) -> Vec<String> {
-    let out = must(
+    let out = run_ok(
         Command::new("perf")
             .args([
                 "report",

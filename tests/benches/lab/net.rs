@@ -26,7 +26,10 @@ use std::{
     time::Duration,
 };
 
-use lb_tests::netns::{Netns, unique_tag, veth};
+use lb_tests::{
+    netns::{Netns, unique_tag, veth},
+    run_ok,
+};
 
 pub const GEN_CPU: u32 = 0;
 pub const FWD_CPU: u32 = 1;
@@ -103,18 +106,6 @@ fn sysctl(ns: &Netns, settings: &[(&str, &str)]) {
     });
 }
 
-/// Runs `cmd`; panics with its output if it fails.
-pub fn must(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 impl Net {
     pub fn up(ret: Return) -> Net {
         let tag = unique_tag();
@@ -143,7 +134,7 @@ impl Net {
         f.ip(&["addr", "add", &format!("{FWD_UP_ADDR}/25"), "dev", up]);
         // Locally sent TCP carries a partial checksum on veth; a forwarder
         // that does not go through the stack (XDP) would pass it on broken.
-        must(g.command("ethtool").args(["-K", GEN_IFACE, "tx", "off"]));
+        run_ok(g.command("ethtool").args(["-K", GEN_IFACE, "tx", "off"]));
         sysctl(
             g,
             &[
@@ -196,9 +187,9 @@ impl Net {
         // Neighbours resolved before traffic (lb's `fib` next hop looks
         // them up; the first packets would otherwise go through the stack).
         for b in &BACKENDS {
-            must(f.command("ping").args(["-c1", "-W1", "-q", b.addr]));
+            run_ok(f.command("ping").args(["-c1", "-W1", "-q", b.addr]));
         }
-        must(g.command("ping").args(["-c1", "-W1", "-q", FWD_UP_ADDR]));
+        run_ok(g.command("ping").args(["-c1", "-W1", "-q", FWD_UP_ADDR]));
     }
 
     /// Moves the backends' receive (their XDP program and TCP stack) off
@@ -288,10 +279,10 @@ impl Net {
 /// threaded NAPI on `ifaces` of `ns`.
 fn threaded_napi(ns: &Netns, ifaces: &[&str]) {
     for &ifname in ifaces {
-        must(ns.command("ethtool").args(["-K", ifname, "gro", "on"]));
+        run_ok(ns.command("ethtool").args(["-K", ifname, "gro", "on"]));
         // sysfs shows the namespace it was mounted in: `ip netns exec`
         // mounts the namespace's own.
-        must(
+        run_ok(
             ns.command("sh")
                 .args(["-c", &format!("echo 1 > /sys/class/net/{ifname}/threaded")]),
         );
@@ -312,7 +303,7 @@ fn pin_napi(ifaces: &[&str], cpu: u32, required: bool) {
         for (i, ifname) in ifaces.iter().enumerate() {
             if rest.starts_with(&format!("{ifname}-")) {
                 let pid = entry.file_name().to_string_lossy().into_owned();
-                must(Command::new("taskset").args(["-p", "-c", &cpu.to_string(), &pid]));
+                run_ok(Command::new("taskset").args(["-p", "-c", &cpu.to_string(), &pid]));
                 found[i] = true;
             }
         }
