@@ -34,6 +34,15 @@ pub struct BenchFrame {
 
 /// [`BenchFrame::vary`]: vary the flow.
 pub const VARY_FLOWS: u32 = 1;
+/// [`BenchFrame::vary`]: count the sequence per CPU (not shared), and put
+/// the CPU's number (modulo 4) in its top 2 of 24 bits: runs on up to 4
+/// CPUs at once then send disjoint flows, each CPU 2^22 of them in turn,
+/// without a shared counter's cache line moving between CPUs. The mask, if
+/// any, applies to the CPU's own 22 bits.
+pub const VARY_PER_CPU: u32 = 4;
+/// The CPU's own bits of a [`VARY_PER_CPU`] sequence.
+pub const VARY_PER_CPU_SEQ_BITS: u32 = 22;
+
 /// [`BenchFrame::vary`]: also recompute the IPv4 header checksum (for
 /// frames that reach a kernel stack; the TCP/UDP checksum is not updated,
 /// so a UDP frame should carry 0, "no checksum").

@@ -6,13 +6,13 @@
 use aya_ebpf::{
     bindings::xdp_action,
     btf_maps::{Array, PerCpuArray, ProgramArray},
-    helpers::generated::bpf_xdp_adjust_head,
+    helpers::generated::{bpf_get_smp_processor_id, bpf_xdp_adjust_head},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use lb_common::bench::{
     BENCH_FRAME_LEN, BenchFrame, SinkCounts, SinkMatch, VARY_ADDR_BYTE_OFFSET,
-    VARY_FIX_IPV4_CHECKSUM, VARY_PORT_OFFSET,
+    VARY_FIX_IPV4_CHECKSUM, VARY_PER_CPU, VARY_PER_CPU_SEQ_BITS, VARY_PORT_OFFSET,
 };
 
 use lb_ebpf::headers::{
@@ -28,6 +28,10 @@ static LB_BENCH_FRAME: Array<BenchFrame, 1> = Array::new();
 /// runs at a time, so plain increments suffice.
 #[btf_map]
 static LB_BENCH_SEQ: Array<u32, 1> = Array::new();
+
+/// The sequence of [`VARY_PER_CPU`] frames: each CPU its own.
+#[btf_map]
+static LB_BENCH_SEQ_CPU: PerCpuArray<u32, 1> = PerCpuArray::new();
 
 /// Index 0: the program being measured.
 #[btf_map]
@@ -49,16 +53,28 @@ pub fn lb_bench_restore(ctx: XdpContext) -> u32 {
         unsafe { (*dst)[i] = frame.words[i] };
         i += 1;
     }
+    let per_cpu = frame.vary & VARY_PER_CPU != 0;
+    let seq = if per_cpu {
+        LB_BENCH_SEQ_CPU.get_ptr_mut(0)
+    } else {
+        LB_BENCH_SEQ.get_ptr_mut(0)
+    };
     if frame.vary != 0
-        && let Some(seq) = LB_BENCH_SEQ.get_ptr_mut(0)
+        && let Some(seq) = seq
     {
-        // SAFETY: the map's single slot; see LB_BENCH_SEQ.
+        // SAFETY: the map's single slot (this CPU's, for VARY_PER_CPU);
+        // see LB_BENCH_SEQ.
         let mut n = unsafe {
             *seq = (*seq).wrapping_add(1);
             *seq
         };
         if frame.vary_mask != 0 {
             n &= frame.vary_mask;
+        }
+        if per_cpu {
+            // SAFETY: a helper with no arguments.
+            let cpu = unsafe { bpf_get_smp_processor_id() };
+            n = (n & ((1 << VARY_PER_CPU_SEQ_BITS) - 1)) | ((cpu & 3) << VARY_PER_CPU_SEQ_BITS);
         }
         if let (Some(p), Some(b)) = (
             ptr_at::<[u8; 2]>(&ctx, VARY_PORT_OFFSET),

@@ -27,7 +27,11 @@ mod table;
 use std::{net::IpAddr, sync::Arc};
 
 use aya::programs::{Xdp, XdpMode};
-use lb_common::{PROTO_TCP, stats::Counter};
+use lb_common::{
+    PROTO_TCP,
+    bench::{BENCH_FRAME_LEN, VARY_FLOWS, VARY_PER_CPU},
+    stats::Counter,
+};
 use lb_tests::{
     balancer::{TestReal, ifindex, ip, test_config},
     netns::{self, Netns},
@@ -119,20 +123,19 @@ fn main() {
     let ns = Netns::new("bench");
     let tag = netns::unique_tag();
     let (tx_if, peer_if) = (format!("bt{tag}"), format!("bp{tag}"));
-    netns::ip(&[
-        "link",
-        "add",
-        &tx_if,
-        "netns",
-        ns.name(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &peer_if,
-        "netns",
-        ns.name(),
-    ]);
+    // A queue per CPU on both ends: what a CPU transmits goes to the
+    // peer's queue of that CPU (veth picks it by CPU), so that runs on
+    // several CPUs at once do not share one queue's lock.
+    let queues = aya::util::online_cpus()
+        .expect("online CPUs")
+        .len()
+        .to_string();
+    let q = ["numtxqueues", &queues, "numrxqueues", &queues];
+    let mut add = vec!["link", "add", &tx_if, "netns", ns.name()];
+    add.extend(q);
+    add.extend(["type", "veth", "peer", "name", &peer_if, "netns", ns.name()]);
+    add.extend(q);
+    netns::ip(&add);
     ns.ip(&["link", "set", &tx_if, "up"]);
     ns.ip(&["link", "set", &peer_if, "up"]);
 
@@ -167,6 +170,17 @@ fn main() {
     drop(ns);
 }
 
+/// An IPv4 TCP segment of an established flow to `VIP4`.
+fn est4_frame() -> [u8; BENCH_FRAME_LEN] {
+    bench_frame(&Packet::tcp(
+        ip("198.51.100.7"),
+        40_000,
+        ip(VIP4),
+        80,
+        TCP_ACK,
+    ))
+}
+
 /// Every path, in an order where each one's set-up follows from the last.
 fn paths(r: &mut Runner, peer_if: &str) {
     r.each(|s| {
@@ -182,7 +196,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
 
     let client4 = ip("198.51.100.7");
     let client6 = ip("2001:db8:c::7");
-    let est4 = bench_frame(&Packet::tcp(client4, 40_000, ip(VIP4), 80, TCP_ACK));
+    let est4 = est4_frame();
     let est6 = bench_frame(&Packet::tcp(client6, 40_000, ip(VIP6), 80, TCP_ACK));
     let nonvip = bench_frame(&Packet::tcp(
         client4,
@@ -196,7 +210,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
 
     // Floors through the same wrapper.
     r.each(|s| {
-        s.set_frame(est4, false);
+        s.set_frame(est4, 0);
         s.set_target("lb_bench_tx");
     });
     let floor = r.measure("floor: restore wrapper + XDP_TX", How::Live(&[]), None);
@@ -210,7 +224,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
     // Fill the connection table with distinct flows, as on a busy host.
     r.each(|s| {
         s.set_target("lb_balance");
-        s.set_frame(est4, true);
+        s.set_frame(est4, VARY_FLOWS);
         s.live_run(PREFILL);
         let filled = s.stats().conn_miss;
         assert!(
@@ -224,6 +238,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
         How::Live(&tx_and),
         Some(floor),
     );
+    all_cpus_paths(r, floor, &tx_and);
     // A flood of new flows past max_conn_rate: sent, not remembered. From
     // other clients: a `vary` frame's sequence has 24 bits (the port and
     // the last address byte, to stay inside the documentation range), and
@@ -241,7 +256,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
     let mut limited = Vec::new();
     r.each(|s| {
         s.lb.dp.set_config(&flood).unwrap();
-        s.set_frame(flood4, true);
+        s.set_frame(flood4, VARY_FLOWS);
         limited.push(s.stats().get(Counter::ConnRateLimited));
     });
     r.measure(
@@ -261,7 +276,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
     }
     r.each(|s| {
         s.lb.dp.set_config(&test_config()).unwrap();
-        s.set_frame(est4, false);
+        s.set_frame(est4, 0);
         s.live_run(1);
     });
     r.measure(
@@ -272,7 +287,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
     capture_paths(r, floor, &hit);
     r.each(|s| {
         s.lb.dp.set_config(&test_config()).unwrap();
-        s.set_frame(est6, false);
+        s.set_frame(est6, 0);
         s.live_run(1);
     });
     r.measure(
@@ -297,6 +312,46 @@ fn paths(r: &mut Runner, peer_if: &str) {
             counters: &[Counter::PassNotVip, Counter::XdpPass],
         },
         Some(pass),
+    );
+}
+
+/// New flows inserted on every CPU at once, after every CPU has filled
+/// its share of the table: what the table's locks and shared memory cost
+/// when CPUs insert together (compare the one-CPU row above). Left out,
+/// with the reason, on a machine of one CPU or against a baseline whose
+/// wrapper has no per-CPU flows.
+fn all_cpus_paths(r: &mut Runner, floor: usize, tx_and: &[Counter]) {
+    let cpus = r.sides[0].cpus.len();
+    if cpus < 2 {
+        println!("rows on every CPU at once left out: one CPU online");
+        return;
+    }
+    if let Some(s) = r
+        .sides
+        .iter_mut()
+        .find_map(|s| (!s.has_per_cpu_flows()).then_some(s))
+    {
+        println!(
+            "rows on every CPU at once left out: {}'s wrapper has no per-CPU flows (VARY_PER_CPU)",
+            s.label
+        );
+        return;
+    }
+    r.each(|s| {
+        s.set_frame(est4_frame(), VARY_FLOWS | VARY_PER_CPU);
+        let before = s.stats().conn_miss;
+        s.live_run_all_cpus(PREFILL);
+        let filled = s.stats().conn_miss - before;
+        assert!(
+            filled >= u64::from(PREFILL) * cpus as u64,
+            "{}: prefill on {cpus} CPUs inserted {filled} flows",
+            s.label
+        );
+    });
+    r.measure(
+        &format!("new IPv4 flow every packet, {cpus} CPUs at once (mean per CPU, table full)"),
+        How::AllCpus(tx_and),
+        Some(floor),
     );
 }
 
@@ -350,16 +405,6 @@ fn pin_to_last_cpu() {
         .expect("online CPUs")
         .last()
         .expect("a CPU");
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
-    // sched_setaffinity only read and write it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
-            0,
-            "pin the bench to CPU {cpu}"
-        );
-    }
+    lb_tests::pin_to_cpu(cpu);
     println!("running on CPU {cpu}");
 }

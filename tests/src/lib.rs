@@ -62,3 +62,15 @@ pub fn time_until(
     }
     None
 }
+
+/// Runs the calling thread on CPU `cpu` only; panics if the kernel refuses.
+pub fn pin_to_cpu(cpu: u32) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+    // sched_setaffinity only read and write it, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+        assert_eq!(rc, 0, "pin this thread to CPU {cpu}");
+    }
+}

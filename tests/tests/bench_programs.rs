@@ -4,7 +4,8 @@
 //!
 //! - `lb_bench_restore` with `vary`: the flow sequence masked to N flows,
 //!   and the IPv4 header checksum recomputed when asked (the lab bench's
-//!   frames reach kernel stacks, which drop a bad checksum).
+//!   frames reach kernel stacks, which drop a bad checksum); with
+//!   `VARY_PER_CPU`, each CPU's flows apart from the others'.
 //! - `lb_bench_sink` (the lab bench's backends): which packets it counts
 //!   and drops, and that everything else, malformed or cut short, passes
 //!   uncounted.
@@ -17,6 +18,7 @@ use aya::{
 };
 use lb_common::bench::{
     BENCH_FRAME_LEN, BenchFrame, SinkCounts, SinkMatch, VARY_FIX_IPV4_CHECKSUM, VARY_FLOWS,
+    VARY_PER_CPU,
 };
 use lb_tests::{
     packet::{CLIENT_MAC, LB_MAC, Packet, bench_frame, checksum, encapsulated},
@@ -120,6 +122,72 @@ fn restore_repeats_n_flows_and_fixes_the_ipv4_checksum() {
                 assert_eq!(seen.len(), n as usize, "{n} flows repeated: {seen:?}");
                 assert!(seen.iter().all(|&(a, p)| a == 0 && u32::from(p) < n));
             }
+        }
+    }
+}
+
+/// `VARY_PER_CPU` (the data-plane bench's rows on every CPU at once):
+/// each CPU counts its own sequence and puts its number in the top 2 of
+/// the 24 bits, so the CPUs' flows never meet.
+#[test]
+fn restore_per_cpu_flows_are_disjoint_between_cpus() {
+    if !require_root("restore_per_cpu_flows_are_disjoint_between_cpus") {
+        return;
+    }
+    let mut ebpf = load();
+    let tx = program(&mut ebpf, "lb_bench_tx")
+        .fd()
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    ProgramArray::try_from(ebpf.map_mut("LB_BENCH_JUMP").unwrap())
+        .unwrap()
+        .set(0, &tx, 0)
+        .unwrap();
+    let frame = bench_frame(&udp_to(VIP, PORT));
+    for (flows, per_cpu_seq) in [(0u32, 1u32 << 22), (8, 8)] {
+        let template = BenchFrame::varying(&frame, VARY_FLOWS | VARY_PER_CPU, flows);
+        Array::<_, BenchFrame>::try_from(ebpf.map_mut("LB_BENCH_FRAME").unwrap())
+            .unwrap()
+            .set(0, template, 0)
+            .unwrap();
+        let cpus = aya::util::online_cpus().unwrap();
+        let mut all = BTreeSet::new();
+        for &cpu in cpus.iter().take(4) {
+            // Each CPU in its own thread: the run happens on the caller's CPU.
+            let seen = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        lb_tests::pin_to_cpu(cpu);
+                        let mut seen = BTreeSet::new();
+                        for _ in 0..12 {
+                            let (verdict, out) = run(&mut ebpf, "lb_bench_restore", &frame);
+                            assert_eq!(verdict, XDP_TX);
+                            seen.insert(
+                                u32::from(out[14 + 15]) << 16
+                                    | u32::from(u16::from_be_bytes([out[34], out[35]])),
+                            );
+                        }
+                        seen
+                    })
+                    .join()
+                    .unwrap()
+            });
+            for &n in &seen {
+                assert_eq!(
+                    n >> 22,
+                    cpu & 3,
+                    "CPU {cpu}'s flow {n:#x} carries its number"
+                );
+                assert!(n & 0x3f_ffff < per_cpu_seq, "flow {n:#x} within the mask");
+            }
+            let expect = if flows == 0 { 12 } else { flows as usize };
+            assert_eq!(seen.len(), expect, "CPU {cpu}: {seen:?}");
+            assert!(
+                all.is_disjoint(&seen),
+                "CPU {cpu} repeats another CPU's flow"
+            );
+            all.extend(seen);
         }
     }
 }

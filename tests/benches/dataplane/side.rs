@@ -32,6 +32,11 @@ pub enum How<'a> {
     /// (one a second per CPU), met again once the frames' 24-bit sequence
     /// wraps (a row of 20 runs sends 40,000,000).
     Flood(&'a [Counter]),
+    /// As `Live`, on every CPU of [`Side::cpus`] at once (one thread
+    /// pinned to each, the frame's flows disjoint per CPU: the frame must
+    /// be set with `VARY_PER_CPU`); every packet of every CPU must move
+    /// each counter by one. The sample is the CPUs' mean ns per packet.
+    AllCpus(&'a [Counter]),
     /// Plain `repeat` of `program` on `data` (nothing is transmitted).
     Plain {
         program: &'a str,
@@ -47,6 +52,9 @@ pub struct Side {
     pub label: String,
     /// Kept alive while the side runs (e.g. a capture reader's buffers).
     held: Vec<Box<dyn Any>>,
+    /// The CPUs of [`How::AllCpus`]: the online ones, at most 4 (the
+    /// per-CPU flows' limit, `VARY_PER_CPU`).
+    pub cpus: Vec<u32>,
 }
 
 impl Side {
@@ -67,11 +75,14 @@ impl Side {
             ),
             Err(e) => panic!("{label}: load the balancer: {e:#?}"),
         };
+        let mut cpus = aya::util::online_cpus().expect("online CPUs");
+        cpus.truncate(4);
         Side {
             lb,
             ifindex,
             label,
             held: Vec::new(),
+            cpus,
         }
     }
 
@@ -109,28 +120,66 @@ impl Side {
         jump.set(0, &fd, 0).unwrap();
     }
 
-    /// The frame `lb_bench_restore` writes; `vary`: a new flow every packet.
-    pub fn set_frame(&mut self, bytes: [u8; BENCH_FRAME_LEN], vary: bool) {
+    /// The frame `lb_bench_restore` writes; `vary`: 0 or `VARY_FLOWS`
+    /// (a new flow every packet), with `VARY_PER_CPU` or not.
+    pub fn set_frame(&mut self, bytes: [u8; BENCH_FRAME_LEN], vary: u32) {
         let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_FRAME").unwrap();
         let mut arr = Array::<_, BenchFrame>::try_from(map).unwrap();
         // All 24 bits of the sequence (mask 0), as objects from before the
         // mask (a --baseline) do.
-        let f = BenchFrame::varying(&bytes, u32::from(vary), 0);
+        let f = BenchFrame::varying(&bytes, vary, 0);
         arr.set(0, f, 0).unwrap();
+    }
+
+    /// Whether this side's wrapper knows `VARY_PER_CPU` (a baseline
+    /// older than it does not).
+    pub fn has_per_cpu_flows(&mut self) -> bool {
+        self.lb.dp.ebpf_mut().map("LB_BENCH_SEQ_CPU").is_some()
+    }
+
+    /// The frame set by [`Side::set_frame`].
+    fn frame(&mut self) -> [u8; BENCH_FRAME_LEN] {
+        let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_FRAME").unwrap();
+        Array::<_, BenchFrame>::try_from(map)
+            .unwrap()
+            .get(&0, 0)
+            .unwrap()
+            .bytes()
     }
 
     /// One live-frames run of `packets` through the wrapper; its duration
     /// per packet in ns.
     pub fn live_run(&mut self, packets: u32) -> f64 {
         let _ = self.prog_fd("lb_bench_restore");
-        let map = self.lb.dp.ebpf_mut().map_mut("LB_BENCH_FRAME").unwrap();
-        let data = Array::<_, BenchFrame>::try_from(map)
-            .unwrap()
-            .get(&0, 0)
-            .unwrap()
-            .bytes();
+        let data = self.frame();
         let ifindex = self.ifindex;
         live_frames(self.xdp("lb_bench_restore"), &data, ifindex, packets, BATCH).as_nanos() as f64
+    }
+
+    /// A live-frames run of `packets` on each of [`Side::cpus`] at once,
+    /// one thread pinned to each, started together; each one's ns per
+    /// packet. (The runs overlap as far as the CPUs keep pace: one that
+    /// finishes first leaves the others' last packets alone.)
+    pub fn live_run_all_cpus(&mut self, packets: u32) -> Vec<f64> {
+        let _ = self.prog_fd("lb_bench_restore");
+        let data = self.frame();
+        let (ifindex, cpus) = (self.ifindex, self.cpus.clone());
+        let prog: &Xdp = self.xdp("lb_bench_restore");
+        let start = std::sync::Barrier::new(cpus.len());
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = cpus
+                .iter()
+                .map(|&cpu| {
+                    let start = &start;
+                    scope.spawn(move || {
+                        lb_tests::pin_to_cpu(cpu);
+                        start.wait();
+                        live_frames(prog, &data, ifindex, packets, BATCH).as_nanos() as f64
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        })
     }
 
     /// What the verifier made of the balancer: `bpftool prog dump xlated`
@@ -162,8 +211,14 @@ impl Side {
     /// that every packet moved each expected counter by one.
     pub fn sample(&mut self, how: &How, packets: u32) -> f64 {
         let before = self.stats();
+        let mut per_packet = u64::from(packets);
         let (ns, counters) = match how {
             How::Live(counters) | How::Flood(counters) => (self.live_run(packets), *counters),
+            How::AllCpus(counters) => {
+                let each = self.live_run_all_cpus(packets);
+                per_packet *= each.len() as u64;
+                (each.iter().sum::<f64>() / each.len() as f64, *counters)
+            }
             How::Plain {
                 program,
                 data,
@@ -198,8 +253,8 @@ impl Side {
             }
             assert_eq!(
                 delta,
-                u64::from(packets),
-                "{}: counter {} moved {delta} for {packets} packets",
+                per_packet,
+                "{}: counter {} moved {delta} for {per_packet} packets",
                 self.label,
                 c.name()
             );

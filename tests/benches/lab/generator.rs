@@ -98,13 +98,7 @@ impl Generator {
 }
 
 fn send(cpu: u32, frame: [u8; BENCH_FRAME_LEN], flows: u32, stop: &AtomicBool, sent: &AtomicU64) {
-    // SAFETY: a zeroed cpu_set_t with one CPU set, for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        assert_eq!(rc, 0, "pin the generator to CPU {cpu}");
-    }
+    lb_tests::pin_to_cpu(cpu);
     let mut ebpf = Ebpf::load(lb_ctl::programs::OBJECT).expect("load the bench object");
     let tx: &mut Xdp = ebpf.program_mut("lb_bench_tx").unwrap().try_into().unwrap();
     tx.load().expect("load lb_bench_tx");
