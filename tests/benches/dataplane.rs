@@ -29,7 +29,7 @@ use std::{net::IpAddr, sync::Arc};
 use aya::programs::{Xdp, XdpMode};
 use lb_common::{
     PROTO_TCP,
-    bench::{BENCH_FRAME_LEN, VARY_FLOWS, VARY_PER_CPU},
+    bench::{VARY_FLOWS, VARY_PER_CPU},
     stats::Counter,
 };
 use lb_tests::{
@@ -170,17 +170,6 @@ fn main() {
     drop(ns);
 }
 
-/// An IPv4 TCP segment of an established flow to `VIP4`.
-fn est4_frame() -> [u8; BENCH_FRAME_LEN] {
-    bench_frame(&Packet::tcp(
-        ip("198.51.100.7"),
-        40_000,
-        ip(VIP4),
-        80,
-        TCP_ACK,
-    ))
-}
-
 /// Every path, in an order where each one's set-up follows from the last.
 fn paths(r: &mut Runner, peer_if: &str) {
     r.each(|s| {
@@ -196,7 +185,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
 
     let client4 = ip("198.51.100.7");
     let client6 = ip("2001:db8:c::7");
-    let est4 = est4_frame();
+    let est4 = bench_frame(&Packet::tcp(client4, 40_000, ip(VIP4), 80, TCP_ACK));
     let est6 = bench_frame(&Packet::tcp(client6, 40_000, ip(VIP6), 80, TCP_ACK));
     let nonvip = bench_frame(&Packet::tcp(
         client4,
@@ -337,8 +326,12 @@ fn all_cpus_paths(r: &mut Runner, floor: usize, tx_and: &[Counter]) {
         );
         return;
     }
+    // From clients of their own: the rows before left flows of
+    // 198.51.100.0/24 in the table, the flood after sends from
+    // 203.0.113.0/24, and a per-CPU sequence meets the shared one's flows.
+    let frame = bench_frame(&Packet::tcp(ip("192.0.2.7"), 40_000, ip(VIP4), 80, TCP_ACK));
     r.each(|s| {
-        s.set_frame(est4_frame(), VARY_FLOWS | VARY_PER_CPU);
+        s.set_frame(frame, VARY_FLOWS | VARY_PER_CPU);
         let before = s.stats().conn_miss;
         s.live_run_all_cpus(PREFILL);
         let filled = s.stats().conn_miss - before;
