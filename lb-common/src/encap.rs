@@ -14,18 +14,22 @@ pub enum Encap {
     Ip6in6,
     /// IPv4 client packet in an outer IPv6 header (next header 4).
     Ip4in6,
+    /// IPv6 client packet in an outer IPv4 header (protocol 41, as in
+    /// RFC 4213's configured tunnels): an IPv6 VIP's IPv4-only real.
+    Ip6in4,
 }
 
 impl Encap {
     /// The encapsulation of a `flow_family` packet toward a real of
-    /// `real_family`; the drop reason when there is none (an IPv6 packet
-    /// for an IPv4 real: IPv6-in-IPv4 is not done).
+    /// `real_family`; the drop reason when either family is neither IPv4
+    /// nor IPv6 (lb-ctl writes no such real; a bug if counted).
     #[inline(always)]
     pub const fn choose(flow_family: u8, real_family: u8) -> Result<Self, Counter> {
         match (flow_family, real_family) {
             (FAMILY_V4, FAMILY_V4) => Ok(Self::Ip4in4),
             (FAMILY_V6, FAMILY_V6) => Ok(Self::Ip6in6),
             (FAMILY_V4, FAMILY_V6) => Ok(Self::Ip4in6),
+            (FAMILY_V6, FAMILY_V4) => Ok(Self::Ip6in4),
             _ => Err(Counter::DropFamily),
         }
     }
@@ -34,7 +38,7 @@ impl Encap {
     #[inline(always)]
     pub const fn overhead(self) -> u16 {
         match self {
-            Self::Ip4in4 => IPV4_ENCAP_LEN,
+            Self::Ip4in4 | Self::Ip6in4 => IPV4_ENCAP_LEN,
             Self::Ip6in6 | Self::Ip4in6 => IPV6_ENCAP_LEN,
         }
     }
@@ -42,7 +46,7 @@ impl Encap {
     /// Whether the outer header is IPv4.
     #[inline(always)]
     pub const fn outer_v4(self) -> bool {
-        matches!(self, Self::Ip4in4)
+        matches!(self, Self::Ip4in4 | Self::Ip6in4)
     }
 
     /// The outer header's protocol / next header: what it carries.
@@ -50,7 +54,7 @@ impl Encap {
     pub const fn inner_proto(self) -> u8 {
         match self {
             Self::Ip4in4 | Self::Ip4in6 => 4,
-            Self::Ip6in6 => 41,
+            Self::Ip6in6 | Self::Ip6in4 => 41,
         }
     }
 
@@ -72,7 +76,7 @@ mod tests {
             (FAMILY_V4, FAMILY_V4, Ok((Encap::Ip4in4, 20, true, 4))),
             (FAMILY_V6, FAMILY_V6, Ok((Encap::Ip6in6, 40, false, 41))),
             (FAMILY_V4, FAMILY_V6, Ok((Encap::Ip4in6, 40, false, 4))),
-            (FAMILY_V6, FAMILY_V4, Err(Counter::DropFamily)),
+            (FAMILY_V6, FAMILY_V4, Ok((Encap::Ip6in4, 20, true, 41))),
             (0, FAMILY_V4, Err(Counter::DropFamily)),
             (FAMILY_V4, 0, Err(Counter::DropFamily)),
         ] {
@@ -82,6 +86,7 @@ mod tests {
         }
         assert_eq!(Encap::Ip4in6.inner_mtu(1500), 1460);
         assert_eq!(Encap::Ip4in4.inner_mtu(1500), 1480);
+        assert_eq!(Encap::Ip6in4.inner_mtu(1500), 1480);
         assert_eq!(Encap::Ip6in6.inner_mtu(10), 0);
     }
 }

@@ -118,7 +118,8 @@ counters! {
     DropRealInvalid => drop_real_invalid,
     /// Drop: no outer source address configured for the real's family.
     DropNoSource => drop_no_source,
-    /// Drop: an IPv6 packet for an IPv4 real (IPv6-in-IPv4 is not done).
+    /// Drop: the flow's or its real's family is neither IPv4 nor IPv6
+    /// (lb-ctl writes no such real: a bug if it counts).
     DropFamily => drop_family,
     /// Drop: bigger than the MTU once encapsulated.
     DropMtu => drop_mtu,

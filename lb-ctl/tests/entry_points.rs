@@ -366,14 +366,6 @@ fn every_entry_point_accepts_and_refuses_the_same_vip_sets() {
             "give the check a port",
         ),
         (
-            "an IPv4 real of an IPv6 VIP",
-            Box::new(move |v, r| {
-                set_addr(v, r, "2001:db8:f::10");
-                r[1].address = "2001:db8:a1::2".into();
-            }),
-            "IPv6-in-IPv4",
-        ),
-        (
             "a real's own check out of bounds",
             Box::new(|_, r| {
                 r[0].health = Some(pb::HealthCheck {

@@ -1,5 +1,5 @@
 //! Encapsulation toward a real, as the flow's [`Encap`] says
-//! (IPv4-in-IPv4, IPv6-in-IPv6, IPv4-in-IPv6): room is made in front of
+//! (IPv4-in-IPv4, IPv6-in-IPv6, IPv4-in-IPv6, IPv6-in-IPv4): room is made in front of
 //! the client's packet, which is left byte for byte as it came, the outer
 //! header is written there (`outer.rs`), and the MACs are set toward the
 //! next hop.

@@ -9,6 +9,8 @@ use lb_ebpf::{csum, headers::*};
 const _: () = assert!(Encap::Ip4in4.inner_proto() == IPPROTO_IPIP);
 const _: () = assert!(Encap::Ip4in6.inner_proto() == IPPROTO_IPIP);
 const _: () = assert!(Encap::Ip6in6.inner_proto() == IPPROTO_IPV6);
+const _: () = assert!(Encap::Ip6in4.inner_proto() == IPPROTO_IPV6);
+const _: () = assert!(Encap::Ip6in4.overhead() as usize == IPV4_LEN);
 const _: () = assert!(Encap::Ip4in4.overhead() as usize == IPV4_LEN);
 const _: () = assert!(Encap::Ip6in6.overhead() as usize == IPV6_LEN);
 

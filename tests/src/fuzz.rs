@@ -60,7 +60,8 @@ type VipSpec = (&'static str, u16, u8, &'static [(u32, &'static str)]);
 impl World {
     /// Loads the balancer with the fuzz VIPs: TCP and UDP on an IPv4
     /// address (UDP with IPv6 reals: IPv4-in-IPv6), a port-less TCP VIP,
-    /// TCP and UDP on an IPv6 address.
+    /// TCP and UDP on an IPv6 address (UDP with an IPv4 real:
+    /// IPv6-in-IPv4).
     pub fn new() -> World {
         let mut lb = TestBalancer::new(1 << 20);
         let specs: [VipSpec; 5] = [
@@ -92,7 +93,7 @@ impl World {
                     (10, "2001:db8:2::3"),
                 ],
             ),
-            ("2001:db8:f::10", 443, 17, &[(11, "2001:db8:2::4")]),
+            ("2001:db8:f::10", 443, 17, &[(11, "192.0.2.30")]),
         ];
         let mut vips = Vec::new();
         let mut reals = BTreeMap::new();
@@ -277,7 +278,7 @@ pub fn expect(world: &World, f: &[u8]) -> Expect {
                 Expect::TooBig {
                     l3,
                     v6,
-                    mtu: (mtu - 40).max(1280) as u32,
+                    mtu: (mtu - overhead(real)).max(1280) as u32,
                 }
             } else if df {
                 Expect::TooBig {

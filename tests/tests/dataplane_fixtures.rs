@@ -363,11 +363,26 @@ fn cases() -> Vec<Case> {
         Drop,
         &[DropNoReal],
     );
+    let p = tcp(CLIENT6, VIP6_TO_V4, 80, TCP_SYN);
     add(
-        "v6 VIP whose real is IPv4 (IPv6-in-IPv4 not done)",
-        tcp(CLIENT6, VIP6_TO_V4, 80, TCP_SYN).bytes(),
-        Drop,
-        &[ConnMiss, DropFamily],
+        "v6 TCP SYN to a VIP with an IPv4 real: IPv6-in-IPv4",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT6, VIP6_TO_V4, 80, TCP_ACK).with_tos(0xb8);
+    add(
+        "v6 TCP non-SYN of the same flow, traffic class 0xb8: the outer TOS",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnHit],
+    );
+    let p = tcp(CLIENT6, VIP6_TO_V4, 80, TCP_ACK).with_vlan(9);
+    add(
+        "802.1Q-tagged v6 to an IPv4 real: the tag is kept",
+        p.bytes(),
+        Tx(encap(&p, REAL1)),
+        &[ConnHit],
     );
     let big = Packet::tcp(ip(CLIENT4), 40_500, ip(VIP4), 80, TCP_ACK).with_payload(&[0x66; 1441]);
     add(
@@ -494,6 +509,23 @@ fn cases() -> Vec<Case> {
         "v4 to an IPv6 real over the MTU: the too-big carries mtu - 40 (IPv4-in-IPv6)",
         big_4in6.bytes(),
         Tx(too_big_reply(&big_4in6, u32::from(TEST_MTU) - 40)),
+        &[ConnMiss, DropMtu, IcmpTooBigSent],
+    );
+
+    let fits_6in4 =
+        Packet::tcp(ip(CLIENT6), 40_900, ip(VIP6_TO_V4), 80, TCP_ACK).with_payload(&[0x5a; 1420]);
+    add(
+        "v6 to an IPv4 real, exactly the MTU once encapsulated (1480 + 20)",
+        fits_6in4.bytes(),
+        Tx(encap(&fits_6in4, REAL1)),
+        &[ConnMiss],
+    );
+    let big_6in4 =
+        Packet::tcp(ip(CLIENT6), 40_901, ip(VIP6_TO_V4), 80, TCP_ACK).with_payload(&[0x5b; 1421]);
+    add(
+        "v6 to an IPv4 real, a byte over: the too-big carries mtu - 20 (IPv6-in-IPv4)",
+        big_6in4.bytes(),
+        Tx(too_big_reply(&big_6in4, u32::from(TEST_MTU) - 20)),
         &[ConnMiss, DropMtu, IcmpTooBigSent],
     );
 
@@ -654,13 +686,22 @@ fn fixtures() {
         }
         assert_eq!(stats.get(c), expected.get(c), "counter {}", c.name());
     }
-    assert_eq!(stats.get(Counter::Vlan), 2, "two complete tagged fixtures");
+    assert_eq!(
+        stats.get(Counter::Vlan),
+        3,
+        "three complete tagged fixtures"
+    );
     // Per-VIP and per-real traffic: VIP 0 (VIP4:80) got its six TX
     // fixtures and the ICMP error about one of its replies.
     let vip0 = lb.dp.vip_traffic(0).expect("vip stats");
     let real1 = lb.dp.real_traffic(1).expect("real stats");
     assert_eq!(vip0.packets, 7, "VIP4:80 forwarded packets");
-    assert_eq!(real1.packets, 8, "real 1 (VIP4:80, port-less VIP) packets");
+    // Real 1 also serves the IPv6 VIP of IPv6-in-IPv4: its four
+    // forwarded fixtures (the one over the MTU is answered, not sent).
+    assert_eq!(
+        real1.packets, 12,
+        "real 1 (VIP4:80, port-less VIP, IPv6-in-IPv4) packets"
+    );
     assert!(vip0.bytes > 1500, "bytes are counted");
 }
 

@@ -10,7 +10,8 @@ use lb_ctl::decap::Decapsulator;
 use lb_tests::{
     balancer::ip,
     packet::{
-        ETH_P_ARP, ETH_P_IP, IPPROTO_IPIP, Packet, TCP_SYN, encapsulated, eth_header, ipv4_header,
+        ETH_P_ARP, ETH_P_IP, IPPROTO_IPIP, IPPROTO_IPV6, Packet, TCP_SYN, encapsulated, eth_header,
+        ipv4_header,
     },
     require_root,
 };
@@ -92,6 +93,25 @@ fn cases() -> Vec<Case> {
         tunnel(&client_v4(), LOCAL6),
         Some(opened(&client_v4())),
         DecapIpip6,
+    );
+    pass(
+        "IPv6-in-IPv4 to us",
+        tunnel(&client_v6(), LOCAL4),
+        Some(opened(&client_v6())),
+        DecapIp6ip,
+    );
+    let tagged6 = client_v6().with_vlan(13);
+    pass(
+        "802.1Q-tagged IPv6-in-IPv4 to us: the tag stays",
+        tunnel(&tagged6, LOCAL4),
+        Some(opened(&tagged6)),
+        DecapIp6ip,
+    );
+    pass(
+        "IPv6-in-IPv4 for another host",
+        tunnel(&client_v6(), OTHER4),
+        None,
+        PassNotLocal,
     );
     let tagged = client_v4().with_vlan(12);
     pass(
@@ -183,6 +203,25 @@ fn cases() -> Vec<Case> {
     ));
     liar.extend_from_slice(&inner6);
     drop("protocol 4 with an IPv6 packet inside", liar, DropBadInner);
+    // Protocol 41 announces IPv6 inside, but an IPv4 packet follows.
+    let mut liar = eth_header(BACKEND_MAC, ROUTER_MAC, None, ETH_P_IP);
+    let inner4 = client_v4().ip_bytes();
+    liar.extend_from_slice(&ipv4_header(
+        lb4,
+        local4,
+        IPPROTO_IPV6,
+        inner4.len(),
+        64,
+        0,
+        &[],
+    ));
+    liar.extend_from_slice(&inner4);
+    drop("protocol 41 with an IPv4 packet inside", liar, DropBadInner);
+    drop(
+        "IPv6-in-IPv4 to us with the inner header cut",
+        tunnel(&client_v6(), LOCAL4)[..14 + 20 + 30].to_vec(),
+        DropBadInner,
+    );
     v
 }
 

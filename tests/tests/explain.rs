@@ -235,13 +235,7 @@ fn explain_names_what_the_kernel_does_with_every_flow() {
 
     // Round 1: an empty connection table.
     let first = check_round(&mut lb, &maps, &flows);
-    for reason in [
-        "conn_miss",
-        "pass_not_vip",
-        "drop_family",
-        "drop_no_real",
-        "drop_mtu",
-    ] {
+    for reason in ["conn_miss", "pass_not_vip", "drop_no_real", "drop_mtu"] {
         assert!(
             first.get(reason).copied().unwrap_or(0) > 20,
             "{reason}: {first:?}"

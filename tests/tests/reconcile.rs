@@ -156,11 +156,6 @@ fn bad_desired_state_is_refused_and_changes_nothing() {
         r.apply(&mut dp, &dup),
         Err(ReconcileError::DuplicateVip(_))
     ));
-    let mixed = vec![vip("2001:db8:100::10", 80, &[("198.51.100.1", 1)])];
-    assert!(matches!(
-        r.apply(&mut dp, &mixed),
-        Err(ReconcileError::Family { .. })
-    ));
     let twice = vec![vip(
         "203.0.113.10",
         80,

@@ -235,12 +235,6 @@ pub fn check_vip_set(
                     "is a VIP address: packets would loop through the balancer",
                 ));
             }
-            if v.address.is_ipv6() && r.address.is_ipv4() {
-                return Err(c.fail(
-                    Field::Address,
-                    "is IPv4 but the VIP is IPv6 (IPv6-in-IPv4 is not supported)",
-                ));
-            }
             if r.address.is_ipv4() && dp.source_v4.is_none() {
                 return Err(c.fail(Field::Address, "is IPv4 but [dataplane] has no source_v4"));
             }

@@ -266,7 +266,7 @@ fn leave(
             return e.decided(
                 "drop",
                 "drop_family",
-                format!("{why}; but an IPv6 packet cannot go to an IPv4 real"),
+                format!("{why}; but the real's address family is unknown"),
             );
         }
     };
@@ -300,6 +300,7 @@ fn leave(
             Encap::Ip4in4 => "ipip",
             Encap::Ip6in6 => "ip6ip6",
             Encap::Ip4in6 => "ip4in6",
+            Encap::Ip6in4 => "ip6in4",
         }
         .to_owned(),
         outer_src: outer_src.to_string(),

@@ -74,7 +74,7 @@ pub(super) fn addr(s: &str) -> IpAddr {
 
 /// VIP 0: 203.0.113.10:80/tcp, ring of 7 slots alternating reals 1 and 2.
 /// VIP 1: 203.0.113.20/udp (every port), real 3 (IPv6). VIP 2:
-/// 2001:db8:f::10:53/udp, real 4 (IPv4: no encapsulation). VIP 3:
+/// 2001:db8:f::10:53/udp, real 4 (IPv4: IPv6-in-IPv4). VIP 3:
 /// 203.0.113.30:80/tcp, an empty ring.
 pub(super) fn maps() -> Maps {
     let mut m = Maps::default();
@@ -268,12 +268,12 @@ fn every_branch_gives_the_programs_verdict_and_counter() {
             Some(3),
         ),
         (
-            "IPv6 to an IPv4 real",
+            "IPv6 to an IPv4 real (IPv6-in-IPv4)",
             maps(),
             q(Proto::Udp, "[2001:db8:c::7]:1", "[2001:db8:f::10]:53"),
-            "drop",
-            "drop_family",
-            None,
+            "forward",
+            "conn_miss",
+            Some(4),
         ),
         (
             "an empty ring",

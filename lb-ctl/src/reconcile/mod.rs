@@ -43,8 +43,6 @@ pub enum ReconcileError {
     DuplicateVip(VipId),
     #[error("VIP {vip}: real {real} appears twice")]
     DuplicateReal { vip: VipId, real: IpAddr },
-    #[error("VIP {vip} is IPv6 but real {real} is IPv4 (IPv6-in-IPv4 is not supported)")]
-    Family { vip: VipId, real: IpAddr },
     #[error("more than {MAX_VIPS} VIPs")]
     TooManyVips,
     #[error("more than {} reals in all (the real table has {slots} slots: [dataplane] max_reals)", slots - 1)]
@@ -142,12 +140,6 @@ impl Reconciler {
             for r in &v.reals {
                 if !reals.insert(r.addr) {
                     return Err(ReconcileError::DuplicateReal {
-                        vip: v.id,
-                        real: r.addr,
-                    });
-                }
-                if v.id.addr.is_ipv6() && r.addr.is_ipv4() {
-                    return Err(ReconcileError::Family {
                         vip: v.id,
                         real: r.addr,
                     });

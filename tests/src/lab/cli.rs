@@ -58,7 +58,7 @@ pub fn status(prefix: &str, bins: LabBins) -> anyhow::Result<()> {
         println!(
             "backend {}: decapsulated {} packets",
             b.name,
-            d.decap_ipip + d.decap_ip6ip6 + d.decap_ipip6
+            d.decap_ipip + d.decap_ip6ip6 + d.decap_ipip6 + d.decap_ip6ip
         );
     }
     Ok(())
@@ -237,7 +237,7 @@ pub fn demo(prefix: &str, bins: LabBins, keep: bool) -> anyhow::Result<()> {
     let mut opened = 0;
     for b in leaves(Role::Backend, None) {
         let d = lab.decap_stats(b.name)?;
-        opened += d.decap_ipip + d.decap_ip6ip6 + d.decap_ipip6;
+        opened += d.decap_ipip + d.decap_ip6ip6 + d.decap_ipip6 + d.decap_ip6ip;
     }
     println!(
         "    backends decapsulated {opened} packets; the {} answers went straight to the clients: the LB hosts saw {replies_seen} of them",

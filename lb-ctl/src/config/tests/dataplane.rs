@@ -37,6 +37,17 @@ fn dataplane_mistakes_are_refused_with_their_line() {
     let e = parse_str("[daemon]\ninterface = \"eth0\"\n[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"tcp\"\n[[vip.real]]\naddress = \"192.0.2.1\"\n").unwrap_err();
     assert_eq!(e.line, 7);
     assert!(e.message.contains("no source_v4"), "{e}");
+    // An IPv6 VIP's IPv4 real (IPv6-in-IPv4): needs source_v4 as well,
+    // and is accepted with it.
+    let v6_vip = "[[vip]]\naddress = \"2001:db8::10\"\nprotocol = \"tcp\"\n[[vip.real]]\naddress = \"192.0.2.1\"\n";
+    let e = parse_str(&format!("[daemon]\ninterface = \"eth0\"\n{v6_vip}")).unwrap_err();
+    assert_eq!(e.line, 7);
+    assert!(e.message.contains("no source_v4"), "{e}");
+    let s = parse_str(&format!(
+        "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.250\"\n{v6_vip}"
+    ))
+    .unwrap();
+    assert!(s.vips[0].address.is_ipv6() && s.vips[0].reals[0].address.is_ipv4());
 }
 
 #[test]

@@ -148,7 +148,6 @@ fn each_kind_of_mistake_is_refused_with_its_line() {
         (format!("{vip}[[vip.real]]\naddress = \"192.0.2.1\"\nweight = 2000000\n"), 12, "weight 2000000"),
         (format!("{vip}[[vip.real]]\naddress = \"192.0.2.1\"\n[[vip.real]]\naddress = \"192.0.2.1\"\n"), 13, "listed twice"),
         (format!("{vip}{vip}"), 10, "configured twice"),
-        ("[[vip]]\naddress = \"2001:db8::10\"\nprotocol = \"tcp\"\n[[vip.real]]\naddress = \"192.0.2.1\"\n".into(), 10, "IPv6-in-IPv4"),
         (format!("{vip}health = {{ kind = \"ping\" }}\n"), 10, "health kind `ping`"),
         (format!("{vip}health = {{ kind = \"tcp\", interval = \"fast\" }}\n"), 10, "not a duration"),
         (format!("{vip}health = {{ kind = \"tcp\", interval = \"1s\", timeout = \"2s\" }}\n"), 10, "at most the interval"),
