@@ -1,6 +1,7 @@
 //! End to end in the lab: clients reach the VIPs over TCP (HTTP) and UDP,
-//! IPv4 and IPv6, through the router, the LB hosts' XDP balancer and the
-//! backends' decapsulator; backends answer clients directly.
+//! IPv4 and IPv6 (an IPv6 VIP with IPv4 reals too), through the router,
+//! the LB hosts' XDP balancer and the backends' decapsulator; backends
+//! answer clients directly.
 use std::{collections::BTreeMap, net::IpAddr};
 
 use lb_ctl::vocab::{Proto, VipId};
@@ -169,6 +170,69 @@ fn long_lived_connections_survive_backend_changes() {
         let r = http_get(&ns, vip4, HTTP_PORT).expect("new connection");
         assert_ne!(r.backend, "a1", "removed backend got a new connection");
     }
+}
+
+/// An IPv6 VIP whose reals are IPv4 addresses only (IPv6-in-IPv4): clients
+/// reach it over UDP and HTTP, the backends' decapsulator opens the
+/// tunnels, and every answer comes, directly, from the backend the ring
+/// predicts.
+#[test]
+fn an_ipv6_vip_with_ipv4_only_reals_answers_through_ipv6_in_ipv4() {
+    if !require_root("an_ipv6_vip_with_ipv4_only_reals_answers_through_ipv6_in_ipv4") {
+        return;
+    }
+    let mut lab = lab("6");
+    lab.route_vips(&['A']).unwrap();
+    let vips = [
+        vip(VIP6, UDP_PORT, Proto::Udp),
+        vip(VIP6, HTTP_PORT, Proto::Tcp),
+    ];
+    const BACKENDS: [&str; 2] = ["a1", "a2"];
+    for v in &vips {
+        lab.set_reals_v4('A', v, &BACKENDS).unwrap();
+    }
+    let opened = |lab: &Lab| -> u64 {
+        BACKENDS
+            .iter()
+            .map(|b| lab.decap_stats(b).unwrap().decap_ip6ip)
+            .sum()
+    };
+    let before = opened(&lab);
+    let mut per_backend = BTreeMap::new();
+    for client in ["c1", "c2"] {
+        let ns = lab.ns(client);
+        for v in &vips {
+            for i in 0..20 {
+                let reply = match v.proto {
+                    Proto::Tcp => http_get(&ns, v.addr, v.port),
+                    Proto::Udp => udp_echo(&ns, v.addr, v.port),
+                }
+                .unwrap_or_else(|e| panic!("{client} -> {v} request {i}: {e:#}"));
+                assert_eq!(
+                    lab.predict('A', v, reply.local),
+                    Some(reply.backend.as_str()),
+                    "{client} -> {v}: answered from {}",
+                    reply.backend
+                );
+                *per_backend.entry(reply.backend).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(
+        per_backend.keys().map(String::as_str).collect::<Vec<_>>(),
+        BACKENDS,
+        "both IPv4 reals served: {per_backend:?}"
+    );
+    // 40 datagrams and 40 connections (several packets each), all through
+    // IPv6-in-IPv4 tunnels.
+    let tunnels = opened(&lab) - before;
+    assert!(tunnels >= 40 + 3 * 40, "{tunnels} tunnels opened");
+    let s = lab.lb_stats('A').unwrap();
+    assert_eq!(
+        (s.drop_family, s.xdp_drop),
+        (0, 0),
+        "nothing dropped: {s:?}"
+    );
 }
 
 #[test]

@@ -239,45 +239,82 @@ impl LbHost {
     /// Gives every VIP exactly `backends` (through the API), and waits
     /// until they are all healthy.
     pub fn set_backends(&mut self, backends: &[&str]) -> anyhow::Result<()> {
-        let list = self.api(|mut c| async move {
-            Ok(c.list_vips(pb::ListVipsRequest {}).await?.into_inner())
-        })?;
-        for v in list.vips {
-            let vip = v.vip.clone().context("VIP")?;
+        for (vip, reals) in self.vips_and_reals()? {
             let id = VipId::try_from(&vip)?;
             let wanted: Vec<String> = backends
                 .iter()
                 .map(|b| leaf(b).addr_for(id.addr).to_string())
                 .collect();
-            for r in v.reals.iter().filter(|r| !wanted.contains(&r.address)) {
-                let (vip, address) = (vip.clone(), r.address.clone());
-                self.api(|mut c| async move {
-                    c.del_real(pb::DelRealRequest {
-                        vip: Some(vip),
-                        address,
-                    })
-                    .await?;
-                    Ok(())
-                })?;
-            }
-            for w in wanted
-                .iter()
-                .filter(|w| !v.reals.iter().any(|r| &r.address == *w))
-            {
-                let (vip, address) = (vip.clone(), w.clone());
-                self.api(|mut c| async move {
-                    c.add_real(pb::AddRealRequest {
-                        vip: Some(vip),
-                        address,
-                        weight: 1,
-                        health: None,
-                    })
-                    .await?;
-                    Ok(())
-                })?;
-            }
+            self.replace_reals(&vip, &reals, &wanted)?;
         }
         self.wait_ready(backends.len() * lab_vips().len())
+    }
+
+    /// Gives `vip` exactly `backends` by their IPv4 addresses, whatever
+    /// the VIP's family (an IPv6 VIP: IPv6-in-IPv4), and waits until as
+    /// many reals as before are healthy.
+    pub fn set_reals_v4(&mut self, vip: &VipId, backends: &[&str]) -> anyhow::Result<()> {
+        let all = self.vips_and_reals()?;
+        let before: usize = all.iter().map(|(_, r)| r.len()).sum();
+        let (pb_vip, reals) = all
+            .into_iter()
+            .find(|(v, _)| VipId::try_from(v).is_ok_and(|id| id == *vip))
+            .with_context(|| format!("no VIP {vip}"))?;
+        let wanted: Vec<String> = backends
+            .iter()
+            .map(|b| leaf(b).addr4().to_string())
+            .collect();
+        self.replace_reals(&pb_vip, &reals, &wanted)?;
+        self.wait_ready(before - reals.len() + wanted.len())
+    }
+
+    /// Every VIP and its reals, as the daemon lists them.
+    fn vips_and_reals(&self) -> anyhow::Result<Vec<(pb::Vip, Vec<pb::RealInfo>)>> {
+        let list = self.api(|mut c| async move {
+            Ok(c.list_vips(pb::ListVipsRequest {}).await?.into_inner())
+        })?;
+        list.vips
+            .into_iter()
+            .map(|v| Ok((v.vip.context("VIP")?, v.reals)))
+            .collect()
+    }
+
+    /// Removes `vip`'s reals not `wanted` and adds the missing ones
+    /// (weight 1), through the API.
+    fn replace_reals(
+        &self,
+        vip: &pb::Vip,
+        reals: &[pb::RealInfo],
+        wanted: &[String],
+    ) -> anyhow::Result<()> {
+        for r in reals.iter().filter(|r| !wanted.contains(&r.address)) {
+            let (vip, address) = (vip.clone(), r.address.clone());
+            self.api(|mut c| async move {
+                c.del_real(pb::DelRealRequest {
+                    vip: Some(vip),
+                    address,
+                })
+                .await?;
+                Ok(())
+            })?;
+        }
+        for w in wanted
+            .iter()
+            .filter(|w| !reals.iter().any(|r| &r.address == *w))
+        {
+            let (vip, address) = (vip.clone(), w.clone());
+            self.api(|mut c| async move {
+                c.add_real(pb::AddRealRequest {
+                    vip: Some(vip),
+                    address,
+                    weight: 1,
+                    health: None,
+                })
+                .await?;
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     fn view(&self) -> &(Dataplane, Reconciler) {
@@ -299,8 +336,13 @@ impl LbHost {
             vip.proto.number(),
         );
         let real_id = ring[(flow_hash(&flow) % ring.len() as u32) as usize];
+        // By either address: an IPv6 VIP may have IPv4 reals.
         leaves(Role::Backend, Some(self.site))
-            .find(|b| rec.real_id(vip, &b.addr_for(vip.addr)) == Some(real_id))
+            .find(|b| {
+                [b.addr4(), b.addr6()]
+                    .iter()
+                    .any(|a| rec.real_id(vip, a) == Some(real_id))
+            })
             .map(|b| b.name)
     }
 

@@ -579,6 +579,20 @@ impl Lab {
             .set_backends(backends)
     }
 
+    /// Gives site `site`'s `vip` exactly `backends` by their IPv4
+    /// addresses (an IPv6 VIP: IPv6-in-IPv4); returns once healthy.
+    pub fn set_reals_v4(
+        &mut self,
+        site: char,
+        vip: &VipId,
+        backends: &[&'static str],
+    ) -> anyhow::Result<()> {
+        self.lbs
+            .get_mut(&site)
+            .context("no such site")?
+            .set_reals_v4(vip, backends)
+    }
+
     /// The backend site `site`'s balancer picks for a new flow from
     /// `client` to `vip`.
     pub fn predict(&self, site: char, vip: &VipId, client: SocketAddr) -> Option<&'static str> {
