@@ -269,6 +269,17 @@ fn the_cli_drives_the_daemon() {
     assert!(drained.is_some(), "drained real shows as draining");
     ok(&sock, &["real", "del", "--vip", new, "192.0.2.18"]);
     assert_eq!(reals_of(&vip_list(&sock), new).len(), 1);
+    // An IPv6 VIP takes an IPv4 real (IPv6-in-IPv4).
+    let vip6 = "[2001:db8:f::10]:80/tcp";
+    let before = reals_of(&vip_list(&sock), vip6).len();
+    ok(&sock, &["real", "add", "--vip", vip6, "192.0.2.18"]);
+    assert!(
+        reals_of(&vip_list(&sock), vip6)
+            .iter()
+            .any(|(a, _, _)| a == "192.0.2.18")
+    );
+    ok(&sock, &["real", "del", "--vip", vip6, "192.0.2.18"]);
+    assert_eq!(reals_of(&vip_list(&sock), vip6).len(), before);
 
     // Mistakes: a clear message and a non-zero exit, nothing changed.
     refused(
@@ -304,9 +315,9 @@ fn the_cli_drives_the_daemon() {
             "add",
             "--vip",
             "[2001:db8:f::10]:80/tcp",
-            "192.0.2.18",
+            "203.0.113.10",
         ],
-        "IPv4",
+        "is a VIP address",
     );
     refused(
         &sock,
