@@ -38,7 +38,11 @@ pub struct Config {
     pub src_v4_flow_bits: u8,
     /// The same for the IPv6 outer source. At most 32.
     pub src_v6_flow_bits: u8,
-    pub _pad2: [u8; 2],
+    /// UDP destination port of GUE tunnels (reals with
+    /// [`crate::maps::REAL_F_GUE`]), host order. lb-ctl always writes one
+    /// (default [`DEFAULT_GUE_PORT`]); the program sends to whatever is
+    /// here.
+    pub gue_port: u16,
     /// Packet capture (`lb-ctl capture`): one in this many of the packets
     /// that pass the filters below is sent to `LB_CAPTURE`, with its
     /// verdict, reason, VIP and real; 0 = capture off (the program then
@@ -77,6 +81,10 @@ pub fn flow_source<const N: usize>(base: [u8; N], bits: u8, hash: u32) -> [u8; N
 
 /// lb-ctl's default [`Config::max_conn_rate`] (Katran's figure).
 pub const DEFAULT_MAX_CONN_RATE: u32 = 125_000;
+
+/// [`Config::gue_port`] unless configured: 6080, the port Katran's GUE
+/// tunnels use by default, so that backends set up for it need no change.
+pub const DEFAULT_GUE_PORT: u16 = 6080;
 
 /// Send encapsulated packets back to the MAC they came from (the router
 /// that delivered them), from the MAC they were sent to. Needs no
@@ -117,7 +125,7 @@ const _: () = {
     assert!(offset_of!(Config, max_conn_rate) == 40);
     assert!(offset_of!(Config, src_v4_flow_bits) == 44);
     assert!(offset_of!(Config, src_v6_flow_bits) == 45);
-    assert!(offset_of!(Config, _pad2) == 46);
+    assert!(offset_of!(Config, gue_port) == 46);
     assert!(offset_of!(Config, capture_sample) == 48);
     assert!(offset_of!(Config, capture_verdicts) == 52);
     assert!(offset_of!(Config, capture_vip) == 56);

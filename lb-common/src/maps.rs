@@ -115,7 +115,10 @@ pub struct Real {
     pub family: u8,
     /// One of [`REAL_STATE_UP`], [`REAL_STATE_DRAINING`], [`REAL_STATE_DOWN`].
     pub state: u8,
-    pub _pad: [u8; 2],
+    /// [`REAL_F_GUE`] or 0 (lb-ctl writes its VIP's choice, or the real's
+    /// own, into every slot).
+    pub flags: u8,
+    pub _pad: u8,
     /// Bumped each time the slot is given to another real; a connection
     /// remembers the generation it was made with, so a reused slot never
     /// inherits another real's flows.
@@ -125,6 +128,11 @@ pub struct Real {
     /// read it).
     pub vip_id: u32,
 }
+
+/// Real flag: carry packets to this real in GUE (a UDP header between the
+/// outer IP header and the client's packet, to
+/// [`crate::config::Config::gue_port`]) instead of plain IP-in-IP.
+pub const REAL_F_GUE: u8 = 1;
 
 /// Real state: takes new flows (if in a ring) and keeps established ones.
 pub const REAL_STATE_UP: u8 = 1;
@@ -229,7 +237,8 @@ const _: () = {
     assert!(offset_of!(Real, addr) == 0);
     assert!(offset_of!(Real, family) == 16);
     assert!(offset_of!(Real, state) == 17);
-    assert!(offset_of!(Real, _pad) == 18);
+    assert!(offset_of!(Real, flags) == 18);
+    assert!(offset_of!(Real, _pad) == 19);
     assert!(offset_of!(Real, generation) == 20);
     assert!(offset_of!(Real, vip_id) == 24);
     assert!(offset_of!(FlowKey, src) == 0);
@@ -309,7 +318,8 @@ impl Real {
             addr,
             family,
             state,
-            _pad: [0; 2],
+            flags: 0,
+            _pad: 0,
             generation,
             vip_id: 0,
         }

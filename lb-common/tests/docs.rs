@@ -63,6 +63,7 @@ fn every_map_struct_and_counter_is_documented_as_it_is() {
             addr,
             family,
             state,
+            flags,
             _pad,
             generation,
             vip_id
@@ -109,7 +110,7 @@ fn every_map_struct_and_counter_is_documented_as_it_is() {
             max_conn_rate,
             src_v4_flow_bits,
             src_v6_flow_bits,
-            _pad2,
+            gue_port,
             capture_sample,
             capture_verdicts,
             capture_vip,

@@ -9,7 +9,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     programs::Xdp,
 };
 use lb_common::{
@@ -58,6 +58,7 @@ fn map_err(name: &'static str, what: &'static str) -> impl FnOnce(MapError) -> D
 pub struct Decapsulator {
     ebpf: Ebpf,
     addrs: HashMap<MapData, AddrKey, u32>,
+    gue: Array<MapData, u32>,
     stats: PerCpuArray<MapData, DecapStats>,
 }
 
@@ -96,7 +97,16 @@ impl Decapsulator {
             .take_map(names::STATS)
             .ok_or(DecapError::MissingMap(names::STATS))?;
         let stats = PerCpuArray::try_from(stats).map_err(map_err(names::STATS, "type"))?;
-        Ok(Decapsulator { ebpf, addrs, stats })
+        let gue = ebpf
+            .take_map(names::GUE)
+            .ok_or(DecapError::MissingMap(names::GUE))?;
+        let gue = Array::try_from(gue).map_err(map_err(names::GUE, "type"))?;
+        Ok(Decapsulator {
+            ebpf,
+            addrs,
+            gue,
+            stats,
+        })
     }
 
     /// The program (loaded), to attach or run with `TestRun`.
@@ -106,6 +116,20 @@ impl Decapsulator {
             .expect("loaded in Decapsulator::load")
             .try_into()
             .expect("an XDP program")
+    }
+
+    /// Opens GUE tunnels that come to UDP port `port` (0: GUE off; only
+    /// IP-in-IP is opened).
+    pub fn set_gue_port(&mut self, port: u16) -> Result<(), DecapError> {
+        self.gue
+            .set(0, u32::from(port), 0)
+            .map_err(map_err(names::GUE, "write"))
+    }
+
+    /// The UDP port GUE tunnels are opened on (0: off).
+    pub fn gue_port(&self) -> Result<u16, DecapError> {
+        let port = self.gue.get(&0, 0).map_err(map_err(names::GUE, "read"))?;
+        Ok(port as u16)
     }
 
     /// Opens tunnels addressed to `addr`.

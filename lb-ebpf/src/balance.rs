@@ -8,8 +8,8 @@ use lb_common::{
     encap::Encap,
     hash::{flow_hash, vip_filter_slot},
     maps::{
-        AddrKey, Conn, FlowKey, REAL_STATE_DRAINING, REAL_STATE_UP, Real, VIP_F_NO_CONN_TABLE,
-        VipKey, VipMeta,
+        AddrKey, Conn, FlowKey, REAL_F_GUE, REAL_STATE_DRAINING, REAL_STATE_UP, Real,
+        VIP_F_NO_CONN_TABLE, VipKey, VipMeta,
     },
     stats::Counter,
 };
@@ -115,7 +115,8 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
             stats::count(conn_counter);
             // The encapsulation, chosen once: its overhead serves the MTU
             // check and the ICMP answer alike.
-            let encap = match Encap::choose(flow.family, real.family) {
+            let encap = match Encap::choose(flow.family, real.family, real.flags & REAL_F_GUE != 0)
+            {
                 Ok(encap) => encap,
                 Err(reason) => return Verdict::drop(reason),
             };

@@ -1,5 +1,5 @@
 //! Encapsulation toward a real, as the flow's [`Encap`] says
-//! (IPv4-in-IPv4, IPv6-in-IPv6, IPv4-in-IPv6, IPv6-in-IPv4): room is made in front of
+//! (IP-in-IP or GUE, in any pair of families): room is made in front of
 //! the client's packet, which is left byte for byte as it came, the outer
 //! header is written there (`outer.rs`), and the MACs are set toward the
 //! next hop.
@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     config::{Config, MAC_MODE_FIB, MAC_MODE_GATEWAY, flow_source},
-    encap::Encap,
+    encap::{Encap, gue_source_port},
     hash::outer_hash,
     maps::{FlowKey, Real},
     stats::Counter,
@@ -22,7 +22,7 @@ use lb_ebpf::{
 
 use crate::{
     fib::{self, Fib, NextHop},
-    outer,
+    outer::{self, GuePorts},
     stats::Verdict,
 };
 
@@ -133,20 +133,28 @@ pub fn encapsulate(
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(outer_len)) } != 0 {
         return Err(Counter::DropAdjust);
     }
+    // The outer hash, where something uses it: the IPv6 flow label, a
+    // per-flow source, GUE's source port.
+    let hash = if encap.outer_v4() && cfg.src_v4_flow_bits == 0 && !encap.gue() {
+        0
+    } else {
+        outer_hash(flow)
+    };
+    let gue = GuePorts {
+        src: gue_source_port(hash),
+        dst: cfg.gue_port,
+    };
     let written = if encap.outer_v4() {
         write_l2(ctx, &saved, dst_mac, src_mac, ETH_P_IP).ok_or(Counter::DropAdjust)?;
         let dst = v4_of_16(&real.addr);
-        let src = if cfg.src_v4_flow_bits == 0 {
-            cfg.src_v4
-        } else {
-            flow_source(cfg.src_v4, cfg.src_v4_flow_bits, outer_hash(flow))
-        };
-        outer::write_v4(ctx, l2.l3_off, encap, src, dst, tos, ip_len)
+        let src = flow_source(cfg.src_v4, cfg.src_v4_flow_bits, hash);
+        outer::write_v4(ctx, l2.l3_off, encap, src, dst, tos, ip_len, gue)
     } else {
         write_l2(ctx, &saved, dst_mac, src_mac, ETH_P_IPV6).ok_or(Counter::DropAdjust)?;
-        let hash = outer_hash(flow);
         let src = flow_source(cfg.src_v6, cfg.src_v6_flow_bits, hash);
-        outer::write_v6(ctx, l2.l3_off, encap, src, real.addr, tos, ip_len, hash)
+        outer::write_v6(
+            ctx, l2.l3_off, encap, src, real.addr, tos, ip_len, hash, gue,
+        )
     };
     written.ok_or(Counter::DropAdjust)?;
     Ok(how)

@@ -81,6 +81,19 @@ pub struct Ports {
     pub dst: u16,
 }
 
+/// A UDP header.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UdpHdr {
+    pub src: u16,
+    pub dst: u16,
+    pub len: u16,
+    pub check: u16,
+}
+
+/// Bytes of a UDP header.
+pub const UDP_LEN: usize = 8;
+
 /// The first 4 bytes of ICMP and ICMPv6.
 #[repr(C)]
 #[derive(Clone, Copy)]

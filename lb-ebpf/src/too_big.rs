@@ -5,7 +5,12 @@
 //! lowers its path MTU. The balancer tail-calls it for ICMP to a VIP that is
 //! not an echo request: a cold path, kept out of the balancer's stack.
 use aya_ebpf::programs::XdpContext;
-use lb_common::{FAMILY_V4, FAMILY_V6, encap::Encap, maps::FlowKey, stats::Counter};
+use lb_common::{
+    FAMILY_V4, FAMILY_V6,
+    encap::Encap,
+    maps::{FlowKey, REAL_F_GUE},
+    stats::Counter,
+};
 use lb_ebpf::{headers::*, l2::parse_l2};
 
 use crate::{
@@ -52,7 +57,7 @@ pub fn forward(ctx: &XdpContext) -> Verdict {
     let Some(cfg) = config() else {
         return Verdict::drop(Counter::DropNoSource);
     };
-    let encap = match Encap::choose(flow.family, real.family) {
+    let encap = match Encap::choose(flow.family, real.family, real.flags & REAL_F_GUE != 0) {
         Ok(encap) => encap,
         Err(reason) => return Verdict::drop(reason),
     };

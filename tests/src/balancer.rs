@@ -42,6 +42,7 @@ pub fn test_config() -> Config {
         mtu: TEST_MTU,
         mac_mode: MAC_MODE_GATEWAY,
         flags: CONFIG_F_ICMP_ECHO | CONFIG_F_ICMP_TOO_BIG,
+        gue_port: lb_common::config::DEFAULT_GUE_PORT,
         ..Default::default()
     };
     if let IpAddr::V4(a) = ip(LB_SRC_V4) {
@@ -127,6 +128,14 @@ impl TestBalancer {
             )
             .expect("vip");
         vip_id
+    }
+
+    /// Sends real `id`'s packets in GUE (as lb-ctl does for a VIP or real
+    /// with `encap = "gue"`).
+    pub fn set_gue(&mut self, id: u32) {
+        let mut real = self.dp.real(id).expect("real");
+        real.flags |= lb_common::maps::REAL_F_GUE;
+        self.dp.set_real(id, &real).expect("real");
     }
 
     /// Rebuilds VIP `vip_id`'s ring from `reals` and writes it.

@@ -372,6 +372,41 @@ pub fn checksum(parts: &[&[u8]]) -> u16 {
     !(sum as u16)
 }
 
+/// The frame the balancer should send for `inner` toward a GUE real: as
+/// [`encapsulated`], with a UDP header (`sport` -> `dport`, checksum 0)
+/// between the outer header and `inner`'s IP packet.
+pub fn gue_encapsulated(
+    inner: &Packet,
+    real: IpAddr,
+    outer_src: IpAddr,
+    macs: ([u8; 6], [u8; 6]),
+    flow_label: u32,
+    (sport, dport): (u16, u16),
+) -> Vec<u8> {
+    let inner_ip = inner.ip_bytes();
+    let mut udp = Vec::with_capacity(8 + inner_ip.len());
+    udp.extend_from_slice(&sport.to_be_bytes());
+    udp.extend_from_slice(&dport.to_be_bytes());
+    udp.extend_from_slice(&((8 + inner_ip.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&inner_ip);
+    let (ethertype, outer) = match (outer_src, real) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => (
+            ETH_P_IP,
+            ipv4_header(s, d, IPPROTO_UDP, udp.len(), 64, inner.tos, &[]),
+        ),
+        (IpAddr::V6(s), IpAddr::V6(d)) => (
+            ETH_P_IPV6,
+            ipv6_header(s, d, IPPROTO_UDP, udp.len(), 64, inner.tos, flow_label),
+        ),
+        _ => panic!("outer source and real differ in family"),
+    };
+    let mut out = eth_header(macs.0, macs.1, inner.vlan, ethertype);
+    out.extend_from_slice(&outer);
+    out.extend_from_slice(&udp);
+    out
+}
+
 /// The frame the balancer should send for `inner` toward `real`: the same
 /// VLAN tag, MACs `dst_mac`/`src_mac`, an outer header from `outer_src`
 /// (TTL 64, ID 0, no flags; IPv6 flow label `flow_label`), then `inner`'s

@@ -4,6 +4,8 @@
 //! compared byte for byte; then every counter is checked against the table.
 use lb_common::{
     PROTO_TCP, PROTO_UDP,
+    config::DEFAULT_GUE_PORT,
+    encap::gue_source_port,
     hash::outer_hash,
     maps::FlowKey,
     stats::{Counter, Stats},
@@ -15,7 +17,7 @@ use lb_tests::{
     },
     packet::{
         ETH_P_ARP, L4, LB_MAC, Packet, TCP_ACK, TCP_PSH, TCP_SYN, echo_reply, encapsulated,
-        eth_header, too_big_reply,
+        eth_header, gue_encapsulated, too_big_reply,
     },
     require_root,
 };
@@ -35,6 +37,13 @@ const REAL2: &str = "198.51.100.102";
 const REAL3: &str = "2001:db8:200::1";
 const REAL4: &str = "2001:db8:200::2";
 const RING: u32 = 13;
+/// VIPs whose reals take GUE, one per family pair (outer, inner).
+const VIP4_GUE: &str = "203.0.113.50";
+const VIP6_GUE: &str = "2001:db8:100::50";
+const VIP4_GUE_TO_V6: &str = "203.0.113.51";
+const VIP6_GUE_TO_V4: &str = "2001:db8:100::51";
+const REAL5_GUE: &str = "198.51.100.105";
+const REAL6_GUE: &str = "2001:db8:200::6";
 
 /// What the balancer should do with a packet.
 enum Expect {
@@ -73,6 +82,12 @@ fn balancer() -> TestBalancer {
     lb.add_vip(VIP4_TO_V6, 80, PROTO_TCP, &[real(4, REAL4)], RING);
     lb.add_vip(VIP4_EMPTY, 80, PROTO_TCP, &[], RING);
     lb.add_vip(VIP6_TO_V4, 80, PROTO_TCP, &[real(1, REAL1)], RING);
+    lb.add_vip(VIP4_GUE, 80, PROTO_TCP, &[real(5, REAL5_GUE)], RING);
+    lb.add_vip(VIP6_GUE, 80, PROTO_UDP, &[real(6, REAL6_GUE)], RING);
+    lb.add_vip(VIP4_GUE_TO_V6, 80, PROTO_TCP, &[real(6, REAL6_GUE)], RING);
+    lb.add_vip(VIP6_GUE_TO_V4, 80, PROTO_TCP, &[real(5, REAL5_GUE)], RING);
+    lb.set_gue(5);
+    lb.set_gue(6);
     lb
 }
 
@@ -95,6 +110,36 @@ fn encap(p: &Packet, real: &str) -> Vec<u8> {
     };
     let label = outer_hash(&FlowKey::new(p.src, sport, p.dst, dport, proto)) & 0xf_ffff;
     encapsulated(p, real, src, ROUTER_MAC, LB_MAC, label)
+}
+
+/// `p` in GUE toward `real`, as the balancer must send it: UDP from the
+/// flow's source port (`gue_source_port` of its outer hash) to the
+/// configured port, checksum 0.
+fn gue(p: &Packet, real: &str) -> Vec<u8> {
+    let real = ip(real);
+    let src = if real.is_ipv4() {
+        ip(LB_SRC_V4)
+    } else {
+        ip(LB_SRC_V6)
+    };
+    let (sport, dport) = match p.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+        _ => panic!("not TCP/UDP"),
+    };
+    let proto = if matches!(p.l4, L4::Tcp { .. }) {
+        PROTO_TCP
+    } else {
+        PROTO_UDP
+    };
+    let hash = outer_hash(&FlowKey::new(p.src, sport, p.dst, dport, proto));
+    gue_encapsulated(
+        p,
+        real,
+        src,
+        (ROUTER_MAC, LB_MAC),
+        hash & 0xf_ffff,
+        (gue_source_port(hash), DEFAULT_GUE_PORT),
+    )
 }
 
 fn tcp(src: &str, dst: &str, dport: u16, flags: u8) -> Packet {
@@ -529,6 +574,68 @@ fn cases() -> Vec<Case> {
         &[ConnMiss, DropMtu, IcmpTooBigSent],
     );
 
+    // GUE: a UDP header between the outer IP header and the client's
+    // packet, in every family pair; the MTU check counts its 8 bytes.
+    let p = tcp(CLIENT4, VIP4_GUE, 80, TCP_SYN);
+    add(
+        "v4 TCP SYN to a GUE real: GUE over IPv4",
+        p.bytes(),
+        Tx(gue(&p, REAL5_GUE)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT4, VIP4_GUE, 80, TCP_ACK).with_vlan(21);
+    add(
+        "802.1Q-tagged v4 TCP of the same GUE flow: a hit, the tag kept",
+        p.bytes(),
+        Tx(gue(&p, REAL5_GUE)),
+        &[ConnHit],
+    );
+    let p = udp(CLIENT6, VIP6_GUE, 80).with_tos(0x28);
+    add(
+        "v6 UDP to a GUE real: GUE over IPv6, traffic class kept",
+        p.bytes(),
+        Tx(gue(&p, REAL6_GUE)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT4, VIP4_GUE_TO_V6, 80, TCP_SYN);
+    add(
+        "v4 TCP to an IPv6 GUE real: GUE over IPv6 carrying IPv4",
+        p.bytes(),
+        Tx(gue(&p, REAL6_GUE)),
+        &[ConnMiss],
+    );
+    let p = tcp(CLIENT6, VIP6_GUE_TO_V4, 80, TCP_SYN);
+    add(
+        "v6 TCP to an IPv4 GUE real: GUE over IPv4 carrying IPv6",
+        p.bytes(),
+        Tx(gue(&p, REAL5_GUE)),
+        &[ConnMiss],
+    );
+    let fits_gue =
+        Packet::tcp(ip(CLIENT4), 41_000, ip(VIP4_GUE), 80, TCP_ACK).with_payload(&[0x3c; 1432]);
+    add(
+        "v4 to a GUE real, exactly the MTU once encapsulated (1472 + 28)",
+        fits_gue.bytes(),
+        Tx(gue(&fits_gue, REAL5_GUE)),
+        &[ConnMiss],
+    );
+    let mut big_gue =
+        Packet::tcp(ip(CLIENT4), 41_001, ip(VIP4_GUE), 80, TCP_ACK).with_payload(&[0x3d; 1433]);
+    big_gue.frag = 0x4000;
+    add(
+        "v4 with DF to a GUE real, a byte over: the too-big carries mtu - 28",
+        big_gue.bytes(),
+        Tx(too_big_reply(&big_gue, u32::from(TEST_MTU) - 28)),
+        &[ConnMiss, DropMtu, IcmpTooBigSent],
+    );
+    let big_gue6 = Packet::udp(ip(CLIENT6), 41_002, ip(VIP6_GUE), 80).with_payload(&[0x3e; 1405]);
+    add(
+        "v6 to an IPv6 GUE real, a byte over: the too-big carries mtu - 48",
+        big_gue6.bytes(),
+        Tx(too_big_reply(&big_gue6, u32::from(TEST_MTU) - 48)),
+        &[ConnMiss, DropMtu, IcmpTooBigSent],
+    );
+
     // Length fields that lie (the parser trusts none of them).
     let syn = tcp(CLIENT4, VIP4, 80, TCP_SYN).bytes();
     let set16 = |b: &[u8], at: usize, v: u16| {
@@ -686,11 +793,7 @@ fn fixtures() {
         }
         assert_eq!(stats.get(c), expected.get(c), "counter {}", c.name());
     }
-    assert_eq!(
-        stats.get(Counter::Vlan),
-        3,
-        "three complete tagged fixtures"
-    );
+    assert_eq!(stats.get(Counter::Vlan), 4, "four complete tagged fixtures");
     // Per-VIP and per-real traffic: VIP 0 (VIP4:80) got its six TX
     // fixtures and the ICMP error about one of its replies.
     let vip0 = lb.dp.vip_traffic(0).expect("vip stats");

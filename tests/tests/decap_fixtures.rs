@@ -11,7 +11,7 @@ use lb_tests::{
     balancer::ip,
     packet::{
         ETH_P_ARP, ETH_P_IP, IPPROTO_IPIP, IPPROTO_IPV6, Packet, TCP_SYN, encapsulated, eth_header,
-        ipv4_header,
+        gue_encapsulated, ipv4_header,
     },
     require_root,
 };
@@ -44,6 +44,24 @@ fn tunnel(inner: &Packet, real: &str) -> Vec<u8> {
     let real = ip(real);
     let src = if real.is_ipv4() { ip(LB4) } else { ip(LB6) };
     encapsulated(inner, real, src, BACKEND_MAC, ROUTER_MAC, 0x12345)
+}
+
+/// The GUE port the fixtures' decapsulator opens.
+const GUE_PORT: u16 = 6080;
+
+/// `inner` in GUE from the LB to `real` (UDP to `port`), as the balancer
+/// sends it.
+fn gue_tunnel(inner: &Packet, real: &str, port: u16) -> Vec<u8> {
+    let real = ip(real);
+    let src = if real.is_ipv4() { ip(LB4) } else { ip(LB6) };
+    gue_encapsulated(
+        inner,
+        real,
+        src,
+        (BACKEND_MAC, ROUTER_MAC),
+        0x12345,
+        (50_000, port),
+    )
 }
 
 /// `inner` as the stack must receive it: the tunnel's MACs, its own
@@ -112,6 +130,76 @@ fn cases() -> Vec<Case> {
         tunnel(&client_v6(), OTHER4),
         None,
         PassNotLocal,
+    );
+    // GUE (variant 1: the client's IP packet right after UDP).
+    for (what, inner, local, counter) in [
+        (
+            "GUE over IPv4, IPv4 inside, to us",
+            client_v4(),
+            LOCAL4,
+            DecapGue,
+        ),
+        (
+            "GUE over IPv4, IPv6 inside, to us",
+            client_v6(),
+            LOCAL4,
+            DecapGue,
+        ),
+        (
+            "GUE over IPv6, IPv4 inside, to us",
+            client_v4(),
+            LOCAL6,
+            DecapGue6,
+        ),
+        (
+            "GUE over IPv6, IPv6 inside, to us",
+            client_v6(),
+            LOCAL6,
+            DecapGue6,
+        ),
+        (
+            "802.1Q-tagged GUE over IPv4 to us: the tag stays",
+            client_v6().with_vlan(14),
+            LOCAL4,
+            DecapGue,
+        ),
+    ] {
+        pass(
+            what,
+            gue_tunnel(&inner, local, GUE_PORT),
+            Some(opened(&inner)),
+            counter,
+        );
+    }
+    pass(
+        "GUE for another host",
+        gue_tunnel(&client_v4(), OTHER4, GUE_PORT),
+        None,
+        PassNotLocal,
+    );
+    pass(
+        "GUE over IPv6 for another host",
+        gue_tunnel(&client_v6(), OTHER6, GUE_PORT),
+        None,
+        PassNotLocal,
+    );
+    pass(
+        "UDP to us on another port: a service's, untouched",
+        gue_tunnel(&client_v4(), LOCAL4, GUE_PORT + 1),
+        None,
+        PassNotTunnel,
+    );
+    pass(
+        "plain UDP over IPv6 to us, another port",
+        Packet::udp(ip("2001:db8:c::7"), 1, ip(LOCAL6), 53).bytes(),
+        None,
+        PassNotTunnel,
+    );
+    pass(
+        "UDP to the GUE port cut inside its header",
+        gue_tunnel(&client_v4(), LOCAL4, GUE_PORT)[..14 + 20 + 6].to_vec(),
+        None,
+        PassTruncated,
     );
     let tagged = client_v4().with_vlan(12);
     pass(
@@ -217,6 +305,25 @@ fn cases() -> Vec<Case> {
     ));
     liar.extend_from_slice(&inner4);
     drop("protocol 41 with an IPv4 packet inside", liar, DropBadInner);
+    // A GUE header of variant 0 (first bits 00) where the IP packet should
+    // be: lb never sends one, and it is neither IPv4 nor IPv6.
+    let mut variant0 = gue_tunnel(&client_v4(), LOCAL4, GUE_PORT);
+    variant0[14 + 20 + 8] = 0x00;
+    drop(
+        "GUE to us with a variant-0 header inside",
+        variant0,
+        DropBadInner,
+    );
+    drop(
+        "GUE to us with the inner header cut",
+        gue_tunnel(&client_v6(), LOCAL6, GUE_PORT)[..14 + 40 + 8 + 20].to_vec(),
+        DropBadInner,
+    );
+    drop(
+        "GUE to us with nothing after the UDP header",
+        gue_tunnel(&client_v4(), LOCAL4, GUE_PORT)[..14 + 20 + 8].to_vec(),
+        DropBadInner,
+    );
     drop(
         "IPv6-in-IPv4 to us with the inner header cut",
         tunnel(&client_v6(), LOCAL4)[..14 + 20 + 30].to_vec(),
@@ -234,6 +341,8 @@ fn decap_fixtures() {
     d.add_address(ip(LOCAL4)).unwrap();
     d.add_address(ip(LOCAL6)).unwrap();
     assert_eq!(d.addresses().len(), 2);
+    assert_eq!(d.gue_port().unwrap(), 0, "GUE is off until a port is set");
+    d.set_gue_port(GUE_PORT).unwrap();
     let mut expected = DecapStats::default();
     let mut failures = Vec::new();
     let cases = cases();
@@ -297,6 +406,24 @@ fn decap_fixtures() {
     assert_eq!(
         d.stats().unwrap().pass_not_local,
         expected.pass_not_local + 1
+    );
+    // With GUE off (port 0), a GUE packet to us is left to the stack.
+    d.set_gue_port(0).unwrap();
+    let input = gue_tunnel(&client_v4(), LOCAL6, GUE_PORT);
+    let mut out = vec![0u8; input.len() + 256];
+    let r = d
+        .program()
+        .test_run(TestRunOptions {
+            data_in: Some(&input),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.return_value, 2, "passed");
+    assert_eq!(&out[..r.data_size_out as usize], &input[..], "untouched");
+    assert_eq!(
+        d.stats().unwrap().pass_not_tunnel,
+        expected.pass_not_tunnel + 1
     );
 }
 

@@ -18,8 +18,8 @@ pub struct DecapArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DecapCommand {
-    /// Attach the decapsulator to an interface: tunnels (IP-in-IP from the
-    /// balancer) to this host's addresses are opened and passed to the
+    /// Attach the decapsulator to an interface: tunnels (IP-in-IP or GUE
+    /// from the balancer) to this host's addresses are opened and passed to the
     /// stack, for the VIPs on `lo`. The attachment is pinned and stays
     /// after lb-ctl exits.
     ///
@@ -32,6 +32,10 @@ pub enum DecapCommand {
         /// address of the interface.
         #[arg(long = "address")]
         addresses: Vec<IpAddr>,
+        /// Open GUE tunnels to this UDP port too (the balancer's
+        /// `[dataplane] gue_port`); 0 = IP-in-IP only.
+        #[arg(long, default_value_t = lb_common::config::DEFAULT_GUE_PORT)]
+        gue_port: u16,
         /// XDP mode.
         #[arg(long, value_enum, default_value_t)]
         mode: AttachMode,
@@ -65,6 +69,7 @@ pub fn run(args: &DecapArgs) -> anyhow::Result<ExitCode> {
         DecapCommand::Attach {
             iface,
             addresses,
+            gue_port,
             mode,
             pin_dir,
         } => {
@@ -81,8 +86,9 @@ pub fn run(args: &DecapArgs) -> anyhow::Result<ExitCode> {
             for a in &addresses {
                 d.add_address(*a)?;
             }
+            d.set_gue_port(*gue_port)?;
             let link = programs::attach_pinned(d.program(), Program::Decap, iface, *mode, pin_dir)?;
-            tracing::info!(%iface, ?addresses, pin = %link.display(), "decapsulator attached");
+            tracing::info!(%iface, ?addresses, gue_port, pin = %link.display(), "decapsulator attached");
         }
         DecapCommand::Detach { iface, pin_dir } => {
             programs::detach_pinned(Program::Decap, iface, pin_dir)?;

@@ -19,7 +19,7 @@ use lb_common::{
     config::{CONFIG_F_ICMP_TOO_BIG, Config, flow_source},
     encap::Encap,
     hash::{flow_hash, outer_hash},
-    maps::{AddrKey, Conn, FlowKey, Real, VIP_F_NO_CONN_TABLE, VipKey, VipMeta},
+    maps::{AddrKey, Conn, FlowKey, REAL_F_GUE, Real, VIP_F_NO_CONN_TABLE, VipKey, VipMeta},
 };
 
 /// What the balancer's maps hold, as [`explain`] reads them.
@@ -260,7 +260,7 @@ fn leave(
             "the data plane has no configuration".to_owned(),
         );
     };
-    let encap = match Encap::choose(key.family, real.family) {
+    let encap = match Encap::choose(key.family, real.family, real.flags & REAL_F_GUE != 0) {
         Ok(encap) => encap,
         Err(_) => {
             return e.decided(
@@ -301,6 +301,10 @@ fn leave(
             Encap::Ip6in6 => "ip6ip6",
             Encap::Ip4in6 => "ip4in6",
             Encap::Ip6in4 => "ip6in4",
+            Encap::Gue4in4 => "gue4in4",
+            Encap::Gue6in6 => "gue6in6",
+            Encap::Gue4in6 => "gue4in6",
+            Encap::Gue6in4 => "gue6in4",
         }
         .to_owned(),
         outer_src: outer_src.to_string(),
