@@ -16,6 +16,8 @@ pub struct RealSpec {
     /// What health checks say; a real that is not healthy gets no flows and
     /// its established flows move.
     pub healthy: bool,
+    /// Packets reach it in GUE (else IP-in-IP).
+    pub gue: bool,
 }
 
 impl RealSpec {

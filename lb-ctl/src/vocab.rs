@@ -50,6 +50,52 @@ impl fmt::Display for Proto {
     }
 }
 
+/// How packets reach a real: IP-in-IP (the default) or GUE, a UDP header
+/// between the outer IP header and the client's packet.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Encapsulation {
+    #[default]
+    Ipip,
+    Gue,
+}
+
+impl Encapsulation {
+    pub fn is_ipip(&self) -> bool {
+        *self == Encapsulation::Ipip
+    }
+
+    /// `ipip` or `gue`; the empty string (an API request that names none)
+    /// is the default.
+    pub fn parse(s: &str) -> Option<Encapsulation> {
+        match s {
+            "" | "ipip" => Some(Encapsulation::Ipip),
+            "gue" => Some(Encapsulation::Gue),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Encapsulation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Encapsulation::Ipip => "ipip",
+            Encapsulation::Gue => "gue",
+        })
+    }
+}
+
 /// Identifies a VIP: address, port (0 = every port) and protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VipId {

@@ -70,6 +70,9 @@ fn as_file(vip: &pb::AddVipRequest, reals: &[pb::AddRealRequest]) -> String {
     if let Some(h) = &vip.health {
         t.push_str(&format!("health = {}\n", health_toml(h)));
     }
+    if !vip.encap.is_empty() {
+        t.push_str(&format!("encap = {}\n", quote(&vip.encap)));
+    }
     for r in reals {
         t.push_str(&format!(
             "[[vip.real]]\naddress = {}\nweight = {}\n",
@@ -78,6 +81,9 @@ fn as_file(vip: &pb::AddVipRequest, reals: &[pb::AddRealRequest]) -> String {
         ));
         if let Some(h) = &r.health {
             t.push_str(&format!("health = {}\n", health_toml(h)));
+        }
+        if !r.encap.is_empty() {
+            t.push_str(&format!("encap = {}\n", quote(&r.encap)));
         }
     }
     t
@@ -157,6 +163,7 @@ fn baseline() -> (pb::AddVipRequest, Vec<pb::AddRealRequest>) {
         address: a.into(),
         weight: 1,
         health: None,
+        encap: String::new(),
     };
     (
         pb::AddVipRequest {
@@ -364,6 +371,16 @@ fn every_entry_point_accepts_and_refuses_the_same_vip_sets() {
                 }
             }),
             "give the check a port",
+        ),
+        (
+            "an unknown encapsulation of a VIP",
+            Box::new(|v, _| v.encap = "udp".into()),
+            "encap `udp`: use ipip or gue",
+        ),
+        (
+            "an unknown encapsulation of a real",
+            Box::new(|_, r| r[0].encap = "GUE".into()),
+            "encap `GUE`: use ipip or gue",
         ),
         (
             "a real's own check out of bounds",

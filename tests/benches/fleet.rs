@@ -122,6 +122,7 @@ fn scale(lab: &mut Lab) {
             protocol: Proto::Tcp,
             ring_size: 10_007,
             no_conn_table: false,
+            encap: Default::default(),
             health: Check::none(),
             min_healthy: 1,
             communities: None,
@@ -131,6 +132,7 @@ fn scale(lab: &mut Lab) {
                     address: std::net::IpAddr::from([192, 0, 2, 100 + i]),
                     weight: 1,
                     health: None,
+                    encap: None,
                 })
                 .collect(),
         };

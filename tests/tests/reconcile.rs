@@ -3,7 +3,7 @@
 //! left as they were.
 use std::{net::IpAddr, path::PathBuf};
 
-use lb_common::maps::{REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP};
+use lb_common::maps::{REAL_F_GUE, REAL_STATE_DOWN, REAL_STATE_DRAINING, REAL_STATE_UP};
 use lb_ctl::{
     dataplane::{Dataplane, LoadOptions},
     maglev::RingSize,
@@ -31,6 +31,7 @@ fn vip(addr: &str, port: u16, reals: &[(&str, u32)]) -> VipSpec {
                 addr: ip(a),
                 weight: *w,
                 healthy: true,
+                gue: false,
             })
             .collect(),
     }
@@ -205,5 +206,53 @@ fn a_restarted_controller_adopts_the_pinned_state() {
         r.apply(&mut dp, &state).unwrap(),
         ApplyReport::default(),
         "adopted: nothing to write"
+    );
+}
+
+/// A real's encapsulation is written into its slot (`REAL_F_GUE`); a
+/// change rewrites the slot in place (same id and generation, so its
+/// connections stay), and a restarted controller adopts it unchanged.
+#[test]
+fn a_reals_encapsulation_is_written_changed_in_place_and_adopted() {
+    if !require_root("a_reals_encapsulation_is_written_changed_in_place_and_adopted") {
+        return;
+    }
+    let mut dp = load(None);
+    let mut r = Reconciler::new();
+    let mut state = vec![vip(
+        "203.0.113.10",
+        80,
+        &[("198.51.100.1", 1), ("198.51.100.2", 1)],
+    )];
+    state[0].reals[0].gue = true;
+    r.apply(&mut dp, &state).unwrap();
+    let id = |r: &Reconciler, a: &str| r.real_id(&state[0].id, &ip(a)).unwrap();
+    let (gue_id, ipip_id) = (id(&r, "198.51.100.1"), id(&r, "198.51.100.2"));
+    let flags = |dp: &Dataplane, id| dp.real(id).unwrap().flags;
+    assert_eq!(flags(&dp, gue_id), REAL_F_GUE);
+    assert_eq!(flags(&dp, ipip_id), 0);
+    let before = dp.real(gue_id).unwrap();
+    let ring = dp.ring(0).unwrap();
+
+    state[0].reals[0].gue = false;
+    state[0].reals[1].gue = true;
+    let report = r.apply(&mut dp, &state).unwrap();
+    assert_eq!(report.reals_changed, 2, "{report:?}");
+    assert_eq!((report.reals_added, report.reals_removed), (0, 0));
+    assert_eq!(flags(&dp, gue_id), 0);
+    assert_eq!(flags(&dp, ipip_id), REAL_F_GUE);
+    let after = dp.real(gue_id).unwrap();
+    assert_eq!(
+        (after.generation, after.addr, after.state),
+        (before.generation, before.addr, before.state),
+        "the same slot, rewritten"
+    );
+    assert_eq!(dp.ring(0).unwrap(), ring, "the ring does not move");
+
+    let mut adopted = Reconciler::adopt(&dp).unwrap();
+    assert_eq!(
+        adopted.apply(&mut dp, &state).unwrap().reals_changed,
+        0,
+        "adopted with its encapsulation: nothing to rewrite"
     );
 }

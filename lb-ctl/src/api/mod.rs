@@ -13,7 +13,7 @@ use crate::{
         Check, CheckKind, DEFAULT_CHECK_FALL, DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_RISE,
         DEFAULT_CHECK_TIMEOUT, RealConfig, VipConfig,
     },
-    vocab::{Proto, VipId},
+    vocab::{Encapsulation, Proto, VipId},
 };
 
 /// The generated messages and services.
@@ -190,6 +190,7 @@ pub fn vip_config(r: &pb::AddVipRequest) -> Result<VipConfig, WireError> {
         protocol: id.proto,
         ring_size: r.ring_size.unwrap_or(crate::maglev::DEFAULT_RING_SIZE),
         no_conn_table: r.no_conn_table,
+        encap: encapsulation(&r.encap)?.unwrap_or_default(),
         health: r
             .health
             .as_ref()
@@ -221,8 +222,19 @@ pub fn real_config(r: &pb::AddRealRequest) -> Result<(VipId, RealConfig), WireEr
             address,
             weight: r.weight,
             health: r.health.as_ref().map(Check::try_from).transpose()?,
+            encap: encapsulation(&r.encap)?,
         },
     ))
+}
+
+/// A request's `encap`: None when empty (the default, or the VIP's).
+fn encapsulation(s: &str) -> Result<Option<Encapsulation>, WireError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    Encapsulation::parse(s)
+        .map(Some)
+        .ok_or_else(|| WireError(format!("encap `{s}`: use ipip or gue")))
 }
 
 #[cfg(test)]

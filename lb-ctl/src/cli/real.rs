@@ -1,7 +1,10 @@
 //! `lb-ctl real add|del|weight|drain|list`.
 use std::{net::IpAddr, path::Path, process::ExitCode};
 
-use lb_ctl::{api::pb, vocab::VipId};
+use lb_ctl::{
+    api::pb,
+    vocab::{Encapsulation, VipId},
+};
 
 use super::{
     client::{print_json, status_error, with_client},
@@ -29,6 +32,9 @@ pub enum RealCommand {
         address: IpAddr,
         #[arg(long, default_value_t = 1)]
         weight: u32,
+        /// Its own encapsulation (otherwise the VIP's): `ipip` or `gue`.
+        #[arg(long, value_enum)]
+        encap: Option<Encapsulation>,
         /// A check of its own (otherwise the VIP's).
         #[command(flatten)]
         health: HealthArgs,
@@ -76,12 +82,14 @@ pub fn run(socket: &Path, args: RealArgs) -> anyhow::Result<ExitCode> {
             vip,
             address,
             weight,
+            encap,
             health,
         } => Request::AddReal(pb::AddRealRequest {
             vip: Some((&vip).into()),
             address: address.to_string(),
             weight,
             health: health.to_pb(),
+            encap: encap.map(|e| e.to_string()).unwrap_or_default(),
         }),
         RealCommand::Del { vip, address } => Request::DelReal(vip, address),
         RealCommand::Weight {

@@ -1,7 +1,10 @@
 //! `lb-ctl vip add|del|list`.
 use std::{path::Path, process::ExitCode};
 
-use lb_ctl::{api::pb, vocab::VipId};
+use lb_ctl::{
+    api::pb,
+    vocab::{Encapsulation, VipId},
+};
 
 use super::{
     client::{print_json, status_error, with_client},
@@ -31,6 +34,10 @@ pub enum VipCommand {
         /// Hash every packet; keep no connection table for this VIP.
         #[arg(long)]
         no_conn_table: bool,
+        /// How packets reach its reals: IP-in-IP, or GUE (UDP to
+        /// `[dataplane] gue_port`); a real may override it.
+        #[arg(long, value_enum, default_value_t)]
+        encap: Encapsulation,
         /// Healthy reals needed for its address to be announced (BGP).
         #[arg(long, default_value_t = 1)]
         min_healthy: u32,
@@ -62,6 +69,7 @@ pub fn run(socket: &Path, args: VipArgs) -> anyhow::Result<ExitCode> {
             vip,
             ring_size,
             no_conn_table,
+            encap,
             min_healthy,
             communities,
             med,
@@ -70,6 +78,7 @@ pub fn run(socket: &Path, args: VipArgs) -> anyhow::Result<ExitCode> {
             vip: Some((&vip).into()),
             ring_size: Some(ring_size),
             no_conn_table,
+            encap: encap.to_string(),
             health: health.to_pb(),
             min_healthy: Some(min_healthy),
             communities,
@@ -112,19 +121,20 @@ pub fn print_vips(list: &pb::ListVipsReply, only: Option<&VipId>) {
             .as_ref()
             .map_or("none".to_owned(), |h| h.kind.clone());
         println!(
-            "{id}  ring {}  id {}  check {check}{}",
+            "{id}  ring {}  id {}  check {check}{}{}",
             v.ring_size,
             v.vip_id,
             if v.no_conn_table {
                 "  no-conn-table"
             } else {
                 ""
-            }
+            },
+            if v.encap == "gue" { "  encap gue" } else { "" }
         );
         for r in &v.reals {
             println!(
-                "    {:<40} weight {:<5} {:<9} id {}",
-                r.address, r.weight, r.state, r.real_id
+                "    {:<40} weight {:<5} {:<9} id {:<6} {}",
+                r.address, r.weight, r.state, r.real_id, r.encap
             );
         }
     }

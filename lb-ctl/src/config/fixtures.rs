@@ -12,6 +12,7 @@ pub fn vip(addr: &str, port: u16) -> VipConfig {
         protocol: Proto::Tcp,
         ring_size: 13,
         no_conn_table: false,
+        encap: Default::default(),
         health: Check::none(),
         min_healthy: 1,
         communities: None,
@@ -26,5 +27,6 @@ pub fn real(addr: &str) -> RealConfig {
         address: addr.parse().unwrap(),
         weight: 1,
         health: None,
+        encap: None,
     }
 }

@@ -28,7 +28,7 @@ use crate::{
     bgp::{BgpSettings, Community},
     maglev::RingSize,
     programs::AttachMode,
-    vocab::{Proto, VipId},
+    vocab::{Encapsulation, Proto, VipId},
 };
 pub use validate::{parse_duration, validate_vips};
 pub use validate_fleet::{
@@ -129,6 +129,8 @@ pub struct DataplaneSettings {
     /// Connections each CPU may remember per second (0 = no limit).
     pub max_conn_rate: u32,
     pub mtu: u16,
+    /// UDP destination port of GUE tunnels (reals with `encap = "gue"`).
+    pub gue_port: u16,
     pub icmp_echo: bool,
     pub icmp_too_big: bool,
 }
@@ -274,6 +276,9 @@ pub struct RealConfig {
     /// Overrides the VIP's check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Check>,
+    /// Overrides the VIP's encapsulation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encap: Option<Encapsulation>,
 }
 
 /// A VIP with its reals.
@@ -286,6 +291,9 @@ pub struct VipConfig {
     pub ring_size: u32,
     #[serde(default)]
     pub no_conn_table: bool,
+    /// How its packets reach its reals (unless a real says otherwise).
+    #[serde(default, skip_serializing_if = "Encapsulation::is_ipip")]
+    pub encap: Encapsulation,
     /// The check of its reals (unless a real has its own).
     pub health: Check,
     /// Healthy reals needed for its address to be announced.
@@ -320,6 +328,11 @@ impl VipConfig {
     /// The check of real `r`.
     pub fn check_of<'a>(&'a self, r: &'a RealConfig) -> &'a Check {
         r.health.as_ref().unwrap_or(&self.health)
+    }
+
+    /// How packets reach real `r`: its own choice, else the VIP's.
+    pub fn encap_of(&self, r: &RealConfig) -> Encapsulation {
+        r.encap.unwrap_or(self.encap)
     }
 }
 

@@ -103,6 +103,7 @@ pub struct RawDataplane {
     pub conn_table_size: Option<Spanned<u32>>,
     pub max_reals: Option<Spanned<u32>>,
     pub max_conn_rate: Option<u32>,
+    pub gue_port: Option<Spanned<u32>>,
     pub mtu: Option<Spanned<u32>>,
     pub icmp_echo: Option<bool>,
     pub icmp_too_big: Option<bool>,
@@ -116,6 +117,7 @@ pub struct RawVip {
     pub protocol: Spanned<String>,
     pub ring_size: Option<Spanned<u32>>,
     pub no_conn_table: Option<bool>,
+    pub encap: Option<Spanned<String>>,
     pub health: Option<Spanned<RawHealth>>,
     pub min_healthy: Option<Spanned<u32>>,
     pub communities: Option<Vec<Spanned<String>>>,
@@ -130,6 +132,7 @@ pub struct RawReal {
     pub address: Spanned<String>,
     pub weight: Option<Spanned<u32>>,
     pub health: Option<Spanned<RawHealth>>,
+    pub encap: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,10 +16,26 @@ use super::{
     validate_dataplane::dataplane,
     validate_fleet::fleet_settings,
 };
-use crate::{bgp::BgpSettings, maglev, programs::AttachMode, vocab::Proto};
+use crate::{
+    bgp::BgpSettings,
+    maglev,
+    programs::AttachMode,
+    vocab::{Encapsulation, Proto},
+};
 
 /// A mistake and where.
 pub type Fail = (Range<usize>, String);
+
+/// `encap = "ipip" | "gue"`, of a VIP or a real.
+fn encapsulation(s: &Spanned<String>) -> Result<Encapsulation, Fail> {
+    match Encapsulation::parse(s.get_ref()) {
+        Some(e) if !s.get_ref().is_empty() => Ok(e),
+        _ => fail(
+            s.span(),
+            format!("encap `{}`: use ipip or gue", s.get_ref()),
+        ),
+    }
+}
 
 pub(super) fn fail<T>(span: Range<usize>, msg: impl Into<String>) -> Result<T, Fail> {
     Err((span, msg.into()))
@@ -216,6 +232,7 @@ fn vip(v: &Spanned<RawVip>) -> Result<(VipConfig, VipSpans), Fail> {
             address: self::address(&real.address, "real address")?,
             weight: real.weight.as_ref().map_or(1, |w| *w.get_ref()),
             health: real.health.as_ref().map(check).transpose()?,
+            encap: real.encap.as_ref().map(encapsulation).transpose()?,
         });
         real_spans.push(RealSpans {
             table: r.span(),
@@ -241,6 +258,12 @@ fn vip(v: &Spanned<RawVip>) -> Result<(VipConfig, VipSpans), Fail> {
             .as_ref()
             .map_or(maglev::DEFAULT_RING_SIZE, |r| *r.get_ref()),
         no_conn_table: v.no_conn_table.unwrap_or(false),
+        encap: v
+            .encap
+            .as_ref()
+            .map(encapsulation)
+            .transpose()?
+            .unwrap_or_default(),
         health,
         min_healthy: v
             .min_healthy

@@ -125,6 +125,16 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
             );
         }
     };
+    let gue_port = match &d.gue_port {
+        None => lb_common::config::DEFAULT_GUE_PORT,
+        Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
+        Some(p) => {
+            return fail(
+                p.span(),
+                format!("gue_port {} is outside 1..=65535", p.get_ref()),
+            );
+        }
+    };
     Ok(DataplaneSettings {
         source_v4,
         source_v6,
@@ -137,6 +147,7 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
             .max_conn_rate
             .unwrap_or(lb_common::config::DEFAULT_MAX_CONN_RATE),
         mtu,
+        gue_port,
         icmp_echo: d.icmp_echo.unwrap_or(true),
         icmp_too_big: d.icmp_too_big.unwrap_or(true),
     })

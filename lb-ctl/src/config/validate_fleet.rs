@@ -184,6 +184,7 @@ fn any_host() -> DataplaneSettings {
         max_reals: super::MAX_MAX_REALS,
         max_conn_rate: 0,
         mtu: super::DEFAULT_MTU,
+        gue_port: lb_common::config::DEFAULT_GUE_PORT,
         icmp_echo: false,
         icmp_too_big: false,
     }

@@ -28,6 +28,7 @@ use crate::{
     dataplane::Dataplane,
     health::{HealthTable, ProbeKey, ProbeResult},
     reconcile::{ApplyReport, RealSpec, ReconcileError, Reconciler, VipSpec},
+    vocab::Encapsulation,
 };
 
 /// Everything the daemon runs.
@@ -112,6 +113,7 @@ impl Controller {
                         addr: r.address,
                         weight: r.weight,
                         healthy: self.health.healthy(&probe_key(v, r)),
+                        gue: v.encap_of(r) == Encapsulation::Gue,
                     })
                     .collect(),
             })

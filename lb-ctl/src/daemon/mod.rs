@@ -76,6 +76,7 @@ pub fn dataplane_config(d: &DataplaneSettings, iface_mac: Option<[u8; 6]>) -> Co
     let mut cfg = Config {
         mtu: d.mtu,
         max_conn_rate: d.max_conn_rate,
+        gue_port: d.gue_port,
         ..Config::default()
     };
     if let Some(a) = d.source_v4 {

@@ -136,6 +136,7 @@ mod tests {
             protocol: crate::vocab::Proto::Tcp,
             ring_size: 13,
             no_conn_table: false,
+            encap: crate::vocab::Encapsulation::Gue,
             health: Check::none(),
             min_healthy: 1,
             communities: Some(vec!["65001:100".parse().unwrap()]),
@@ -144,6 +145,7 @@ mod tests {
                 address: "192.0.2.18".parse().unwrap(),
                 weight: 2,
                 health: None,
+                encap: Some(crate::vocab::Encapsulation::Ipip),
             }],
         }];
         save(&path, &vips).unwrap();

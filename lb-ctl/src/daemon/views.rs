@@ -9,7 +9,7 @@ use lb_common::{
 };
 
 use super::controller::{Controller, probe_key};
-use crate::{api::pb, config::RealConfig, reconcile::RealSpec};
+use crate::{api::pb, config::RealConfig, reconcile::RealSpec, vocab::Encapsulation};
 
 /// Counters at one instant, for rates.
 #[derive(Debug, Clone)]
@@ -125,6 +125,7 @@ impl Controller {
                     vip: Some((&id).into()),
                     ring_size: v.ring_size,
                     no_conn_table: v.no_conn_table,
+                    encap: v.encap.to_string(),
                     vip_id,
                     health: Some((&v.health).into()),
                     reals: v
@@ -136,6 +137,7 @@ impl Controller {
                                 addr: r.address,
                                 weight: r.weight,
                                 healthy,
+                                gue: v.encap_of(r) == Encapsulation::Gue,
                             };
                             pb::RealInfo {
                                 address: r.address.to_string(),
@@ -143,6 +145,7 @@ impl Controller {
                                 state: spec.state().to_string(),
                                 healthy,
                                 real_id: self.reconciler.real_id(&id, &r.address).unwrap_or(0),
+                                encap: v.encap_of(r).to_string(),
                             }
                         })
                         .collect(),

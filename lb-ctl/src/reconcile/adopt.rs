@@ -56,6 +56,7 @@ impl Reconciler {
                     RealState::from_map(real.state) == Some(RealState::Up) && in_ring,
                 ),
                 healthy: RealState::from_map(real.state) != Some(RealState::Down),
+                gue: real.flags & lb_common::maps::REAL_F_GUE != 0,
             };
             entry.reals.insert(
                 addr,

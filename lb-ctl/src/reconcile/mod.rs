@@ -14,7 +14,7 @@ use std::{
 
 use lb_common::{
     MAX_VIPS, NO_REAL,
-    maps::{Real, VIP_F_NO_CONN_TABLE, VipMeta},
+    maps::{REAL_F_GUE, Real, VIP_F_NO_CONN_TABLE, VipMeta},
 };
 
 mod adopt;
@@ -244,7 +244,7 @@ impl Reconciler {
                 let existing = self.vips[&spec.id].reals.get(&r.addr).cloned();
                 let entry = match existing {
                     Some(mut e) => {
-                        if e.spec.state() != r.state() {
+                        if e.spec.state() != r.state() || e.spec.gue != r.gue {
                             report.reals_changed += 1;
                             e.spec = *r;
                             write_real(dp, &e, vip_id)?;
@@ -344,6 +344,7 @@ impl Reconciler {
 fn write_real(dp: &mut impl MapWriter, e: &RealEntry, vip_id: u32) -> Result<(), ReconcileError> {
     let real = Real {
         vip_id,
+        flags: if e.spec.gue { REAL_F_GUE } else { 0 },
         ..Real::new(e.spec.addr, e.spec.state().to_map(), e.generation)
     };
     dp.set_real(e.id, &real)?;

@@ -52,6 +52,7 @@ fn spec(reals: &[&str]) -> VipSpec {
                 addr: a.parse().unwrap(),
                 weight: 1,
                 healthy: true,
+                gue: false,
             })
             .collect(),
     }

@@ -117,6 +117,7 @@ fn desired(lab_vips: &Desired, ports: u16, kind: CheckKind) -> Desired {
             protocol: Proto::Tcp,
             ring_size: 1021,
             no_conn_table: false,
+            encap: Default::default(),
             health: check.clone(),
             min_healthy: 1,
             communities: None,
@@ -126,6 +127,7 @@ fn desired(lab_vips: &Desired, ports: u16, kind: CheckKind) -> Desired {
                     address: IpAddr::from([198, 51, 100, 128 + a]),
                     weight: 1,
                     health: None,
+                    encap: None,
                 })
                 .collect(),
         };

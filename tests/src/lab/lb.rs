@@ -309,6 +309,7 @@ impl LbHost {
                     address,
                     weight: 1,
                     health: None,
+                    encap: String::new(),
                 })
                 .await?;
                 Ok(())

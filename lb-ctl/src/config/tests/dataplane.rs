@@ -1,6 +1,7 @@
 //! The `[dataplane]` section: its mistakes, the real table's size, the
 //! per-flow source prefixes.
 use super::*;
+use crate::vocab::Encapsulation;
 
 #[test]
 fn dataplane_mistakes_are_refused_with_their_line() {
@@ -15,6 +16,9 @@ fn dataplane_mistakes_are_refused_with_their_line() {
         ("max_reals = 1048577", "max_reals 1048577"),
         ("max_reals = -5", "invalid value"),
         ("max_conn_rate = -1", "invalid value"),
+        ("gue_port = 0", "gue_port 0 is outside 1..=65535"),
+        ("gue_port = 65536", "gue_port 65536 is outside 1..=65535"),
+        ("gue_port = \"6080\"", "invalid type"),
         (
             "source_v4_prefix = \"2001:db8::/120\"",
             "must be an IPv4 prefix",
@@ -48,6 +52,54 @@ fn dataplane_mistakes_are_refused_with_their_line() {
     ))
     .unwrap();
     assert!(s.vips[0].address.is_ipv6() && s.vips[0].reals[0].address.is_ipv4());
+}
+
+#[test]
+fn encapsulation_per_vip_and_per_real_and_the_gue_port() {
+    let text = "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.250\"\n\
+        [[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"udp\"\nencap = \"gue\"\n\
+        [[vip.real]]\naddress = \"192.0.2.1\"\n\
+        [[vip.real]]\naddress = \"192.0.2.2\"\nencap = \"ipip\"\n\
+        [[vip]]\naddress = \"203.0.113.11\"\nprotocol = \"udp\"\n\
+        [[vip.real]]\naddress = \"192.0.2.3\"\nencap = \"gue\"\n";
+    let s = parse_str(text).unwrap();
+    assert_eq!(s.dataplane.gue_port, lb_common::config::DEFAULT_GUE_PORT);
+    let encaps: Vec<(String, Encapsulation)> = s
+        .vips
+        .iter()
+        .flat_map(|v| {
+            v.reals
+                .iter()
+                .map(move |r| (r.address.to_string(), v.encap_of(r)))
+        })
+        .collect();
+    assert_eq!(
+        encaps,
+        [
+            ("192.0.2.1".to_owned(), Encapsulation::Gue),
+            ("192.0.2.2".to_owned(), Encapsulation::Ipip),
+            ("192.0.2.3".to_owned(), Encapsulation::Gue),
+        ]
+    );
+    let s = parse_str("[daemon]\ninterface = \"eth0\"\n[dataplane]\ngue_port = 5555\n").unwrap();
+    assert_eq!(s.dataplane.gue_port, 5555);
+    // Bad values, at their line, for the VIP's and the real's key.
+    for (rest, line) in [
+        ("encap = \"udp\"\n", 8),
+        ("encap = \"\"\n", 8),
+        (
+            "[[vip.real]]\naddress = \"192.0.2.1\"\nencap = \"GUE\"\n",
+            10,
+        ),
+    ] {
+        let text = format!(
+            "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.250\"\n\
+             [[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"udp\"\n{rest}"
+        );
+        let e = parse_str(&text).expect_err(rest);
+        assert_eq!(e.line, line, "{e} for {rest}");
+        assert!(e.message.contains("use ipip or gue"), "{e}");
+    }
 }
 
 #[test]
