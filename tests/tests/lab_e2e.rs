@@ -4,13 +4,14 @@
 //! answer clients directly.
 use std::{collections::BTreeMap, net::IpAddr};
 
-use lb_ctl::vocab::{Proto, VipId};
+use lb_common::decap::DecapStats;
+use lb_ctl::vocab::{Encapsulation, Proto, VipId};
 use lb_tests::{
     lab::{
         HTTP_PORT, Lab, LabOptions, UDP_PORT, VIP4, VIP6,
         client::{HttpConn, http_get, udp_echo},
         test_bins,
-        topology::backend_by_name,
+        topology::{Leaf, backend_by_name},
     },
     netns::unique_tag,
     require_root,
@@ -172,36 +173,38 @@ fn long_lived_connections_survive_backend_changes() {
     }
 }
 
-/// An IPv6 VIP whose reals are IPv4 addresses only (IPv6-in-IPv4): clients
-/// reach it over UDP and HTTP, the backends' decapsulator opens the
-/// tunnels, and every answer comes, directly, from the backend the ring
-/// predicts.
-#[test]
-fn an_ipv6_vip_with_ipv4_only_reals_answers_through_ipv6_in_ipv4() {
-    if !require_root("an_ipv6_vip_with_ipv4_only_reals_answers_through_ipv6_in_ipv4") {
-        return;
-    }
-    let mut lab = lab("6");
-    lab.route_vips(&['A']).unwrap();
-    let vips = [
-        vip(VIP6, UDP_PORT, Proto::Udp),
-        vip(VIP6, HTTP_PORT, Proto::Tcp),
-    ];
+/// Gives site A's `vips` the reals a1 and a2 by the addresses `addr_of`
+/// picks, reached by `encap`; sends 20 requests per client per VIP and
+/// checks each answer came from the backend the ring predicts, both
+/// backends served, and site A dropped nothing. Returns how many tunnels
+/// the backends' decapsulators opened meanwhile, by `opened`.
+fn served_through(
+    lab: &mut Lab,
+    vips: &[VipId],
+    addr_of: fn(&Leaf) -> IpAddr,
+    encap: Encapsulation,
+    opened: fn(&DecapStats) -> u64,
+) -> u64 {
     const BACKENDS: [&str; 2] = ["a1", "a2"];
-    for v in &vips {
-        lab.set_reals_v4('A', v, &BACKENDS).unwrap();
+    lab.route_vips(&['A']).unwrap();
+    let addrs: Vec<IpAddr> = BACKENDS
+        .iter()
+        .map(|b| addr_of(backend_by_name(b).unwrap()))
+        .collect();
+    for v in vips {
+        lab.set_reals('A', v, &addrs, encap).unwrap();
     }
-    let opened = |lab: &Lab| -> u64 {
+    let count = |lab: &Lab| -> u64 {
         BACKENDS
             .iter()
-            .map(|b| lab.decap_stats(b).unwrap().decap_ip6ip)
+            .map(|b| opened(&lab.decap_stats(b).unwrap()))
             .sum()
     };
-    let before = opened(&lab);
+    let before = count(lab);
     let mut per_backend = BTreeMap::new();
     for client in ["c1", "c2"] {
         let ns = lab.ns(client);
-        for v in &vips {
+        for v in vips {
             for i in 0..20 {
                 let reply = match v.proto {
                     Proto::Tcp => http_get(&ns, v.addr, v.port),
@@ -221,18 +224,64 @@ fn an_ipv6_vip_with_ipv4_only_reals_answers_through_ipv6_in_ipv4() {
     assert_eq!(
         per_backend.keys().map(String::as_str).collect::<Vec<_>>(),
         BACKENDS,
-        "both IPv4 reals served: {per_backend:?}"
+        "both reals served: {per_backend:?}"
     );
-    // 40 datagrams and 40 connections (several packets each), all through
-    // IPv6-in-IPv4 tunnels.
-    let tunnels = opened(&lab) - before;
-    assert!(tunnels >= 40 + 3 * 40, "{tunnels} tunnels opened");
     let s = lab.lb_stats('A').unwrap();
     assert_eq!(
         (s.drop_family, s.xdp_drop),
         (0, 0),
         "nothing dropped: {s:?}"
     );
+    count(lab) - before
+}
+
+/// An IPv6 VIP whose reals are IPv4 addresses only (IPv6-in-IPv4): clients
+/// reach it over UDP and HTTP, the backends' decapsulator opens the
+/// tunnels, and every answer comes, directly, from the backend the ring
+/// predicts.
+#[test]
+fn an_ipv6_vip_with_ipv4_only_reals_answers_through_ipv6_in_ipv4() {
+    if !require_root("an_ipv6_vip_with_ipv4_only_reals_answers_through_ipv6_in_ipv4") {
+        return;
+    }
+    let mut lab = lab("6");
+    let vips = [
+        vip(VIP6, UDP_PORT, Proto::Udp),
+        vip(VIP6, HTTP_PORT, Proto::Tcp),
+    ];
+    let tunnels = served_through(&mut lab, &vips, Leaf::addr4, Encapsulation::Ipip, |d| {
+        d.decap_ip6ip
+    });
+    // 40 datagrams and 40 connections (several packets each), all through
+    // IPv6-in-IPv4 tunnels.
+    assert!(tunnels >= 40 + 3 * 40, "{tunnels} tunnels opened");
+}
+
+/// VIPs whose reals take GUE (UDP to the backends' GUE port), IPv4 over
+/// IPv4 and IPv6 over IPv6: every request through GUE, answered directly
+/// by the predicted backend.
+#[test]
+fn vips_in_gue_answer_through_the_backends_gue_decapsulation() {
+    if !require_root("vips_in_gue_answer_through_the_backends_gue_decapsulation") {
+        return;
+    }
+    let mut lab = lab("u");
+    let v4 = [
+        vip(VIP4, UDP_PORT, Proto::Udp),
+        vip(VIP4, HTTP_PORT, Proto::Tcp),
+    ];
+    let tunnels = served_through(&mut lab, &v4, Leaf::addr4, Encapsulation::Gue, |d| {
+        d.decap_gue
+    });
+    assert!(tunnels >= 40 + 3 * 40, "{tunnels} GUE tunnels over IPv4");
+    let v6 = [
+        vip(VIP6, UDP_PORT, Proto::Udp),
+        vip(VIP6, HTTP_PORT, Proto::Tcp),
+    ];
+    let tunnels = served_through(&mut lab, &v6, Leaf::addr6, Encapsulation::Gue, |d| {
+        d.decap_gue6
+    });
+    assert!(tunnels >= 40 + 3 * 40, "{tunnels} GUE tunnels over IPv6");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! to predict where flows go and to read counters.
 use std::{
     future::Future,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -17,7 +17,7 @@ use lb_ctl::{
     api::{client, pb, pb::control_client::ControlClient},
     dataplane::{Dataplane, LoadOptions},
     reconcile::Reconciler,
-    vocab::{Proto, VipId},
+    vocab::{Encapsulation, Proto, VipId},
 };
 use tonic::transport::Channel;
 
@@ -245,26 +245,28 @@ impl LbHost {
                 .iter()
                 .map(|b| leaf(b).addr_for(id.addr).to_string())
                 .collect();
-            self.replace_reals(&vip, &reals, &wanted)?;
+            self.replace_reals(&vip, &reals, &wanted, Encapsulation::Ipip)?;
         }
         self.wait_ready(backends.len() * lab_vips().len())
     }
 
-    /// Gives `vip` exactly `backends` by their IPv4 addresses, whatever
-    /// the VIP's family (an IPv6 VIP: IPv6-in-IPv4), and waits until as
-    /// many reals as before are healthy.
-    pub fn set_reals_v4(&mut self, vip: &VipId, backends: &[&str]) -> anyhow::Result<()> {
+    /// Gives `vip` exactly the reals `addrs`, each reached by `encap`
+    /// (whatever the VIP's family: an IPv6 VIP may take IPv4 reals), and
+    /// waits until as many reals as before are healthy.
+    pub fn set_reals(
+        &mut self,
+        vip: &VipId,
+        addrs: &[IpAddr],
+        encap: Encapsulation,
+    ) -> anyhow::Result<()> {
         let all = self.vips_and_reals()?;
         let before: usize = all.iter().map(|(_, r)| r.len()).sum();
         let (pb_vip, reals) = all
             .into_iter()
             .find(|(v, _)| VipId::try_from(v).is_ok_and(|id| id == *vip))
             .with_context(|| format!("no VIP {vip}"))?;
-        let wanted: Vec<String> = backends
-            .iter()
-            .map(|b| leaf(b).addr4().to_string())
-            .collect();
-        self.replace_reals(&pb_vip, &reals, &wanted)?;
+        let wanted: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+        self.replace_reals(&pb_vip, &reals, &wanted, encap)?;
         self.wait_ready(before - reals.len() + wanted.len())
     }
 
@@ -279,15 +281,18 @@ impl LbHost {
             .collect()
     }
 
-    /// Removes `vip`'s reals not `wanted` and adds the missing ones
-    /// (weight 1), through the API.
+    /// Removes `vip`'s reals not `wanted` (or not reached by `encap`) and
+    /// adds the missing ones (weight 1, `encap`), through the API.
     fn replace_reals(
         &self,
         vip: &pb::Vip,
         reals: &[pb::RealInfo],
         wanted: &[String],
+        encap: Encapsulation,
     ) -> anyhow::Result<()> {
-        for r in reals.iter().filter(|r| !wanted.contains(&r.address)) {
+        let encap = encap.to_string();
+        let keep = |r: &pb::RealInfo| wanted.contains(&r.address) && r.encap == encap;
+        for r in reals.iter().filter(|r| !keep(r)) {
             let (vip, address) = (vip.clone(), r.address.clone());
             self.api(|mut c| async move {
                 c.del_real(pb::DelRealRequest {
@@ -300,16 +305,16 @@ impl LbHost {
         }
         for w in wanted
             .iter()
-            .filter(|w| !reals.iter().any(|r| &r.address == *w))
+            .filter(|w| !reals.iter().any(|r| keep(r) && &r.address == *w))
         {
-            let (vip, address) = (vip.clone(), w.clone());
+            let (vip, address, encap) = (vip.clone(), w.clone(), encap.clone());
             self.api(|mut c| async move {
                 c.add_real(pb::AddRealRequest {
                     vip: Some(vip),
                     address,
                     weight: 1,
                     health: None,
-                    encap: String::new(),
+                    encap,
                 })
                 .await?;
                 Ok(())

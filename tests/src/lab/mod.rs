@@ -27,7 +27,7 @@ pub use lb::LbHost;
 use lb_common::{decap::DecapStats, stats::Stats};
 use lb_ctl::{
     decap,
-    vocab::{Proto, VipId},
+    vocab::{Encapsulation, Proto, VipId},
 };
 use topology::{EDGE_MTU, FABRIC_MTU, LEAVES, Leaf, ROUTER, Role, leaf, leaves};
 pub use topology::{HTTP_PORT, UDP_PORT, VIP4, VIP6};
@@ -579,18 +579,19 @@ impl Lab {
             .set_backends(backends)
     }
 
-    /// Gives site `site`'s `vip` exactly `backends` by their IPv4
-    /// addresses (an IPv6 VIP: IPv6-in-IPv4); returns once healthy.
-    pub fn set_reals_v4(
+    /// Gives site `site`'s `vip` exactly the reals `addrs`, reached by
+    /// `encap` (an IPv6 VIP may take IPv4 reals); returns once healthy.
+    pub fn set_reals(
         &mut self,
         site: char,
         vip: &VipId,
-        backends: &[&'static str],
+        addrs: &[IpAddr],
+        encap: Encapsulation,
     ) -> anyhow::Result<()> {
         self.lbs
             .get_mut(&site)
             .context("no such site")?
-            .set_reals_v4(vip, backends)
+            .set_reals(vip, addrs, encap)
     }
 
     /// The backend site `site`'s balancer picks for a new flow from
