@@ -47,6 +47,8 @@ const CONN_TABLE: u32 = 1 << 20;
 const PREFILL: u32 = (1 << 20) + (1 << 17);
 
 const VIP4: &str = "203.0.113.10";
+/// An IPv4 VIP whose reals take GUE.
+const VIP4_GUE: &str = "203.0.113.11";
 const VIP6: &str = "2001:db8:100::10";
 
 /// The sides (this tree, and the baseline if any), run in turn.
@@ -175,6 +177,18 @@ fn paths(r: &mut Runner, peer_if: &str) {
     r.each(|s| {
         s.lb.add_vip(VIP4, 80, PROTO_TCP, &reals(false), 65_537);
         s.lb.add_vip(VIP6, 80, PROTO_TCP, &reals(true), 65_537);
+        // The same reals' addresses in slots of their own, marked GUE.
+        let gue: Vec<TestReal> = reals(false)
+            .into_iter()
+            .map(|r| TestReal {
+                id: r.id + 200,
+                ..r
+            })
+            .collect();
+        s.lb.add_vip(VIP4_GUE, 80, PROTO_TCP, &gue, 65_537);
+        for r in &gue {
+            s.lb.set_gue(r.id);
+        }
     });
     // The peer drops what the measured end transmits (and gives veth
     // XDP_TX a receiver): the first side's program serves both.
@@ -273,6 +287,21 @@ fn paths(r: &mut Runner, peer_if: &str) {
         How::Live(&hit),
         Some(floor),
     );
+    // The same, to a GUE real: 8 more bytes of UDP header to write.
+    let est4_gue = bench_frame(&Packet::tcp(client4, 40_000, ip(VIP4_GUE), 80, TCP_ACK));
+    r.each(|s| {
+        s.set_frame(est4_gue, 0);
+        s.live_run(1);
+    });
+    r.measure(
+        "established IPv4 TCP flow to a GUE real (hit, GUE over IPv4)",
+        How::Live(&hit),
+        Some(floor),
+    );
+    r.each(|s| {
+        s.set_frame(est4, 0);
+        s.live_run(1);
+    });
     capture_paths(r, floor, &hit);
     r.each(|s| {
         s.lb.dp.set_config(&test_config()).unwrap();
