@@ -155,6 +155,25 @@ fn check_round(
                     Some(encap.outer_src.clone()),
                     "{f:?}"
                 );
+                assert_eq!(
+                    r.output.len() - packet.bytes().len(),
+                    usize::from(encap.overhead),
+                    "{f:?}: the overhead explain names"
+                );
+                // GUE: the UDP ports explain names are the ones sent.
+                let outer_ip = if r.output[12..14] == [0x86, 0xdd] {
+                    40
+                } else {
+                    20
+                };
+                let udp = &r.output[14 + outer_ip..];
+                let sent = (encap.kind.starts_with("gue")).then(|| {
+                    (
+                        u16::from_be_bytes([udp[0], udp[1]]),
+                        u16::from_be_bytes([udp[2], udp[3]]),
+                    )
+                });
+                assert_eq!(sent, encap.udp_ports, "{f:?}: {e:?}");
             }
             "pass" => assert_eq!(r.verdict, XDP_PASS, "{f:?}: {e:?}"),
             "drop" if e.reason == "drop_mtu" => {
@@ -230,6 +249,10 @@ fn explain_names_what_the_kernel_does_with_every_flow() {
         251,
     );
     lb.add_vip("203.0.113.30", 80, PROTO_TCP, &[], 251);
+    // The port-less UDP VIP's reals take GUE (over IPv6, IPv4 inside).
+    for id in 6..=8 {
+        lb.set_gue(id);
+    }
     let maps = PinnedMaps::open(&pins.0).expect("the pinned maps");
     let flows = flows(3000);
 

@@ -38,11 +38,15 @@ pub struct RealView {
 /// How the packet leaves toward its real.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EncapView {
-    /// `ipip` (IPv4 in IPv4), `ip6ip6` or `ip4in6`.
+    /// `ipip` (IPv4 in IPv4), `ip6ip6`, `ip4in6`, `ip6in4`, or GUE:
+    /// `gue4in4`, `gue6in6`, `gue4in6`, `gue6in4` (inner in outer).
     pub kind: String,
     pub outer_src: String,
     pub outer_dst: String,
     pub overhead: u16,
+    /// GUE: the UDP source and destination ports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_ports: Option<(u16, u16)>,
 }
 
 /// Whether a packet of the asked size fits.

@@ -17,7 +17,7 @@ use crate::vocab::{Proto, RealState, VipId};
 use lb_common::{
     FAMILY_V4, NO_REAL,
     config::{CONFIG_F_ICMP_TOO_BIG, Config, flow_source},
-    encap::Encap,
+    encap::{Encap, gue_source_port},
     hash::{flow_hash, outer_hash},
     maps::{AddrKey, Conn, FlowKey, REAL_F_GUE, Real, VIP_F_NO_CONN_TABLE, VipKey, VipMeta},
 };
@@ -310,6 +310,9 @@ fn leave(
         outer_src: outer_src.to_string(),
         outer_dst: real.ip().map_or_else(|| "?".to_owned(), |a| a.to_string()),
         overhead: encap.overhead(),
+        udp_ports: encap
+            .gue()
+            .then(|| (gue_source_port(outer_hash(key)), cfg.gue_port)),
     });
     if let Some(size) = q.size {
         let fits =

@@ -64,9 +64,12 @@ pub fn text(e: &Explanation) -> String {
         );
     }
     if let Some(x) = &e.encap {
+        let ports = x
+            .udp_ports
+            .map_or_else(String::new, |(s, d)| format!(", UDP {s} -> {d}"));
         let _ = writeln!(
             o,
-            "encap    {} {} -> {} (+{} bytes)",
+            "encap    {} {} -> {} (+{} bytes{ports})",
             x.kind, x.outer_src, x.outer_dst, x.overhead
         );
     }
