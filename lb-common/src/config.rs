@@ -58,6 +58,17 @@ pub struct Config {
     /// Bytes of each packet captured (from the Ethernet header), at most
     /// [`crate::capture::MAX_SNAPLEN`].
     pub capture_snaplen: u32,
+    /// QUIC VIPs ([`crate::maps::VIP_F_QUIC`]): the length of the
+    /// destination connection id of short-header packets (the length
+    /// lb's reals' servers give the ids they issue), 1..=20.
+    pub quic_cid_len: u8,
+    /// Where the real's id starts in that connection id (byte offset;
+    /// byte 0 is QUIC-LB's first octet by default).
+    pub quic_id_offset: u8,
+    /// How many bytes the real's id takes (1..=4, big-endian); offset +
+    /// length is at most `quic_cid_len`.
+    pub quic_id_len: u8,
+    pub _pad3: u8,
 }
 
 /// The outer source of a flow whose hash is `hash`: `base` with its lowest
@@ -86,6 +97,16 @@ pub const DEFAULT_MAX_CONN_RATE: u32 = 125_000;
 /// tunnels use by default, so that backends set up for it need no change.
 pub const DEFAULT_GUE_PORT: u16 = 6080;
 
+/// [`Config::quic_cid_len`] unless configured: 8 bytes, the length most
+/// QUIC servers issue.
+pub const DEFAULT_QUIC_CID_LEN: u8 = 8;
+/// [`Config::quic_id_offset`] unless configured: after QUIC-LB's first
+/// octet (config rotation and length bits).
+pub const DEFAULT_QUIC_ID_OFFSET: u8 = 1;
+/// [`Config::quic_id_len`] unless configured: 2 bytes, real ids up to
+/// 65,535 (lb-ctl refuses QUIC VIPs when `max_reals` needs more).
+pub const DEFAULT_QUIC_ID_LEN: u8 = 2;
+
 /// Send encapsulated packets back to the MAC they came from (the router
 /// that delivered them), from the MAC they were sent to. Needs no
 /// configuration; right when the LB host has one upstream router.
@@ -110,7 +131,7 @@ pub const CONFIG_F_ICMP_TOO_BIG: u32 = 1 << 1;
 // SAFETY: #[repr(C)], integers and byte arrays, no implicit padding.
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<Config>() == 68);
+const _: () = assert!(core::mem::size_of::<Config>() == 72);
 // Each field where the XDP program reads it.
 const _: () = {
     use core::mem::offset_of;
@@ -131,4 +152,8 @@ const _: () = {
     assert!(offset_of!(Config, capture_vip) == 56);
     assert!(offset_of!(Config, capture_real) == 60);
     assert!(offset_of!(Config, capture_snaplen) == 64);
+    assert!(offset_of!(Config, quic_cid_len) == 68);
+    assert!(offset_of!(Config, quic_id_offset) == 69);
+    assert!(offset_of!(Config, quic_id_len) == 70);
+    assert!(offset_of!(Config, _pad3) == 71);
 };

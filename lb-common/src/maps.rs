@@ -91,6 +91,14 @@ pub const JUMP_ICMP_TOO_BIG: u32 = 0;
 /// every packet is hashed; flows move when reals change).
 pub const VIP_F_NO_CONN_TABLE: u32 = 1 << 0;
 
+/// VIP flag (UDP VIPs): QUIC. A short-header packet whose destination
+/// connection id carries a usable real of this VIP (the layout:
+/// [`crate::config::Config::quic_cid_len`] and the two fields after it)
+/// goes to that real; anything else (long headers, unknown ids) is
+/// balanced as usual. A connection then stays on its real when the
+/// client's address or port changes.
+pub const VIP_F_QUIC: u32 = 1 << 1;
+
 /// An address and its family: the key of `LB_VIP_ADDRS` (addresses with a
 /// VIP, for packets that carry no usable port: ICMP, fragments, IPv4
 /// options, unknown protocols) and of `LB_DECAP_ADDRS` (the decapsulator's

@@ -85,6 +85,17 @@ counters! {
     /// A new flow not remembered: this CPU reached `max_conn_rate` this
     /// second (the flow is still sent).
     ConnRateLimited => conn_rate_limited,
+    /// A QUIC VIP's short-header packet sent to the real its destination
+    /// connection id names (after the connection table missed: conn_miss
+    /// or conn_rehash counts it too).
+    QuicRouted => quic_routed,
+    /// A QUIC VIP's packet with no connection id to route by (a long
+    /// header: Initial, 0-RTT, Handshake; or cut short): balanced as usual.
+    QuicFallback => quic_fallback,
+    /// A QUIC VIP's short-header packet whose connection id names no
+    /// usable real of the VIP (unknown, another VIP's, down): balanced as
+    /// usual.
+    QuicUnknownId => quic_unknown_id,
     /// Pass: not IPv4 or IPv6 (ARP, LLDP, ...).
     PassNotIp => pass_not_ip,
     /// Pass: not addressed to a VIP.

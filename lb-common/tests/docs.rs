@@ -116,6 +116,10 @@ fn every_map_struct_and_counter_is_documented_as_it_is() {
             capture_vip,
             capture_real,
             capture_snaplen,
+            quic_cid_len,
+            quic_id_offset,
+            quic_id_len,
+            _pad3,
         }),
     ];
     for (name, fields) in structs {

@@ -1,15 +1,15 @@
 //! The balancer: for a TCP/UDP packet to a VIP, pick the real (connection
-//! table, else the VIP's Maglev ring), encapsulate toward it and send it
-//! back out. Everything else is passed untouched or dropped with a reason.
+//! table, else, for a QUIC VIP, the real its connection id names, else the
+//! VIP's Maglev ring), encapsulate toward it and send it back out. Everything else is passed untouched or dropped with a reason.
 use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, programs::XdpContext};
 use lb_common::{
-    NO_REAL,
+    FAMILY_V4, NO_REAL, PROTO_UDP,
     config::{CONFIG_F_ICMP_ECHO, CONFIG_F_ICMP_TOO_BIG, Config},
     encap::Encap,
     hash::{flow_hash, vip_filter_slot},
     maps::{
         AddrKey, Conn, FlowKey, REAL_F_GUE, REAL_STATE_DRAINING, REAL_STATE_UP, Real,
-        VIP_F_NO_CONN_TABLE, VipKey, VipMeta,
+        VIP_F_NO_CONN_TABLE, VIP_F_QUIC, VipKey, VipMeta,
     },
     stats::Counter,
 };
@@ -22,8 +22,10 @@ use crate::{
         LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
     },
     parse::{self, Parsed, Unbalanceable},
+    quic::{self, Cid},
     stats::{self, Verdict},
 };
+use lb_ebpf::headers::{IPV4_LEN, IPV6_LEN, UDP_LEN};
 
 #[inline(always)]
 pub fn balance(ctx: &XdpContext) -> Verdict {
@@ -100,7 +102,33 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                     } else {
                         Counter::ConnMiss
                     };
-                    match pick_real(&flow, &meta) {
+                    // A QUIC VIP: the connection id may name the real.
+                    let mut routed = None;
+                    if meta.flags & VIP_F_QUIC != 0
+                        && flow.proto == PROTO_UDP
+                        && let Some(cfg) = config()
+                    {
+                        let ip_hdr = if flow.family == FAMILY_V4 {
+                            IPV4_LEN
+                        } else {
+                            IPV6_LEN
+                        };
+                        let payload_off = l2.l3_off + ip_hdr + UDP_LEN;
+                        let payload_len = usize::from(ip_len).saturating_sub(ip_hdr + UDP_LEN);
+                        match quic::route(ctx, payload_off, payload_len, &meta, cfg) {
+                            Cid::Routed(real_id, real) => {
+                                stats::count(Counter::QuicRouted);
+                                routed = Some((real_id, real));
+                            }
+                            Cid::Fallback => stats::count(Counter::QuicFallback),
+                            Cid::Unknown => stats::count(Counter::QuicUnknownId),
+                        }
+                    }
+                    let picked = match routed {
+                        Some(r) => Ok(r),
+                        None => pick_real(&flow, &meta),
+                    };
+                    match picked {
                         Ok((real_id, real)) => (meta.vip_id, real_id, real, counter, Some(meta)),
                         Err(reason) => return Verdict::drop(reason),
                     }

@@ -32,6 +32,7 @@ mod icmp;
 mod maps;
 mod outer;
 mod parse;
+mod quic;
 mod stats;
 mod too_big;
 

@@ -43,6 +43,9 @@ pub fn test_config() -> Config {
         mac_mode: MAC_MODE_GATEWAY,
         flags: CONFIG_F_ICMP_ECHO | CONFIG_F_ICMP_TOO_BIG,
         gue_port: lb_common::config::DEFAULT_GUE_PORT,
+        quic_cid_len: lb_common::config::DEFAULT_QUIC_CID_LEN,
+        quic_id_offset: lb_common::config::DEFAULT_QUIC_ID_OFFSET,
+        quic_id_len: lb_common::config::DEFAULT_QUIC_ID_LEN,
         ..Default::default()
     };
     if let IpAddr::V4(a) = ip(LB_SRC_V4) {
@@ -108,12 +111,29 @@ impl TestBalancer {
         reals: &[TestReal],
         ring_size: u32,
     ) -> u32 {
+        self.add_vip_with_flags(addr, port, proto, reals, ring_size, 0)
+    }
+
+    /// [`TestBalancer::add_vip`] with `VIP_F_*` flags.
+    pub fn add_vip_with_flags(
+        &mut self,
+        addr: &str,
+        port: u16,
+        proto: u8,
+        reals: &[TestReal],
+        ring_size: u32,
+        flags: u32,
+    ) -> u32 {
         let vip_id = self.next_vip_id;
         self.next_vip_id += 1;
         for r in reals {
-            self.dp
-                .set_real(r.id, &Real::new(r.addr, REAL_STATE_UP, 1))
-                .expect("real");
+            // Each slot names its VIP, as lb-ctl's are (QUIC routing
+            // checks it).
+            let real = Real {
+                vip_id,
+                ..Real::new(r.addr, REAL_STATE_UP, 1)
+            };
+            self.dp.set_real(r.id, &real).expect("real");
         }
         self.set_ring(vip_id, reals, ring_size);
         self.dp
@@ -122,7 +142,7 @@ impl TestBalancer {
                 VipMeta {
                     vip_id,
                     ring_size,
-                    flags: 0,
+                    flags,
                     generation: 0,
                 },
             )

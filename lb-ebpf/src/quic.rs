@@ -1,0 +1,84 @@
+//! QUIC connection-id routing for VIPs with `VIP_F_QUIC`: a short-header
+//! packet's destination connection id (of the configured length) carries
+//! the id of the real that issued it at a configured place; while that id
+//! names a usable real of the same VIP, the packet goes there, whatever
+//! its source address and port (connection migration, NAT rebinding).
+//! Everything else falls back to the connection table and the ring.
+use aya_ebpf::programs::XdpContext;
+use lb_common::{
+    config::Config,
+    maps::{REAL_STATE_DRAINING, REAL_STATE_UP, Real, VipMeta},
+};
+use lb_ebpf::headers::ptr_at;
+
+use crate::maps::LB_REALS;
+
+/// What a QUIC VIP's packet's connection id says.
+pub enum Cid {
+    /// It names this usable real of the VIP.
+    Routed(u32, &'static Real),
+    /// No id to route by: a long header (the client chose that id), a
+    /// payload too short for the configured id, or a layout lb-ctl would
+    /// not write.
+    Fallback,
+    /// An id that names no usable real of this VIP.
+    Unknown,
+}
+
+/// Longest connection id QUIC v1 allows.
+const MAX_CID_LEN: usize = 20;
+
+/// Reads the real's id from the UDP payload at `payload_off` (of
+/// `payload_len` bytes, within the IP length) of a packet to the VIP
+/// `meta`, as `cfg` lays it out.
+#[inline(always)]
+pub fn route(
+    ctx: &XdpContext,
+    payload_off: usize,
+    payload_len: usize,
+    meta: &VipMeta,
+    cfg: &Config,
+) -> Cid {
+    let cid_len = usize::from(cfg.quic_cid_len);
+    let id_off = usize::from(cfg.quic_id_offset);
+    let id_len = usize::from(cfg.quic_id_len);
+    if cid_len == 0
+        || cid_len > MAX_CID_LEN
+        || id_len == 0
+        || id_len > 4
+        || id_off + id_len > cid_len
+        || payload_len < 1 + cid_len
+    {
+        return Cid::Fallback;
+    }
+    let Some(first) = ptr_at::<u8>(ctx, payload_off) else {
+        return Cid::Fallback;
+    };
+    // SAFETY: checked by ptr_at.
+    if unsafe { *first } & 0x80 != 0 {
+        return Cid::Fallback;
+    }
+    // The id's bytes, big-endian, after the first byte and `id_off` bytes
+    // of the connection id (bounded for the verifier: at most 19).
+    let start = payload_off + 1 + (id_off & 0x1f);
+    let mut id = 0u32;
+    let mut i = 0;
+    while i < 4 {
+        if i < id_len {
+            let Some(b) = ptr_at::<u8>(ctx, start + i) else {
+                return Cid::Fallback;
+            };
+            // SAFETY: checked by ptr_at.
+            id = (id << 8) | u32::from(unsafe { *b });
+        }
+        i += 1;
+    }
+    let Some(real) = LB_REALS.get(id) else {
+        return Cid::Unknown;
+    };
+    let usable = real.state == REAL_STATE_UP || real.state == REAL_STATE_DRAINING;
+    if id == 0 || real.family == 0 || real.vip_id != meta.vip_id || !usable {
+        return Cid::Unknown;
+    }
+    Cid::Routed(id, real)
+}
