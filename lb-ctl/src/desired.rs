@@ -34,5 +34,7 @@ pub struct VipSpec {
     pub ring_size: RingSize,
     /// Hash every packet (no connection table) for this VIP.
     pub no_conn_table: bool,
+    /// Route QUIC short headers by connection id.
+    pub quic: bool,
     pub reals: Vec<RealSpec>,
 }

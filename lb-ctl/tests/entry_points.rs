@@ -70,6 +70,9 @@ fn as_file(vip: &pb::AddVipRequest, reals: &[pb::AddRealRequest]) -> String {
     if let Some(h) = &vip.health {
         t.push_str(&format!("health = {}\n", health_toml(h)));
     }
+    if vip.quic {
+        t.push_str("quic = true\n");
+    }
     if !vip.encap.is_empty() {
         t.push_str(&format!("encap = {}\n", quote(&vip.encap)));
     }
@@ -371,6 +374,11 @@ fn every_entry_point_accepts_and_refuses_the_same_vip_sets() {
                 }
             }),
             "give the check a port",
+        ),
+        (
+            "QUIC on a TCP VIP",
+            Box::new(|v, _| v.quic = true),
+            "quic = true is for UDP VIPs",
         ),
         (
             "an unknown encapsulation of a VIP",

@@ -122,6 +122,7 @@ fn scale(lab: &mut Lab) {
             protocol: Proto::Tcp,
             ring_size: 10_007,
             no_conn_table: false,
+            quic: false,
             encap: Default::default(),
             health: Check::none(),
             min_healthy: 1,

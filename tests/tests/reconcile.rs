@@ -25,6 +25,7 @@ fn vip(addr: &str, port: u16, reals: &[(&str, u32)]) -> VipSpec {
         },
         ring_size: RingSize::new(251).unwrap(),
         no_conn_table: false,
+        quic: false,
         reals: reals
             .iter()
             .map(|(a, w)| RealSpec {

@@ -190,6 +190,7 @@ pub fn vip_config(r: &pb::AddVipRequest) -> Result<VipConfig, WireError> {
         protocol: id.proto,
         ring_size: r.ring_size.unwrap_or(crate::maglev::DEFAULT_RING_SIZE),
         no_conn_table: r.no_conn_table,
+        quic: r.quic,
         encap: encapsulation(&r.encap)?.unwrap_or_default(),
         health: r
             .health

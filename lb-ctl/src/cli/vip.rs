@@ -34,6 +34,11 @@ pub enum VipCommand {
         /// Hash every packet; keep no connection table for this VIP.
         #[arg(long)]
         no_conn_table: bool,
+        /// QUIC (UDP VIPs): send short-header packets to the real whose id
+        /// their connection id carries (`[dataplane] quic_*`; the id is
+        /// the one `real list` shows).
+        #[arg(long)]
+        quic: bool,
         /// How packets reach its reals: IP-in-IP, or GUE (UDP to
         /// `[dataplane] gue_port`); a real may override it.
         #[arg(long, value_enum, default_value_t)]
@@ -69,6 +74,7 @@ pub fn run(socket: &Path, args: VipArgs) -> anyhow::Result<ExitCode> {
             vip,
             ring_size,
             no_conn_table,
+            quic,
             encap,
             min_healthy,
             communities,
@@ -78,6 +84,7 @@ pub fn run(socket: &Path, args: VipArgs) -> anyhow::Result<ExitCode> {
             vip: Some((&vip).into()),
             ring_size: Some(ring_size),
             no_conn_table,
+            quic,
             encap: encap.to_string(),
             health: health.to_pb(),
             min_healthy: Some(min_healthy),
@@ -121,7 +128,7 @@ pub fn print_vips(list: &pb::ListVipsReply, only: Option<&VipId>) {
             .as_ref()
             .map_or("none".to_owned(), |h| h.kind.clone());
         println!(
-            "{id}  ring {}  id {}  check {check}{}{}",
+            "{id}  ring {}  id {}  check {check}{}{}{}",
             v.ring_size,
             v.vip_id,
             if v.no_conn_table {
@@ -129,7 +136,8 @@ pub fn print_vips(list: &pb::ListVipsReply, only: Option<&VipId>) {
             } else {
                 ""
             },
-            if v.encap == "gue" { "  encap gue" } else { "" }
+            if v.encap == "gue" { "  encap gue" } else { "" },
+            if v.quic { "  quic" } else { "" }
         );
         for r in &v.reals {
             println!(

@@ -12,6 +12,7 @@ pub fn vip(addr: &str, port: u16) -> VipConfig {
         protocol: Proto::Tcp,
         ring_size: 13,
         no_conn_table: false,
+        quic: false,
         encap: Default::default(),
         health: Check::none(),
         min_healthy: 1,

@@ -131,6 +131,11 @@ pub struct DataplaneSettings {
     pub mtu: u16,
     /// UDP destination port of GUE tunnels (reals with `encap = "gue"`).
     pub gue_port: u16,
+    /// QUIC VIPs: the connection-id length of short headers, and where
+    /// the real's id lies in it (offset, length in bytes).
+    pub quic_cid_len: u8,
+    pub quic_id_offset: u8,
+    pub quic_id_len: u8,
     pub icmp_echo: bool,
     pub icmp_too_big: bool,
 }
@@ -291,6 +296,10 @@ pub struct VipConfig {
     pub ring_size: u32,
     #[serde(default)]
     pub no_conn_table: bool,
+    /// QUIC (UDP VIPs): route short-header packets by the real's id in
+    /// their destination connection id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quic: bool,
     /// How its packets reach its reals (unless a real says otherwise).
     #[serde(default, skip_serializing_if = "Encapsulation::is_ipip")]
     pub encap: Encapsulation,

@@ -214,6 +214,24 @@ pub fn check_vip_set(
         if v.min_healthy == 0 {
             return Err(c.fail(Field::MinHealthy, "min_healthy must be at least 1"));
         }
+        if v.quic {
+            if v.protocol != crate::vocab::Proto::Udp {
+                return Err(c.fail(Field::Whole, "quic = true is for UDP VIPs"));
+            }
+            // Real ids go up to max_reals - 1; each must fit the id bytes.
+            let fits = 1u64 << (8 * u32::from(dp.quic_id_len));
+            if u64::from(dp.max_reals) > fits {
+                return Err(c.fail(
+                    Field::Whole,
+                    format!(
+                        "quic = true, but real ids go up to {} ([dataplane] max_reals) and quic_server_id_len = {} holds {}: raise it or lower max_reals",
+                        dp.max_reals - 1,
+                        dp.quic_id_len,
+                        fits - 1
+                    ),
+                ));
+            }
+        }
         c.check(&v.health, v.port)?;
         let mut reals = BTreeSet::new();
         for (j, r) in v.reals.iter().enumerate() {

@@ -258,6 +258,7 @@ fn vip(v: &Spanned<RawVip>) -> Result<(VipConfig, VipSpans), Fail> {
             .as_ref()
             .map_or(maglev::DEFAULT_RING_SIZE, |r| *r.get_ref()),
         no_conn_table: v.no_conn_table.unwrap_or(false),
+        quic: v.quic.unwrap_or(false),
         encap: v
             .encap
             .as_ref()

@@ -135,6 +135,44 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
             );
         }
     };
+    let in_range = |v: &Option<Spanned<u32>>, name: &str, default: u8, lo: u32, hi: u32| match v {
+        None => Ok(default),
+        Some(n) if (lo..=hi).contains(n.get_ref()) => Ok(*n.get_ref() as u8),
+        Some(n) => fail(
+            n.span(),
+            format!("{name} {} is outside {lo}..={hi}", n.get_ref()),
+        ),
+    };
+    use lb_common::config::{DEFAULT_QUIC_CID_LEN, DEFAULT_QUIC_ID_LEN, DEFAULT_QUIC_ID_OFFSET};
+    let quic_cid_len = in_range(&d.quic_cid_len, "quic_cid_len", DEFAULT_QUIC_CID_LEN, 1, 20)?;
+    let quic_id_offset = in_range(
+        &d.quic_server_id_offset,
+        "quic_server_id_offset",
+        DEFAULT_QUIC_ID_OFFSET,
+        0,
+        19,
+    )?;
+    let quic_id_len = in_range(
+        &d.quic_server_id_len,
+        "quic_server_id_len",
+        DEFAULT_QUIC_ID_LEN,
+        1,
+        4,
+    )?;
+    if quic_id_offset + quic_id_len > quic_cid_len {
+        let span = [&d.quic_server_id_len, &d.quic_server_id_offset, &d.quic_cid_len]
+            .into_iter()
+            .flatten()
+            .map(Spanned::span)
+            .max_by_key(|s| s.start)
+            .expect("a default layout fits, so one of them was set");
+        return fail(
+            span,
+            format!(
+                "the QUIC server id (offset {quic_id_offset}, {quic_id_len} bytes) does not fit a connection id of {quic_cid_len} bytes"
+            ),
+        );
+    }
     Ok(DataplaneSettings {
         source_v4,
         source_v6,
@@ -148,6 +186,9 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
             .unwrap_or(lb_common::config::DEFAULT_MAX_CONN_RATE),
         mtu,
         gue_port,
+        quic_cid_len,
+        quic_id_offset,
+        quic_id_len,
         icmp_echo: d.icmp_echo.unwrap_or(true),
         icmp_too_big: d.icmp_too_big.unwrap_or(true),
     })

@@ -185,6 +185,10 @@ fn any_host() -> DataplaneSettings {
         max_conn_rate: 0,
         mtu: super::DEFAULT_MTU,
         gue_port: lb_common::config::DEFAULT_GUE_PORT,
+        // Each host checks its own id length against its real table.
+        quic_cid_len: 20,
+        quic_id_offset: 0,
+        quic_id_len: 4,
         icmp_echo: false,
         icmp_too_big: false,
     }

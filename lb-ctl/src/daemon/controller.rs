@@ -106,6 +106,7 @@ impl Controller {
                 id: v.id(),
                 ring_size: v.ring(),
                 no_conn_table: v.no_conn_table,
+                quic: v.quic,
                 reals: v
                     .reals
                     .iter()

@@ -77,6 +77,9 @@ pub fn dataplane_config(d: &DataplaneSettings, iface_mac: Option<[u8; 6]>) -> Co
         mtu: d.mtu,
         max_conn_rate: d.max_conn_rate,
         gue_port: d.gue_port,
+        quic_cid_len: d.quic_cid_len,
+        quic_id_offset: d.quic_id_offset,
+        quic_id_len: d.quic_id_len,
         ..Config::default()
     };
     if let Some(a) = d.source_v4 {

@@ -136,6 +136,7 @@ mod tests {
             protocol: crate::vocab::Proto::Tcp,
             ring_size: 13,
             no_conn_table: false,
+            quic: true,
             encap: crate::vocab::Encapsulation::Gue,
             health: Check::none(),
             min_healthy: 1,

@@ -125,6 +125,7 @@ impl Controller {
                     vip: Some((&id).into()),
                     ring_size: v.ring_size,
                     no_conn_table: v.no_conn_table,
+                    quic: v.quic,
                     encap: v.encap.to_string(),
                     vip_id,
                     health: Some((&v.health).into()),

@@ -14,7 +14,7 @@ use std::{
 
 use lb_common::{
     MAX_VIPS, NO_REAL,
-    maps::{REAL_F_GUE, Real, VIP_F_NO_CONN_TABLE, VipMeta},
+    maps::{REAL_F_GUE, Real, VIP_F_NO_CONN_TABLE, VIP_F_QUIC, VipMeta},
 };
 
 mod adopt;
@@ -220,7 +220,7 @@ impl Reconciler {
                 VIP_F_NO_CONN_TABLE
             } else {
                 0
-            };
+            } | if spec.quic { VIP_F_QUIC } else { 0 };
             let is_new = !self.vips.contains_key(&spec.id);
             if is_new {
                 let vip_id = free_vip_ids

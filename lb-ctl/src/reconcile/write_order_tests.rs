@@ -46,6 +46,7 @@ fn spec(reals: &[&str]) -> VipSpec {
         id: "203.0.113.10:80/tcp".parse().unwrap(),
         ring_size: RingSize::new(13).unwrap(),
         no_conn_table: false,
+        quic: false,
         reals: reals
             .iter()
             .map(|a| RealSpec {

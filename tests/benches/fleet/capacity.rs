@@ -117,6 +117,7 @@ fn desired(lab_vips: &Desired, ports: u16, kind: CheckKind) -> Desired {
             protocol: Proto::Tcp,
             ring_size: 1021,
             no_conn_table: false,
+            quic: false,
             encap: Default::default(),
             health: check.clone(),
             min_healthy: 1,

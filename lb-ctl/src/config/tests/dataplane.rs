@@ -19,6 +19,11 @@ fn dataplane_mistakes_are_refused_with_their_line() {
         ("gue_port = 0", "gue_port 0 is outside 1..=65535"),
         ("gue_port = 65536", "gue_port 65536 is outside 1..=65535"),
         ("gue_port = \"6080\"", "invalid type"),
+        ("quic_cid_len = 0", "quic_cid_len 0 is outside 1..=20"),
+        ("quic_cid_len = 21", "quic_cid_len 21 is outside 1..=20"),
+        ("quic_server_id_len = 5", "quic_server_id_len 5 is outside 1..=4"),
+        ("quic_server_id_offset = 20", "quic_server_id_offset 20 is outside 0..=19"),
+        ("quic_cid_len = 2", "does not fit a connection id of 2 bytes"),
         (
             "source_v4_prefix = \"2001:db8::/120\"",
             "must be an IPv4 prefix",
@@ -52,6 +57,44 @@ fn dataplane_mistakes_are_refused_with_their_line() {
     ))
     .unwrap();
     assert!(s.vips[0].address.is_ipv6() && s.vips[0].reals[0].address.is_ipv4());
+}
+
+#[test]
+fn quic_vips_and_their_connection_id_layout() {
+    let base = "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.250\"\n";
+    let vip = "[[vip]]\naddress = \"203.0.113.10\"\nport = 443\nprotocol = \"udp\"\nquic = true\n";
+    let s = parse_str(&format!("{base}{vip}")).unwrap();
+    assert!(s.vips[0].quic);
+    let d = &s.dataplane;
+    assert_eq!((d.quic_cid_len, d.quic_id_offset, d.quic_id_len), (8, 1, 2));
+    let s = parse_str(&format!(
+        "{base}quic_cid_len = 20\nquic_server_id_offset = 16\nquic_server_id_len = 4\nmax_reals = 1048576\n{vip}"
+    ))
+    .unwrap();
+    let d = &s.dataplane;
+    assert_eq!((d.quic_cid_len, d.quic_id_offset, d.quic_id_len), (20, 16, 4));
+    // Refused: QUIC on TCP; ids that cannot hold every real id.
+    for (text, line, words) in [
+        (
+            format!("{base}[[vip]]\naddress = \"203.0.113.10\"\nprotocol = \"tcp\"\nquic = true\n"),
+            5,
+            "quic = true is for UDP VIPs",
+        ),
+        (
+            format!("{base}max_reals = 65537\n{vip}"),
+            6,
+            "real ids go up to 65536",
+        ),
+        (
+            format!("{base}quic_server_id_len = 1\n{vip}"),
+            6,
+            "quic_server_id_len = 1 holds 255",
+        ),
+    ] {
+        let e = parse_str(&text).expect_err(&text);
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains(words), "{e}");
+    }
 }
 
 #[test]

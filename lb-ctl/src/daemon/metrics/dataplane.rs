@@ -22,6 +22,8 @@ pub enum CounterFamily {
     ConnTable,
     /// `lb_icmp_total{event}`: ICMP answered or forwarded.
     Icmp,
+    /// `lb_quic_total{event}`: QUIC VIPs' connection-id routing.
+    Quic,
     /// `lb_vlan_tagged_packets_total`: packets that carried an 802.1Q tag.
     Vlan,
 }
@@ -29,12 +31,13 @@ pub enum CounterFamily {
 /// The family of the counter named `name` and its label value there;
 /// `None` for a name no family takes (a unit test keeps that set empty).
 pub fn classify(name: &str) -> Option<(CounterFamily, &str)> {
-    const PREFIXES: [(&str, CounterFamily); 5] = [
+    const PREFIXES: [(&str, CounterFamily); 6] = [
         ("xdp_", CounterFamily::Verdict),
         ("drop_", CounterFamily::Drop),
         ("pass_", CounterFamily::Pass),
         ("conn_", CounterFamily::ConnTable),
         ("icmp_", CounterFamily::Icmp),
+        ("quic_", CounterFamily::Quic),
     ];
     PREFIXES
         .iter()
@@ -101,6 +104,12 @@ pub fn families(r: &mut Registry, stats: &pb::StatsReply) {
         "icmp",
         "ICMP messages the balancer answered or forwarded: echo_reply, too_big_sent, too_big_forwarded",
         of(CounterFamily::Icmp).map(|(event, v)| (EventLabel { event }, v)),
+    );
+    counters(
+        r,
+        "quic",
+        "QUIC VIPs' packets by how their real was found: routed (by connection id), fallback (no id: long header or short), unknown_id",
+        of(CounterFamily::Quic).map(|(event, v)| (EventLabel { event }, v)),
     );
     single_counter(
         r,
