@@ -28,8 +28,9 @@ use std::{net::IpAddr, sync::Arc};
 
 use aya::programs::{Xdp, XdpMode};
 use lb_common::{
-    PROTO_TCP,
+    PROTO_TCP, PROTO_UDP,
     bench::{VARY_FLOWS, VARY_PER_CPU},
+    maps::VIP_F_QUIC,
     stats::Counter,
 };
 use lb_tests::{
@@ -49,6 +50,9 @@ const PREFILL: u32 = (1 << 20) + (1 << 17);
 const VIP4: &str = "203.0.113.10";
 /// An IPv4 VIP whose reals take GUE.
 const VIP4_GUE: &str = "203.0.113.11";
+/// A QUIC VIP (UDP 443) and the real id its connection ids name.
+const VIP4_QUIC: &str = "203.0.113.12";
+const QUIC_REAL: u32 = 302;
 const VIP6: &str = "2001:db8:100::10";
 
 /// The sides (this tree, and the baseline if any), run in turn.
@@ -189,6 +193,14 @@ fn paths(r: &mut Runner, peer_if: &str) {
         for r in &gue {
             s.lb.set_gue(r.id);
         }
+        let quic: Vec<TestReal> = reals(false)
+            .into_iter()
+            .map(|r| TestReal {
+                id: r.id + 300,
+                ..r
+            })
+            .collect();
+        s.lb.add_vip_with_flags(VIP4_QUIC, 443, PROTO_UDP, &quic, 65_537, VIP_F_QUIC);
     });
     // The peer drops what the measured end transmits (and gives veth
     // XDP_TX a receiver): the first side's program serves both.
@@ -242,6 +254,26 @@ fn paths(r: &mut Runner, peer_if: &str) {
         Some(floor),
     );
     all_cpus_paths(r, floor, &tx_and);
+    // A QUIC VIP's new flows whose connection id names a real: the id
+    // read instead of the ring, then remembered.
+    let mut quic = bench_frame(&Packet::udp(client4, 40_000, ip(VIP4_QUIC), 443));
+    let id = (QUIC_REAL as u16).to_be_bytes();
+    quic[42..46].copy_from_slice(&[0x40, 0x01, id[0], id[1]]);
+    r.each(|s| s.set_frame(quic, VARY_FLOWS));
+    r.measure(
+        "new QUIC flow every packet, routed by connection id (miss + id + insert, table full)",
+        How::Live(&[Counter::ConnMiss, Counter::QuicRouted, Counter::XdpTx]),
+        Some(floor),
+    );
+    // The same VIP's long headers: no id to read, the ring (the baseline
+    // of the row above).
+    quic[42] = 0xc0;
+    r.each(|s| s.set_frame(quic, VARY_FLOWS));
+    r.measure(
+        "new QUIC flow every packet, long header: the ring (miss + ring + insert, table full)",
+        How::Live(&[Counter::ConnMiss, Counter::QuicFallback, Counter::XdpTx]),
+        Some(floor),
+    );
     // A flood of new flows past max_conn_rate: sent, not remembered. From
     // other clients: a `vary` frame's sequence has 24 bits (the port and
     // the last address byte, to stay inside the documentation range), and

@@ -9,7 +9,7 @@ use lb_ctl::vocab::{Encapsulation, Proto, VipId};
 use lb_tests::{
     lab::{
         HTTP_PORT, Lab, LabOptions, UDP_PORT, VIP4, VIP6,
-        client::{HttpConn, http_get, udp_echo},
+        client::{HttpConn, http_get, udp_echo, udp_exchange},
         test_bins,
         topology::{Leaf, backend_by_name},
     },
@@ -282,6 +282,70 @@ fn vips_in_gue_answer_through_the_backends_gue_decapsulation() {
         d.decap_gue6
     });
     assert!(tunnels >= 40 + 3 * 40, "{tunnels} GUE tunnels over IPv6");
+}
+
+/// A short-header QUIC datagram whose 8-byte destination connection id
+/// carries `real_id` in bytes 1-2 (lb's default layout), as a server of
+/// that real would have issued it.
+fn quic_short_header(real_id: u32) -> Vec<u8> {
+    let id = u16::try_from(real_id).expect("a 2-byte id").to_be_bytes();
+    let mut p = vec![0x40, 0x01, id[0], id[1], 0x11, 0x22, 0x33, 0x44, 0x55];
+    p.extend_from_slice(b"protected payload");
+    p
+}
+
+/// A QUIC VIP: datagrams whose connection id names a backend reach that
+/// backend from any client port (NAT rebinding), also from ports the ring
+/// would send to the other one; an Initial (long header) goes where the
+/// ring says.
+#[test]
+fn a_quic_connection_stays_on_its_backend_when_the_client_port_changes() {
+    if !require_root("a_quic_connection_stays_on_its_backend_when_the_client_port_changes") {
+        return;
+    }
+    let mut lab = lab("q");
+    lab.route_vips(&['A']).unwrap();
+    let v = vip(VIP4, UDP_PORT, Proto::Udp);
+    lab.make_quic('A', &v).unwrap();
+    let before = lab.lb_stats('A').unwrap();
+    let ns = lab.ns("c1");
+    let mut ring_elsewhere = 0;
+    for (backend, ports) in [("a1", 41_000..41_010), ("a2", 42_000..42_010)] {
+        let id = lab.real_id('A', &v, backend).expect("its real id");
+        let payload = quic_short_header(id);
+        for port in ports {
+            let reply = udp_exchange(&ns, v.addr, v.port, port, &payload)
+                .unwrap_or_else(|e| panic!("from port {port}: {e:#}"));
+            assert_eq!(reply.backend, backend, "from port {port}: id {id}");
+            if lab.predict('A', &v, reply.local) != Some(backend) {
+                ring_elsewhere += 1;
+            }
+        }
+    }
+    assert!(
+        ring_elsewhere > 0,
+        "some of the 20 ports hash to the other backend: the id, not the ring, chose"
+    );
+    // An Initial: the client's own id; the ring decides.
+    let mut initial = vec![0xc0, 0, 0, 0, 1, 8];
+    initial.extend_from_slice(&quic_short_header(1)[1..9]);
+    initial.extend_from_slice(&[0; 32]);
+    for port in 43_000..43_005 {
+        let reply = udp_exchange(&ns, v.addr, v.port, port, &initial).unwrap();
+        assert_eq!(
+            lab.predict('A', &v, reply.local),
+            Some(reply.backend.as_str()),
+            "an Initial from port {port} follows the ring"
+        );
+    }
+    let after = lab.lb_stats('A').unwrap();
+    assert!(
+        after.quic_routed - before.quic_routed >= 20,
+        "{} routed by id",
+        after.quic_routed - before.quic_routed
+    );
+    assert!(after.quic_fallback - before.quic_fallback >= 5);
+    assert_eq!(after.quic_unknown_id, before.quic_unknown_id);
 }
 
 #[test]

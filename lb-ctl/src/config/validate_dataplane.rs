@@ -160,12 +160,16 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
         4,
     )?;
     if quic_id_offset + quic_id_len > quic_cid_len {
-        let span = [&d.quic_server_id_len, &d.quic_server_id_offset, &d.quic_cid_len]
-            .into_iter()
-            .flatten()
-            .map(Spanned::span)
-            .max_by_key(|s| s.start)
-            .expect("a default layout fits, so one of them was set");
+        let span = [
+            &d.quic_server_id_len,
+            &d.quic_server_id_offset,
+            &d.quic_cid_len,
+        ]
+        .into_iter()
+        .flatten()
+        .map(Spanned::span)
+        .max_by_key(|s| s.start)
+        .expect("a default layout fits, so one of them was set");
         return fail(
             span,
             format!(

@@ -100,24 +100,43 @@ pub fn http_get(ns: &str, vip: IpAddr, port: u16) -> anyhow::Result<Reply> {
 
 /// One UDP echo from a new socket.
 pub fn udp_echo(ns: &str, vip: IpAddr, port: u16) -> anyhow::Result<Reply> {
-    let any: SocketAddr = if vip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-        .parse()
-        .expect("any");
+    udp_exchange(ns, vip, port, 0, b"ping")
+}
+
+/// Sends `payload` (any bytes) from a new socket bound to `local_port` (0:
+/// any) and checks that the echo carries it back; the answering backend.
+pub fn udp_exchange(
+    ns: &str,
+    vip: IpAddr,
+    port: u16,
+    local_port: u16,
+    payload: &[u8],
+) -> anyhow::Result<Reply> {
+    let any = SocketAddr::new(
+        if vip.is_ipv4() {
+            IpAddr::from([0u8; 4])
+        } else {
+            IpAddr::from([0u8; 16])
+        },
+        local_port,
+    );
     let socket = run_in(ns, || UdpSocket::bind(any)).context("bind UDP")?;
     socket.set_read_timeout(Some(TIMEOUT))?;
     socket.connect(SocketAddr::new(vip, port))?;
-    socket.send(b"ping").context("send")?;
-    let mut buf = [0u8; 512];
+    socket.send(payload).context("send")?;
+    let mut buf = [0u8; 2048];
     let n = socket
         .recv(&mut buf)
         .with_context(|| format!("no echo from {vip}:{port}"))?;
-    let text = String::from_utf8_lossy(&buf[..n]);
-    let (backend, payload) = text.split_once(' ').context("malformed echo")?;
-    if payload != "ping" {
-        bail!("echo `{payload}` differs from what was sent");
+    let space = buf[..n]
+        .iter()
+        .position(|&b| b == b' ')
+        .context("malformed echo")?;
+    if buf[space + 1..n] != *payload {
+        bail!("the echo differs from what was sent");
     }
     Ok(Reply {
-        backend: backend.to_owned(),
+        backend: String::from_utf8_lossy(&buf[..space]).into_owned(),
         local: socket.local_addr()?,
     })
 }

@@ -270,6 +270,43 @@ impl LbHost {
         self.wait_ready(before - reals.len() + wanted.len())
     }
 
+    /// Adds `vip` again with `quic = true` (a VIP's flags are set when it
+    /// is added), with the same check, ring and reals; waits until they
+    /// are healthy again.
+    pub fn make_quic(&mut self, vip: &VipId) -> anyhow::Result<()> {
+        let list = self.api(|mut c| async move {
+            Ok(c.list_vips(pb::ListVipsRequest {}).await?.into_inner())
+        })?;
+        let total: usize = list.vips.iter().map(|v| v.reals.len()).sum();
+        let info = list
+            .vips
+            .into_iter()
+            .find(|v| {
+                v.vip
+                    .as_ref()
+                    .is_some_and(|p| VipId::try_from(p).is_ok_and(|id| id == *vip))
+            })
+            .with_context(|| format!("no VIP {vip}"))?;
+        let pb_vip = info.vip.clone().context("VIP")?;
+        let (del, add) = (pb_vip.clone(), pb_vip.clone());
+        self.api(|mut c| async move {
+            c.del_vip(pb::DelVipRequest { vip: Some(del) }).await?;
+            c.add_vip(pb::AddVipRequest {
+                vip: Some(add),
+                ring_size: Some(info.ring_size),
+                health: info.health,
+                min_healthy: Some(info.min_healthy),
+                quic: true,
+                ..Default::default()
+            })
+            .await?;
+            Ok(())
+        })?;
+        let wanted: Vec<String> = info.reals.iter().map(|r| r.address.clone()).collect();
+        self.replace_reals(&pb_vip, &[], &wanted, Encapsulation::Ipip)?;
+        self.wait_ready(total)
+    }
+
     /// Every VIP and its reals, as the daemon lists them.
     fn vips_and_reals(&self) -> anyhow::Result<Vec<(pb::Vip, Vec<pb::RealInfo>)>> {
         let list = self.api(|mut c| async move {

@@ -594,6 +594,20 @@ impl Lab {
             .set_reals(vip, addrs, encap)
     }
 
+    /// Makes site `site`'s `vip` a QUIC VIP (see [`lb::LbHost::make_quic`]).
+    pub fn make_quic(&mut self, site: char, vip: &VipId) -> anyhow::Result<()> {
+        self.lbs
+            .get_mut(&site)
+            .context("no such site")?
+            .make_quic(vip)
+    }
+
+    /// Backend `name`'s real id for `vip` at site `site` (what a QUIC
+    /// server of that backend puts in its connection ids).
+    pub fn real_id(&self, site: char, vip: &VipId, name: &str) -> Option<u32> {
+        self.lbs.get(&site)?.real_id(vip, name)
+    }
+
     /// The backend site `site`'s balancer picks for a new flow from
     /// `client` to `vip`.
     pub fn predict(&self, site: char, vip: &VipId, client: SocketAddr) -> Option<&'static str> {

@@ -21,9 +21,18 @@ fn dataplane_mistakes_are_refused_with_their_line() {
         ("gue_port = \"6080\"", "invalid type"),
         ("quic_cid_len = 0", "quic_cid_len 0 is outside 1..=20"),
         ("quic_cid_len = 21", "quic_cid_len 21 is outside 1..=20"),
-        ("quic_server_id_len = 5", "quic_server_id_len 5 is outside 1..=4"),
-        ("quic_server_id_offset = 20", "quic_server_id_offset 20 is outside 0..=19"),
-        ("quic_cid_len = 2", "does not fit a connection id of 2 bytes"),
+        (
+            "quic_server_id_len = 5",
+            "quic_server_id_len 5 is outside 1..=4",
+        ),
+        (
+            "quic_server_id_offset = 20",
+            "quic_server_id_offset 20 is outside 0..=19",
+        ),
+        (
+            "quic_cid_len = 2",
+            "does not fit a connection id of 2 bytes",
+        ),
         (
             "source_v4_prefix = \"2001:db8::/120\"",
             "must be an IPv4 prefix",
@@ -72,7 +81,10 @@ fn quic_vips_and_their_connection_id_layout() {
     ))
     .unwrap();
     let d = &s.dataplane;
-    assert_eq!((d.quic_cid_len, d.quic_id_offset, d.quic_id_len), (20, 16, 4));
+    assert_eq!(
+        (d.quic_cid_len, d.quic_id_offset, d.quic_id_len),
+        (20, 16, 4)
+    );
     // Refused: QUIC on TCP; ids that cannot hold every real id.
     for (text, line, words) in [
         (
