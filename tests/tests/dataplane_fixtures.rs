@@ -7,7 +7,7 @@ use lb_common::{
     config::DEFAULT_GUE_PORT,
     encap::gue_source_port,
     hash::outer_hash,
-    maps::FlowKey,
+    maps::{FlowKey, VIP_F_QUIC},
     stats::{Counter, Stats},
 };
 use lb_tests::{
@@ -44,6 +44,10 @@ const VIP4_GUE_TO_V6: &str = "203.0.113.51";
 const VIP6_GUE_TO_V4: &str = "2001:db8:100::51";
 const REAL5_GUE: &str = "198.51.100.105";
 const REAL6_GUE: &str = "2001:db8:200::6";
+/// A QUIC VIP (UDP 443) with two reals, ids 7 and 8.
+const VIP4_QUIC: &str = "203.0.113.52";
+const REAL7: &str = "198.51.100.107";
+const REAL8: &str = "198.51.100.108";
 
 /// What the balancer should do with a packet.
 enum Expect {
@@ -88,7 +92,24 @@ fn balancer() -> TestBalancer {
     lb.add_vip(VIP6_GUE_TO_V4, 80, PROTO_TCP, &[real(5, REAL5_GUE)], RING);
     lb.set_gue(5);
     lb.set_gue(6);
+    lb.add_vip_with_flags(
+        VIP4_QUIC,
+        443,
+        PROTO_UDP,
+        &[real(7, REAL7), real(8, REAL8)],
+        RING,
+        VIP_F_QUIC,
+    );
     lb
+}
+
+/// A QUIC short header whose 8-byte connection id names real `id`
+/// (default layout: bytes 1-2), then `rest` bytes of payload.
+fn quic_short(id: u16, rest: usize) -> Vec<u8> {
+    let id = id.to_be_bytes();
+    let mut p = vec![0x41, 0x9c, id[0], id[1], 1, 2, 3, 4, 5];
+    p.resize(9 + rest, 0x77);
+    p
 }
 
 /// `p` encapsulated toward `real`, as the balancer must send it.
@@ -634,6 +655,41 @@ fn cases() -> Vec<Case> {
         big_gue6.bytes(),
         Tx(too_big_reply(&big_gue6, u32::from(TEST_MTU) - 48)),
         &[ConnMiss, DropMtu, IcmpTooBigSent],
+    );
+
+    // QUIC: the connection id names the real, whatever the client's port.
+    for (what, sport, id, real) in [
+        ("QUIC short header naming real 8", 44_000, 8, REAL8),
+        (
+            "the same connection from another port: real 8",
+            44_001,
+            8,
+            REAL8,
+        ),
+        ("QUIC short header naming real 7", 44_002, 7, REAL7),
+        (
+            "an id of exactly the header's length naming real 7",
+            44_003,
+            7,
+            REAL7,
+        ),
+    ] {
+        let rest = if sport == 44_003 { 0 } else { 30 };
+        let p =
+            Packet::udp(ip(CLIENT4), sport, ip(VIP4_QUIC), 443).with_payload(&quic_short(id, rest));
+        add(
+            what,
+            p.bytes(),
+            Tx(encap(&p, real)),
+            &[ConnMiss, QuicRouted],
+        );
+    }
+    let p = Packet::udp(ip(CLIENT6), 44_004, ip(VIP6), 53).with_payload(&quic_short(3, 30));
+    add(
+        "a connection id to a VIP that is not QUIC: not read",
+        p.bytes(),
+        Tx(encap(&p, REAL3)),
+        &[ConnMiss],
     );
 
     // Length fields that lie (the parser trusts none of them).
