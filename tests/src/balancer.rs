@@ -57,6 +57,15 @@ pub fn test_config() -> Config {
     cfg
 }
 
+/// Real `id` at `addr`, weight 1.
+pub fn test_real(id: u32, addr: &str) -> TestReal {
+    TestReal {
+        id,
+        addr: ip(addr),
+        weight: 1,
+    }
+}
+
 /// A real of a test VIP: its data-plane id, address and Maglev weight.
 #[derive(Clone, Copy, Debug)]
 pub struct TestReal {

@@ -381,30 +381,9 @@ pub fn gue_encapsulated(
     outer_src: IpAddr,
     macs: ([u8; 6], [u8; 6]),
     flow_label: u32,
-    (sport, dport): (u16, u16),
+    ports: (u16, u16),
 ) -> Vec<u8> {
-    let inner_ip = inner.ip_bytes();
-    let mut udp = Vec::with_capacity(8 + inner_ip.len());
-    udp.extend_from_slice(&sport.to_be_bytes());
-    udp.extend_from_slice(&dport.to_be_bytes());
-    udp.extend_from_slice(&((8 + inner_ip.len()) as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(&inner_ip);
-    let (ethertype, outer) = match (outer_src, real) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => (
-            ETH_P_IP,
-            ipv4_header(s, d, IPPROTO_UDP, udp.len(), 64, inner.tos, &[]),
-        ),
-        (IpAddr::V6(s), IpAddr::V6(d)) => (
-            ETH_P_IPV6,
-            ipv6_header(s, d, IPPROTO_UDP, udp.len(), 64, inner.tos, flow_label),
-        ),
-        _ => panic!("outer source and real differ in family"),
-    };
-    let mut out = eth_header(macs.0, macs.1, inner.vlan, ethertype);
-    out.extend_from_slice(&outer);
-    out.extend_from_slice(&udp);
-    out
+    tunnel_frame(inner, real, outer_src, macs, flow_label, Some(ports))
 }
 
 /// The frame the balancer should send for `inner` toward `real`: the same
@@ -419,26 +398,47 @@ pub fn encapsulated(
     src_mac: [u8; 6],
     flow_label: u32,
 ) -> Vec<u8> {
+    tunnel_frame(inner, real, outer_src, (dst_mac, src_mac), flow_label, None)
+}
+
+/// A tunnel frame: Ethernet (inner's tag), the outer IP header, a UDP
+/// header if `udp_ports` (GUE, checksum 0), then `inner`'s IP packet.
+fn tunnel_frame(
+    inner: &Packet,
+    real: IpAddr,
+    outer_src: IpAddr,
+    (dst_mac, src_mac): ([u8; 6], [u8; 6]),
+    flow_label: u32,
+    udp_ports: Option<(u16, u16)>,
+) -> Vec<u8> {
     let inner_ip = inner.ip_bytes();
-    let proto = if inner.src.is_ipv4() {
-        IPPROTO_IPIP
-    } else {
-        IPPROTO_IPV6
+    let mut carried = Vec::with_capacity(8 + inner_ip.len());
+    let proto = match udp_ports {
+        Some((sport, dport)) => {
+            carried.extend_from_slice(&sport.to_be_bytes());
+            carried.extend_from_slice(&dport.to_be_bytes());
+            carried.extend_from_slice(&((8 + inner_ip.len()) as u16).to_be_bytes());
+            carried.extend_from_slice(&[0, 0]);
+            IPPROTO_UDP
+        }
+        None if inner.src.is_ipv4() => IPPROTO_IPIP,
+        None => IPPROTO_IPV6,
     };
+    carried.extend_from_slice(&inner_ip);
     let (ethertype, outer) = match (outer_src, real) {
         (IpAddr::V4(s), IpAddr::V4(d)) => (
             ETH_P_IP,
-            ipv4_header(s, d, proto, inner_ip.len(), 64, inner.tos, &[]),
+            ipv4_header(s, d, proto, carried.len(), 64, inner.tos, &[]),
         ),
         (IpAddr::V6(s), IpAddr::V6(d)) => (
             ETH_P_IPV6,
-            ipv6_header(s, d, proto, inner_ip.len(), 64, inner.tos, flow_label),
+            ipv6_header(s, d, proto, carried.len(), 64, inner.tos, flow_label),
         ),
         _ => panic!("outer source and real differ in family"),
     };
     let mut out = eth_header(dst_mac, src_mac, inner.vlan, ethertype);
     out.extend_from_slice(&outer);
-    out.extend_from_slice(&inner_ip);
+    out.extend_from_slice(&carried);
     out
 }
 

@@ -44,6 +44,21 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Xdp {
     prog
 }
 
+/// The bench object with `lb_bench_restore` tail-calling `lb_bench_tx`.
+fn restore_to_tx() -> Ebpf {
+    let mut ebpf = load();
+    let tx = program(&mut ebpf, "lb_bench_tx")
+        .fd()
+        .unwrap()
+        .try_clone()
+        .unwrap();
+    ProgramArray::try_from(ebpf.map_mut("LB_BENCH_JUMP").unwrap())
+        .unwrap()
+        .set(0, &tx, 0)
+        .unwrap();
+    ebpf
+}
+
 /// One run of `name` on `input`: its verdict and output.
 fn run(ebpf: &mut Ebpf, name: &str, input: &[u8]) -> (u32, Vec<u8>) {
     let mut out = vec![0u8; input.len().max(64) + 256];
@@ -72,16 +87,7 @@ fn restore_repeats_n_flows_and_fixes_the_ipv4_checksum() {
     if !require_root("restore_repeats_n_flows_and_fixes_the_ipv4_checksum") {
         return;
     }
-    let mut ebpf = load();
-    let tx = program(&mut ebpf, "lb_bench_tx")
-        .fd()
-        .unwrap()
-        .try_clone()
-        .unwrap();
-    ProgramArray::try_from(ebpf.map_mut("LB_BENCH_JUMP").unwrap())
-        .unwrap()
-        .set(0, &tx, 0)
-        .unwrap();
+    let mut ebpf = restore_to_tx();
     let frame = bench_frame(&udp_to(VIP, PORT));
     for (vary, flows, fixed) in [
         (VARY_FLOWS | VARY_FIX_IPV4_CHECKSUM, 4u32, true),
@@ -134,16 +140,7 @@ fn restore_per_cpu_flows_are_disjoint_between_cpus() {
     if !require_root("restore_per_cpu_flows_are_disjoint_between_cpus") {
         return;
     }
-    let mut ebpf = load();
-    let tx = program(&mut ebpf, "lb_bench_tx")
-        .fd()
-        .unwrap()
-        .try_clone()
-        .unwrap();
-    ProgramArray::try_from(ebpf.map_mut("LB_BENCH_JUMP").unwrap())
-        .unwrap()
-        .set(0, &tx, 0)
-        .unwrap();
+    let mut ebpf = restore_to_tx();
     let frame = bench_frame(&udp_to(VIP, PORT));
     for (flows, per_cpu_seq) in [(0u32, 1u32 << 22), (8, 8)] {
         let template = BenchFrame::varying(&frame, VARY_FLOWS | VARY_PER_CPU, flows);

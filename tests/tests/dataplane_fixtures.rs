@@ -2,6 +2,8 @@
 //! {description, input packet, expected verdict, expected output packet,
 //! counter}, run through the real program with BPF_PROG_TEST_RUN and
 //! compared byte for byte; then every counter is checked against the table.
+use std::net::IpAddr;
+
 use lb_common::{
     PROTO_TCP, PROTO_UDP,
     config::DEFAULT_GUE_PORT,
@@ -12,8 +14,8 @@ use lb_common::{
 };
 use lb_tests::{
     balancer::{
-        LB_SRC_V4, LB_SRC_V6, ROUTER_MAC, TEST_MTU, TestBalancer, TestReal, XDP_DROP, XDP_PASS,
-        XDP_TX, ip,
+        LB_SRC_V4, LB_SRC_V6, ROUTER_MAC, TEST_MTU, TestBalancer, XDP_DROP, XDP_PASS, XDP_TX, ip,
+        test_real as real,
     },
     packet::{
         ETH_P_ARP, L4, LB_MAC, Packet, TCP_ACK, TCP_PSH, TCP_SYN, echo_reply, encapsulated,
@@ -67,14 +69,6 @@ struct Case {
     counters: &'static [Counter],
 }
 
-fn real(id: u32, addr: &str) -> TestReal {
-    TestReal {
-        id,
-        addr: ip(addr),
-        weight: 1,
-    }
-}
-
 /// The balancer with the fixture VIPs.
 fn balancer() -> TestBalancer {
     let mut lb = TestBalancer::new(4096);
@@ -112,31 +106,9 @@ fn quic_short(id: u16, rest: usize) -> Vec<u8> {
     p
 }
 
-/// `p` encapsulated toward `real`, as the balancer must send it.
-fn encap(p: &Packet, real: &str) -> Vec<u8> {
-    let real = ip(real);
-    let src = if real.is_ipv4() {
-        ip(LB_SRC_V4)
-    } else {
-        ip(LB_SRC_V6)
-    };
-    let (sport, dport) = match p.l4 {
-        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
-        _ => panic!("not TCP/UDP"),
-    };
-    let proto = if matches!(p.l4, L4::Tcp { .. }) {
-        PROTO_TCP
-    } else {
-        PROTO_UDP
-    };
-    let label = outer_hash(&FlowKey::new(p.src, sport, p.dst, dport, proto)) & 0xf_ffff;
-    encapsulated(p, real, src, ROUTER_MAC, LB_MAC, label)
-}
-
-/// `p` in GUE toward `real`, as the balancer must send it: UDP from the
-/// flow's source port (`gue_source_port` of its outer hash) to the
-/// configured port, checksum 0.
-fn gue(p: &Packet, real: &str) -> Vec<u8> {
+/// Toward `real` (an address): the real, the balancer's outer source of
+/// its family, and the outer hash of `p`'s flow.
+fn outer(p: &Packet, real: &str) -> (IpAddr, IpAddr, u32) {
     let real = ip(real);
     let src = if real.is_ipv4() {
         ip(LB_SRC_V4)
@@ -153,6 +125,20 @@ fn gue(p: &Packet, real: &str) -> Vec<u8> {
         PROTO_UDP
     };
     let hash = outer_hash(&FlowKey::new(p.src, sport, p.dst, dport, proto));
+    (real, src, hash)
+}
+
+/// `p` encapsulated toward `real`, as the balancer must send it.
+fn encap(p: &Packet, real: &str) -> Vec<u8> {
+    let (real, src, hash) = outer(p, real);
+    encapsulated(p, real, src, ROUTER_MAC, LB_MAC, hash & 0xf_ffff)
+}
+
+/// `p` in GUE toward `real`, as the balancer must send it: UDP from the
+/// flow's source port (`gue_source_port` of its outer hash) to the
+/// configured port, checksum 0.
+fn gue(p: &Packet, real: &str) -> Vec<u8> {
+    let (real, src, hash) = outer(p, real);
     gue_encapsulated(
         p,
         real,

@@ -11,7 +11,7 @@ use lb_common::{
     stats::{Counter, Stats},
 };
 use lb_tests::{
-    balancer::{TestBalancer, TestReal, XDP_TX, ip, outer_dst, predict, test_config},
+    balancer::{TestBalancer, XDP_TX, ip, outer_dst, predict, test_config, test_real as real},
     packet::Packet,
     require_root,
 };
@@ -21,14 +21,6 @@ const QUIC6: &str = "2001:db8:100::60";
 const PLAIN4: &str = "203.0.113.61";
 const PORT: u16 = 443;
 const RING: u32 = 13;
-
-fn real(id: u32, addr: &str) -> TestReal {
-    TestReal {
-        id,
-        addr: ip(addr),
-        weight: 1,
-    }
-}
 
 /// The VIPs: QUIC over IPv4 (reals 21-24: 23 draining, 24 down), QUIC
 /// over IPv6 (real 26), and a plain UDP VIP (real 25).
@@ -79,10 +71,24 @@ fn cid_for(id: u32) -> Vec<u8> {
 /// A long-header (Initial) payload whose client-chosen id happens to
 /// name real 22 where a short header's would.
 fn long_header() -> Vec<u8> {
-    let mut p = vec![0xc0, 0, 0, 0, 1, 8];
-    p.extend_from_slice(&cid_for(22)[1..9]);
+    long(0xc0, 1, &cid_for(22)[1..9])
+}
+
+/// A long-header payload: `first` byte, `version`, the id `cid` with its
+/// length, then 30 bytes.
+fn long(first: u8, version: u32, cid: &[u8]) -> Vec<u8> {
+    let mut p = vec![first];
+    p.extend_from_slice(&version.to_be_bytes());
+    p.push(cid.len() as u8);
+    p.extend_from_slice(cid);
     p.extend_from_slice(&[0; 30]);
     p
+}
+
+/// A QUIC v1 Handshake whose server-chosen id (of `len` bytes) names
+/// `id` in bytes 1-2.
+fn handshake(len: usize, id: u32) -> Vec<u8> {
+    long(0xe0, 1, &short_header(len, 1, 2, id)[1..=len])
 }
 
 fn udp(src: &str, sport: u16, dst: &str, payload: &[u8]) -> Packet {
@@ -168,6 +174,53 @@ fn quic_vips_route_short_headers_by_connection_id_and_fall_back_otherwise() {
         (
             "long header (Initial): the client's id is not ours",
             udp(c, 50_004, QUIC4, &long_header()),
+            None,
+            vec![ConnMiss, QuicFallback],
+        ),
+        (
+            "a v1 Handshake: the server chose that id, real 22",
+            udp(c, 50_020, QUIC4, &handshake(8, 22)),
+            Some("198.51.100.122"),
+            vec![ConnMiss, QuicRouted],
+        ),
+        (
+            "a v1 Handshake with a 20-byte id (its length is in the header)",
+            udp(c, 50_021, QUIC4, &handshake(20, 21)),
+            Some("198.51.100.121"),
+            vec![ConnMiss, QuicRouted],
+        ),
+        (
+            "a Handshake whose id is too short for the real's id",
+            udp(c, 50_022, QUIC4, &long(0xe0, 1, &[0x01, 0x00])),
+            None,
+            vec![ConnMiss, QuicFallback],
+        ),
+        (
+            "a Handshake claiming a 21-byte id",
+            udp(c, 50_023, QUIC4, &long(0xe0, 1, &[0x01; 21])),
+            None,
+            vec![ConnMiss, QuicFallback],
+        ),
+        (
+            "a Handshake cut inside its id",
+            udp(c, 50_024, QUIC4, &handshake(8, 22)[..10]),
+            None,
+            vec![ConnMiss, QuicFallback],
+        ),
+        (
+            "another QUIC version's long header (v2): not read",
+            udp(
+                c,
+                50_025,
+                QUIC4,
+                &long(0xe0, 0x6b33_43cf, &cid_for(22)[1..9]),
+            ),
+            None,
+            vec![ConnMiss, QuicFallback],
+        ),
+        (
+            "a 0-RTT long header: the client's id",
+            udp(c, 50_026, QUIC4, &long(0xd0, 1, &cid_for(22)[1..9])),
             None,
             vec![ConnMiss, QuicFallback],
         ),

@@ -22,8 +22,11 @@ fn the_example_loads() {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/lb.toml"));
     let s = load(path).expect("examples/lb.toml loads");
     assert_eq!(s.daemon.interface, "eth0");
-    assert_eq!(s.vips.len(), 4);
+    assert_eq!(s.vips.len(), 5);
     assert_eq!(s.vips[0].reals[2].weight, 2);
+    assert!(s.vips[1].reals[2].address.is_ipv4(), "IPv6-in-IPv4");
+    assert_eq!(s.vips[2].encap, crate::vocab::Encapsulation::Gue);
+    assert!(s.vips[4].quic && !s.vips[0].quic);
     assert!(matches!(s.vips[0].health.kind, CheckKind::Http { .. }));
     assert_eq!(s.vips[2].reals[1].weight, 0, "drained real");
     assert_eq!(s.vips[3].port, 0, "port-less VIP");
