@@ -37,6 +37,34 @@ fn the_details_say_what_the_operator_needs() {
     }
 }
 
+/// A GUE real's kind and UDP ports; a QUIC VIP says so.
+#[test]
+fn gue_ports_and_quic_vips_are_named() {
+    use lb_common::maps::{REAL_F_GUE, VIP_F_QUIC};
+    let mut m = maps();
+    for r in m.reals.values_mut() {
+        r.flags = REAL_F_GUE;
+    }
+    for meta in m.vips.values_mut() {
+        meta.flags |= VIP_F_QUIC;
+    }
+    let web = q(Proto::Tcp, "198.51.100.7:40000", "203.0.113.10:80");
+    let e = explain(&m, &web);
+    let encap = e.encap.as_ref().unwrap();
+    assert_eq!((encap.kind.as_str(), encap.overhead), ("gue4in4", 28));
+    let (sport, dport) = encap.udp_ports.expect("GUE ports");
+    assert!(sport >= 49152, "{sport}");
+    assert_eq!(dport, m.config.unwrap().gue_port);
+    let text = super::text(&e);
+    assert!(text.contains(&format!("UDP {sport} -> {dport}")), "{text}");
+    assert!(e.vip.as_ref().unwrap().quic);
+    assert!(text.contains("QUIC: a connection id"), "{text}");
+    // Without the flags: neither.
+    let e = explain(&maps(), &web);
+    assert_eq!(e.encap.as_ref().unwrap().udp_ports, None);
+    assert!(!e.vip.as_ref().unwrap().quic);
+}
+
 #[test]
 fn the_daemons_health_view_of_that_real_for_that_vip_is_added() {
     use crate::api::pb;

@@ -13,6 +13,9 @@ pub struct VipMatch {
     /// Matched as a port-less VIP (every port of the address).
     pub portless: bool,
     pub no_conn_table: bool,
+    /// A QUIC VIP: a packet whose connection id names a usable real of it
+    /// goes there instead (explain sees no payload: it shows the rest).
+    pub quic: bool,
 }
 
 /// The connection table's entry for the flow.

@@ -19,7 +19,9 @@ use lb_common::{
     config::{CONFIG_F_ICMP_TOO_BIG, Config, flow_source},
     encap::{Encap, gue_source_port},
     hash::{flow_hash, outer_hash},
-    maps::{AddrKey, Conn, FlowKey, REAL_F_GUE, Real, VIP_F_NO_CONN_TABLE, VipKey, VipMeta},
+    maps::{
+        AddrKey, Conn, FlowKey, REAL_F_GUE, Real, VIP_F_NO_CONN_TABLE, VIP_F_QUIC, VipKey, VipMeta,
+    },
 };
 
 /// What the balancer's maps hold, as [`explain`] reads them.
@@ -150,6 +152,7 @@ fn vip_match(meta: &VipMeta, id: &VipId) -> VipMatch {
         ring_size: meta.ring_size,
         portless: id.port == 0,
         no_conn_table: meta.flags & VIP_F_NO_CONN_TABLE != 0,
+        quic: meta.flags & VIP_F_QUIC != 0,
     }
 }
 

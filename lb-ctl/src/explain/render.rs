@@ -13,13 +13,18 @@ pub fn text(e: &Explanation) -> String {
         Some(v) => {
             let _ = writeln!(
                 o,
-                "vip      {} (id {}, ring {}{}{})",
+                "vip      {} (id {}, ring {}{}{}{})",
                 v.vip,
                 v.vip_id,
                 v.ring_size,
                 if v.portless { ", every port" } else { "" },
                 if v.no_conn_table {
                     ", no connection table"
+                } else {
+                    ""
+                },
+                if v.quic {
+                    ", QUIC: a connection id naming a usable real of it goes there; shown: the rest"
                 } else {
                     ""
                 }

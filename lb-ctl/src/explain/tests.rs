@@ -20,12 +20,12 @@ use crate::vocab::{Proto, VipId};
 
 #[derive(Default, Clone)]
 pub(super) struct Maps {
-    vips: HashMap<VipKey, VipMeta>,
+    pub(super) vips: HashMap<VipKey, VipMeta>,
     gens: HashMap<u32, u32>,
-    reals: HashMap<u32, Real>,
+    pub(super) reals: HashMap<u32, Real>,
     rings: HashMap<u32, Vec<u32>>,
     conns: Vec<(FlowKey, Conn)>,
-    config: Option<Config>,
+    pub(super) config: Option<Config>,
 }
 
 impl MapsView for Maps {
