@@ -1,6 +1,7 @@
 //! The balancer: for a TCP/UDP packet to a VIP, pick the real (connection
 //! table, else, for a QUIC VIP, the real its connection id names, else the
-//! VIP's Maglev ring), encapsulate toward it and send it back out. Everything else is passed untouched or dropped with a reason.
+//! VIP's Maglev ring), encapsulate toward it and send it back out.
+//! Everything else is passed untouched or dropped with a reason.
 use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, programs::XdpContext};
 use lb_common::{
     FAMILY_V4, NO_REAL, PROTO_UDP,
