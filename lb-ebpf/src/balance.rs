@@ -79,7 +79,6 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
             flow,
             ip_len,
             tos,
-            syn,
         } => {
             if l2.vlan {
                 stats::count(Counter::Vlan);
@@ -88,16 +87,8 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 return Verdict::pass(not_vip(&flow));
             }
             // Established flows first: a usable connection names the VIP
-            // and the real, with no VIP lookup. A TCP SYN opens a
-            // connection: it is not looked up but goes where the ring says
-            // now, and what it leaves in the table replaces any older entry
-            // of the same ports (the lookup would only cost a cold miss).
-            let found = if syn {
-                Established::Miss
-            } else {
-                established(&flow)
-            };
-            let (vip_id, real_id, real, conn_counter, remember) = match found {
+            // and the real, with no VIP lookup.
+            let (vip_id, real_id, real, conn_counter, remember) = match established(&flow) {
                 Established::Hit {
                     vip_id,
                     real_id,

@@ -19,11 +19,6 @@ pub const VLAN_LEN: usize = 4;
 pub const IPV4_LEN: usize = 20;
 pub const IPV6_LEN: usize = 40;
 
-/// The TCP header's flags byte, from the header's start, and two flags.
-pub const TCP_FLAGS_OFF: usize = 13;
-pub const TCP_SYN: u8 = 0x02;
-pub const TCP_ACK: u8 = 0x10;
-
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct EthHdr {

@@ -22,14 +22,12 @@ use lb_ebpf::{
 /// A packet's place in the balancer's world.
 pub enum Parsed {
     /// A TCP or UDP packet with its flow key; `ip_len` is the IP packet's
-    /// length (header included), `tos` its TOS / traffic class; `syn`: a
-    /// TCP SYN without ACK (a connection's first packet).
+    /// length (header included), `tos` its TOS / traffic class.
     Flow {
         l2: L2,
         flow: FlowKey,
         ip_len: u16,
         tos: u8,
-        syn: bool,
     },
     /// Not IPv4 or IPv6.
     NotIp,
@@ -73,22 +71,6 @@ pub fn parse(ctx: &XdpContext) -> Parsed {
         ETH_P_IPV6 => parse_v6(ctx, l2),
         _ => Parsed::NotIp,
     }
-}
-
-/// Whether the transport header at `l4_off` is a TCP SYN without ACK: a
-/// client's first packet. The caller has checked that the IP length holds
-/// the whole TCP header; the frame is checked again for the verifier.
-#[inline(always)]
-fn opens_connection(ctx: &XdpContext, l4_off: usize, proto: u8) -> bool {
-    if proto != IPPROTO_TCP {
-        return false;
-    }
-    let Some(flags) = ptr_at::<u8>(ctx, l4_off + TCP_FLAGS_OFF) else {
-        return false;
-    };
-    // SAFETY: checked by ptr_at.
-    let flags = unsafe { *flags };
-    flags & (TCP_SYN | TCP_ACK) == TCP_SYN
 }
 
 /// The smallest transport header of `proto` (TCP 20, UDP 8 bytes).
@@ -158,7 +140,6 @@ fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
     // SAFETY: checked by ptr_at.
     let ports = unsafe { *ports };
     let src = v4_in_16(ip.src);
-    let syn = opens_connection(ctx, l2.l3_off + IPV4_LEN, ip.proto);
     Parsed::Flow {
         l2,
         flow: FlowKey {
@@ -172,7 +153,6 @@ fn parse_v4(ctx: &XdpContext, l2: L2) -> Parsed {
         },
         ip_len,
         tos: ip.tos,
-        syn,
     }
 }
 
@@ -228,7 +208,6 @@ fn parse_v6(ctx: &XdpContext, l2: L2) -> Parsed {
     };
     // SAFETY: checked by ptr_at.
     let ports = unsafe { *ports };
-    let syn = opens_connection(ctx, l2.l3_off + IPV6_LEN, ip.next_hdr);
     Parsed::Flow {
         l2,
         flow: FlowKey {
@@ -242,6 +221,5 @@ fn parse_v6(ctx: &XdpContext, l2: L2) -> Parsed {
         },
         ip_len,
         tos: ((first >> 20) & 0xff) as u8,
-        syn,
     }
 }

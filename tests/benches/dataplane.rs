@@ -36,7 +36,7 @@ use lb_common::{
 use lb_tests::{
     balancer::{TestReal, ifindex, ip, test_config},
     netns::{self, Netns},
-    packet::{Packet, TCP_ACK, TCP_SYN, bench_frame},
+    packet::{Packet, TCP_ACK, bench_frame},
 };
 use side::{How, Side};
 use table::{Row, print_rows, print_xlated};
@@ -250,15 +250,6 @@ fn paths(r: &mut Runner, peer_if: &str) {
     });
     r.measure(
         "new IPv4 flow every packet (miss + ring + insert, table full)",
-        How::Live(&tx_and),
-        Some(floor),
-    );
-    // A TCP SYN every packet: a connection opening, not looked up (the
-    // ring, then the insert).
-    let syn4 = bench_frame(&Packet::tcp(client4, 40_000, ip(VIP4), 80, TCP_SYN));
-    r.each(|s| s.set_frame(syn4, VARY_FLOWS));
-    r.measure(
-        "new TCP connection every packet (SYN: ring + insert, no lookup, table full)",
         How::Live(&tx_and),
         Some(floor),
     );
