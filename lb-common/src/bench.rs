@@ -108,7 +108,8 @@ const _: () = assert!(core::mem::size_of::<BenchFrame>() == BENCH_FRAME_LEN + 8)
 pub struct SinkCounts {
     /// IPv4-in-IPv4 whose inner packet is UDP to the VIP and port: dropped.
     pub tunnelled: u64,
-    /// Plain UDP to the port (any address: DNAT rewrote it): dropped.
+    /// Plain UDP to the port (any address: DNAT rewrote it, the floor
+    /// forwarder left it): dropped.
     pub plain: u64,
     /// Anything else (ARP, TCP, other ports): passed to the stack.
     pub passed: u64,
@@ -124,6 +125,27 @@ pub struct SinkMatch {
     pub port: u16,
     pub _pad: u16,
 }
+
+/// Where `lb_bench_fwd`, the floor forwarder of `cargo xtask bench lab`,
+/// sends a packet (`LB_BENCH_HOPS[source port & 1]`): a backend's link
+/// and the Ethernet addresses toward it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BenchHop {
+    /// The forwarder's link to the backend (0: not set, the packet is
+    /// aborted).
+    pub ifindex: u32,
+    /// The backend's MAC.
+    pub dst_mac: [u8; 6],
+    /// The forwarder's MAC on that link.
+    pub src_mac: [u8; 6],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)], a u32 and bytes, no implicit padding.
+unsafe impl aya::Pod for BenchHop {}
+
+const _: () = assert!(core::mem::size_of::<BenchHop>() == 16);
 
 #[cfg(feature = "user")]
 // SAFETY: #[repr(C)], u64s only.

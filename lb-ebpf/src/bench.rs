@@ -1,17 +1,18 @@
 //! Benchmark-only programs, never attached by lb-ctl: the frame-restoring
 //! wrapper for BPF_PROG_TEST_RUN live frames, and the floors measured in
 //! the same run (`XDP_TX` alone; `adjust_head` + `XDP_TX`), a dropping
-//! program for the veth peer that receives what is transmitted, and the
-//! counting sink on the backends of `cargo xtask bench lab`.
+//! program for the veth peer that receives what is transmitted, and, for
+//! `cargo xtask bench lab`, the counting sink on the backends and the
+//! floor forwarder (`lb_bench_fwd`).
 use aya_ebpf::{
     bindings::xdp_action,
     btf_maps::{Array, PerCpuArray, ProgramArray},
-    helpers::generated::{bpf_get_smp_processor_id, bpf_xdp_adjust_head},
+    helpers::generated::{bpf_get_smp_processor_id, bpf_redirect, bpf_xdp_adjust_head},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use lb_common::bench::{
-    BENCH_FRAME_LEN, BenchFrame, SinkCounts, SinkMatch, VARY_ADDR_BYTE_OFFSET,
+    BENCH_FRAME_LEN, BenchFrame, BenchHop, SinkCounts, SinkMatch, VARY_ADDR_BYTE_OFFSET,
     VARY_FIX_IPV4_CHECKSUM, VARY_PER_CPU, VARY_PER_CPU_SEQ_BITS, VARY_PORT_OFFSET,
 };
 
@@ -135,6 +136,46 @@ pub fn lb_bench_encap_floor(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn lb_bench_drop(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
+}
+
+/// Where `lb_bench_fwd` sends, by the source port's low bit.
+#[btf_map]
+static LB_BENCH_HOPS: Array<BenchHop, 2> = Array::new();
+
+/// The floor of `cargo xtask bench lab`: the least any XDP forwarder does
+/// on that topology. An IPv4 UDP packet gets the Ethernet addresses toward
+/// one of two backends (the source port's low bit) and is redirected to
+/// that backend's link, unchanged otherwise: no table, no hash, no
+/// encapsulation. Everything else goes to the stack (ARP).
+#[xdp]
+pub fn lb_bench_fwd(ctx: XdpContext) -> u32 {
+    // One bound for the three headers (Ethernet, IPv4 without options,
+    // the ports).
+    let Some(head) = ptr_at::<[u8; ETH_LEN + IPV4_LEN + 4]>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    let eth = head as *mut EthHdr;
+    // SAFETY (the casts): inside the checked bytes, at their offsets.
+    let ip = unsafe { head.byte_add(ETH_LEN) } as *const Ipv4Hdr;
+    let ports = unsafe { head.byte_add(ETH_LEN + IPV4_LEN) } as *const Ports;
+    // SAFETY: all three checked by ptr_at; nothing else holds the frame.
+    unsafe {
+        if (*eth).proto != ETH_P_IP.to_be()
+            || (*ip).version_ihl != 0x45
+            || (*ip).proto != IPPROTO_UDP
+        {
+            return xdp_action::XDP_PASS;
+        }
+        let Some(hop) = LB_BENCH_HOPS.get(u32::from(u16::from_be((*ports).src) & 1)) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        if hop.ifindex == 0 {
+            return xdp_action::XDP_ABORTED;
+        }
+        (*eth).dst = hop.dst_mac;
+        (*eth).src = hop.src_mac;
+        bpf_redirect(hop.ifindex, 0) as u32
+    }
 }
 
 /// What `lb_bench_sink` counts.

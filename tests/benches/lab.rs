@@ -6,7 +6,11 @@
 //!   XDP sink (`lb_bench_sink`), from small packets (128-byte frames) sent
 //!   as fast as the generator's core can (`lab/generator.rs`: live XDP
 //!   frames, and why not trafgen): 1,024 established flows, and a new flow
-//!   every packet. lb against nftables DNAT (this kernel has no IPVS).
+//!   every packet. lb against nftables DNAT (this kernel has no IPVS), and
+//!   both against the floor of the topology: `lb_bench_fwd`, an XDP
+//!   program that only rewrites the MACs and redirects (the rate no XDP
+//!   forwarder exceeds here, and the forwarding-core time each spends above
+//!   it).
 //! - HTTP requests per second (wrk, 32 connections) to nginx on the same
 //!   backends: kept-alive connections, and a connection per request. lb
 //!   (its decapsulator on the backends, replies returned directly) against
@@ -18,7 +22,8 @@
 //! core's busy share and its time per packet or request (`/proc/stat`):
 //! when the generator, not the forwarder, is the limit, the time per packet
 //! is the comparison that holds. The last round of each is profiled with
-//! `perf record -e cpu-clock -C 1`.
+//! `perf record -g -e cpu-clock -C 1` (the files stay in
+//! /tmp/lb-bench-lab for `perf report`; the top symbols are printed).
 //!
 //! Run with `cargo xtask bench lab`.
 use std::path::PathBuf;
@@ -98,12 +103,12 @@ const ROWS: [Row; 4] = [
     Row {
         title: "UDP, 1,024 flows (established)",
         load: Load::Udp(Flows::Established),
-        forwarders: &[Forwarder::Lb, Forwarder::Nft],
+        forwarders: &[Forwarder::Lb, Forwarder::Nft, Forwarder::XdpFloor],
     },
     Row {
         title: "UDP, a new flow every packet",
         load: Load::Udp(Flows::New),
-        forwarders: &[Forwarder::Lb, Forwarder::Nft],
+        forwarders: &[Forwarder::Lb, Forwarder::Nft, Forwarder::XdpFloor],
     },
     Row {
         title: "HTTP, kept-alive connections",
@@ -323,6 +328,9 @@ fn print_row(row: &Row, samples: &[Vec<Sample>]) {
     }
     // Ratios of lb to each other forwarder, paired by round.
     for (f, s) in row.forwarders.iter().zip(samples).skip(1) {
+        if *f == Forwarder::XdpFloor {
+            continue;
+        }
         let rate: Vec<f64> = samples[0]
             .iter()
             .zip(s)
@@ -343,5 +351,65 @@ fn print_row(row: &Row, samples: &[Vec<Sample>]) {
             range(&cost, |r| format!("{r:.2}")),
         );
     }
+    print_against_floor(row, samples);
     println!();
+}
+
+/// Each forwarder against the floor of the same round: the share of the
+/// floor's rate it reached, and its forwarding-core time per packet above
+/// the floor's (what it spends on its own work); then nftables' time above
+/// the floor over lb's.
+fn print_against_floor(row: &Row, samples: &[Vec<Sample>]) {
+    let at = |want: Forwarder| row.forwarders.iter().position(|f| *f == want);
+    let Some(floor) = at(Forwarder::XdpFloor) else {
+        return;
+    };
+    let above = |i: usize| -> Vec<f64> {
+        samples[i]
+            .iter()
+            .zip(&samples[floor])
+            .map(|(a, b)| a.cost() - b.cost())
+            .collect()
+    };
+    println!();
+    for (i, f) in row.forwarders.iter().enumerate() {
+        if i == floor {
+            continue;
+        }
+        let share: Vec<f64> = samples[i]
+            .iter()
+            .zip(&samples[floor])
+            .map(|(a, b)| a.rate() / b.rate())
+            .collect();
+        let over = above(i);
+        println!(
+            "{} against the floor (paired): {:.2} of its rate (range {}), {:.0} ns per packet \
+             above its forwarding-core time (range {})",
+            f.label(),
+            median(share.clone()),
+            range(&share, |r| format!("{r:.2}")),
+            median(over.clone()),
+            range(&over, |r| format!("{r:.0}")),
+        );
+    }
+    if let (Some(lb), Some(nft)) = (at(Forwarder::Lb), at(Forwarder::Nft)) {
+        let ratios: Vec<f64> = above(nft)
+            .iter()
+            .zip(above(lb))
+            .filter(|(_, l)| *l > 0.0)
+            .map(|(n, l)| n / l)
+            .collect();
+        if ratios.is_empty() {
+            println!("nftables / lb above the floor: lb was not above the floor in any round");
+        } else {
+            println!(
+                "nftables / lb, forwarding-core time per packet above the floor: {:.2}x \
+                 (paired, range {}, {} of {} rounds with lb above the floor)",
+                median(ratios.clone()),
+                range(&ratios, |r| format!("{r:.2}")),
+                ratios.len(),
+                samples[lb].len()
+            );
+        }
+    }
 }

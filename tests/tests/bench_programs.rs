@@ -9,6 +9,9 @@
 //! - `lb_bench_sink` (the lab bench's backends): which packets it counts
 //!   and drops, and that everything else, malformed or cut short, passes
 //!   uncounted.
+//! - `lb_bench_fwd` (the lab bench's floor forwarder): which packets it
+//!   redirects, with which Ethernet addresses, and that it changes nothing
+//!   else.
 use std::collections::BTreeSet;
 
 use aya::{
@@ -17,17 +20,19 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use lb_common::bench::{
-    BENCH_FRAME_LEN, BenchFrame, SinkCounts, SinkMatch, VARY_FIX_IPV4_CHECKSUM, VARY_FLOWS,
-    VARY_PER_CPU,
+    BENCH_FRAME_LEN, BenchFrame, BenchHop, SinkCounts, SinkMatch, VARY_FIX_IPV4_CHECKSUM,
+    VARY_FLOWS, VARY_PER_CPU,
 };
 use lb_tests::{
     packet::{CLIENT_MAC, LB_MAC, Packet, bench_frame, checksum, encapsulated},
     require_root,
 };
 
+const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
+const XDP_REDIRECT: u32 = 4;
 
 const VIP: &str = "203.0.113.10";
 const PORT: u16 = 5300;
@@ -275,6 +280,88 @@ fn sink_counts_forwarded_test_packets_and_passes_the_rest() {
             after.passed - before.passed,
         );
         assert_eq!(moved, delta, "{what}: counters");
+    }
+}
+
+#[test]
+fn floor_forwarder_rewrites_macs_and_redirects_udp_only() {
+    if !require_root("floor_forwarder_rewrites_macs_and_redirects_udp_only") {
+        return;
+    }
+    let mut ebpf = load();
+    let udp = |sport: u16| {
+        Packet::udp(
+            "198.51.100.7".parse().unwrap(),
+            sport,
+            VIP.parse().unwrap(),
+            PORT,
+        )
+        .bytes()
+    };
+    // Before the hops are set: aborted, not sent anywhere.
+    let (got, _) = run(&mut ebpf, "lb_bench_fwd", &udp(4000));
+    assert_eq!(got, XDP_ABORTED, "no hops set");
+    let hops = [
+        BenchHop {
+            ifindex: 1,
+            dst_mac: [2, 0, 0, 0, 0, 0xb1],
+            src_mac: [2, 0, 0, 0, 0, 0xf1],
+        },
+        BenchHop {
+            ifindex: 1,
+            dst_mac: [2, 0, 0, 0, 0, 0xb2],
+            src_mac: [2, 0, 0, 0, 0, 0xf2],
+        },
+    ];
+    {
+        let mut map =
+            Array::<_, BenchHop>::try_from(ebpf.map_mut("LB_BENCH_HOPS").unwrap()).unwrap();
+        for (i, hop) in hops.iter().enumerate() {
+            map.set(i as u32, *hop, 0).unwrap();
+        }
+    }
+    // UDP: the hop of the source port's low bit, only the MACs changed.
+    for sport in [4000u16, 4001, 0, 65535] {
+        let input = udp(sport);
+        let (got, out) = run(&mut ebpf, "lb_bench_fwd", &input);
+        assert_eq!(got, XDP_REDIRECT, "sport {sport}");
+        let hop = hops[usize::from(sport & 1)];
+        let mut want = input.clone();
+        want[0..6].copy_from_slice(&hop.dst_mac);
+        want[6..12].copy_from_slice(&hop.src_mac);
+        assert_eq!(out, want, "sport {sport}: the MACs and nothing else");
+    }
+    // Everything else: passed untouched.
+    let plain = udp(4000);
+    let mut arp = plain.clone();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let mut options = udp_to(VIP, PORT);
+    options.ipv4_options = vec![1, 1, 1, 0];
+    let tcp = Packet::tcp(
+        "198.51.100.7".parse().unwrap(),
+        4000,
+        VIP.parse().unwrap(),
+        PORT,
+        0x10,
+    );
+    let ipv6 = Packet::udp(
+        "2001:db8::1".parse().unwrap(),
+        1,
+        "2001:db8::2".parse().unwrap(),
+        PORT,
+    );
+    let passed: [(&str, Vec<u8>); 6] = [
+        ("ARP", arp),
+        ("IPv4 options", options.bytes()),
+        ("TCP", tcp.bytes()),
+        ("IPv6", ipv6.bytes()),
+        ("Ethernet only", plain[..14].to_vec()),
+        ("cut in the UDP ports", plain[..36].to_vec()),
+    ];
+    for (what, input) in passed {
+        let (got, out) = run(&mut ebpf, "lb_bench_fwd", &input);
+        assert_eq!(got, XDP_PASS, "{what}: verdict");
+        assert_eq!(out, input, "{what}: untouched");
     }
 }
 

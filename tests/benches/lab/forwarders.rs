@@ -13,10 +13,11 @@ use aya::{
     maps::{Array, PerCpuArray},
     programs::{Xdp, XdpMode},
 };
-use lb_common::bench::{SinkCounts, SinkMatch};
+use lb_common::bench::{BenchHop, SinkCounts, SinkMatch};
 
 use lb_tests::run_ok;
 
+use crate::load::mac;
 use crate::net::{
     BACKEND_IFACES, BACKENDS, FWD_CPU, FWD_IFACES, GEN_CPU, HTTP_PORT, Net, Return, UDP_PORT, VIP,
 };
@@ -32,6 +33,11 @@ pub enum Forwarder {
     Nft,
     /// HAProxy in TCP mode on the forwarder's core, one thread.
     Haproxy,
+    /// The floor: `lb_bench_fwd`, native XDP on the forwarder's uplink,
+    /// which only rewrites the Ethernet addresses and redirects to a
+    /// backend's link. No forwarder that moves packets with XDP on this
+    /// topology does less; its rate is the ceiling of any of them here.
+    XdpFloor,
 }
 
 impl Forwarder {
@@ -40,6 +46,7 @@ impl Forwarder {
             Forwarder::Lb => "lb (XDP)",
             Forwarder::Nft => "nftables DNAT",
             Forwarder::Haproxy => "HAProxy (TCP mode)",
+            Forwarder::XdpFloor => "floor: XDP redirect, no balancing",
         }
     }
 
@@ -47,7 +54,7 @@ impl Forwarder {
     /// the others.
     pub fn return_path(self) -> Return {
         match self {
-            Forwarder::Lb => Return::Direct,
+            Forwarder::Lb | Forwarder::XdpFloor => Return::Direct,
             Forwarder::Nft | Forwarder::Haproxy => Return::ViaForwarder,
         }
     }
@@ -68,6 +75,8 @@ pub struct Setup {
     pub forwarder: Forwarder,
     /// The sink's object (its maps; its attachments live as long).
     sink: Option<Ebpf>,
+    /// The floor forwarder's object, if it forwards.
+    floor: Option<Ebpf>,
     lb_socket: Option<PathBuf>,
     lb_ctl: PathBuf,
 }
@@ -79,6 +88,7 @@ impl Setup {
             net,
             forwarder,
             sink: None,
+            floor: None,
             lb_socket: None,
             lb_ctl: lb_ctl.to_path_buf(),
         };
@@ -93,6 +103,7 @@ impl Setup {
             Forwarder::Lb => s.start_lb(),
             Forwarder::Nft => s.load_nft(),
             Forwarder::Haproxy => s.start_haproxy(),
+            Forwarder::XdpFloor => s.attach_floor(),
         }
         s.net.pin_napi_threads();
         s
@@ -121,6 +132,33 @@ impl Setup {
                 .unwrap_or_else(|e| panic!("attach the sink in {}: {e}", ns.name()));
         }
         self.sink = Some(ebpf);
+    }
+
+    /// `lb_bench_fwd` on the forwarder's uplink, a hop per backend.
+    fn attach_floor(&mut self) {
+        let mut ebpf = Ebpf::load(lb_ctl::programs::OBJECT).expect("load the bench object");
+        let mut hops = Array::<_, BenchHop>::try_from(ebpf.map_mut("LB_BENCH_HOPS").expect("map"))
+            .expect("hops map");
+        for (i, ns) in self.net.backends.iter().enumerate() {
+            let fwd_if = FWD_IFACES[1 + i];
+            let hop = BenchHop {
+                ifindex: self.net.fwd.run(|| lb_tests::balancer::ifindex(fwd_if)),
+                dst_mac: mac(ns, BACKEND_IFACES[i]),
+                src_mac: mac(&self.net.fwd, fwd_if),
+            };
+            hops.set(i as u32, hop, 0).expect("set a hop");
+        }
+        let prog: &mut Xdp = ebpf
+            .program_mut("lb_bench_fwd")
+            .expect("lb_bench_fwd")
+            .try_into()
+            .expect("an XDP program");
+        prog.load().expect("load lb_bench_fwd");
+        self.net
+            .fwd
+            .run(|| prog.attach(FWD_IFACES[0], XdpMode::Driver))
+            .expect("attach the floor forwarder");
+        self.floor = Some(ebpf);
     }
 
     /// Test packets that reached the backends, summed over CPUs.

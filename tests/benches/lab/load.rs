@@ -61,7 +61,7 @@ fn busy_between(a: CpuTicks, b: CpuTicks) -> (f64, f64) {
 }
 
 /// The MAC address of `ifname` in `ns`.
-fn mac(ns: &lb_tests::netns::Netns, ifname: &str) -> [u8; 6] {
+pub fn mac(ns: &lb_tests::netns::Netns, ifname: &str) -> [u8; 6] {
     let out = ns.ip(&["-j", "link", "show", "dev", ifname]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j link");
     let text = v[0]["address"].as_str().expect("a MAC");
@@ -146,7 +146,9 @@ pub fn udp_window(setup: &mut Setup, flows: Flows, profile: Option<&Path>) -> Ud
     let secs = (t1 - t0).as_secs_f64();
     let (good, wrong) = match setup.forwarder {
         Forwarder::Lb => (c1.tunnelled - c0.tunnelled, c1.plain - c0.plain),
-        Forwarder::Nft | Forwarder::Haproxy => (c1.plain - c0.plain, c1.tunnelled - c0.tunnelled),
+        Forwarder::Nft | Forwarder::Haproxy | Forwarder::XdpFloor => {
+            (c1.plain - c0.plain, c1.tunnelled - c0.tunnelled)
+        }
     };
     let (busy_s, busy) = busy_between(cpu0, cpu1);
     UdpSample {
@@ -241,6 +243,7 @@ fn record_profile(out: &Path, dur: Duration) {
             .args([
                 "record",
                 "-q",
+                "-g",
                 "-F",
                 "499",
                 "-e",
@@ -262,6 +265,9 @@ pub fn profile_top(data: &PathBuf, n: usize) -> Vec<String> {
                 "report",
                 "--stdio",
                 "-q",
+                "--no-children",
+                "-g",
+                "none",
                 "--sort",
                 "sym",
                 "--percent-limit",
