@@ -70,13 +70,11 @@ fn next_hop(
     match cfg.mac_mode {
         MAC_MODE_GATEWAY => Ok((cfg.gateway_mac, cfg.iface_mac, Forward::Tx)),
         MAC_MODE_FIB => {
-            let mut hop = NextHop {
-                dst_mac: [0; 6],
-                src_mac: [0; 6],
-                ifindex: 0,
-            };
+            let mut hop = core::mem::MaybeUninit::<NextHop>::uninit();
             match fib::next_hop(ctx, real, cfg, tot_len, &mut hop) {
                 Fib::Found => {
+                    // SAFETY: written when the lookup says Found.
+                    let hop = unsafe { hop.assume_init() };
                     // SAFETY: reading the context's ingress ifindex.
                     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
                     let how = if hop.ifindex == ingress {

@@ -20,6 +20,7 @@ pub struct NextHop {
 
 /// The FIB's answer.
 pub enum Fib {
+    /// The next hop was written.
     Found,
     /// A route, but the neighbour's MAC is not known yet: the packet should
     /// go through the stack, which resolves it.
@@ -28,19 +29,42 @@ pub enum Fib {
     Failed,
 }
 
+/// Zeroes the parameter block at `p` a word at a time, in place:
+/// `core::mem::zeroed()` (or a zeroed value moved into place) became a
+/// call to a byte-wise `memset` subprogram per packet (2.5% of the
+/// forwarding core in `cargo xtask bench lab`).
+#[inline(always)]
+fn zero_params(p: *mut FibParams) {
+    const WORDS: usize = core::mem::size_of::<FibParams>() / 4;
+    const _: () = assert!(core::mem::size_of::<FibParams>().is_multiple_of(4));
+    const _: () = assert!(core::mem::align_of::<FibParams>() >= 4);
+    let words = p.cast::<u32>();
+    let mut i = 0;
+    while i < WORDS {
+        // SAFETY: inside `*p`, 4-aligned (asserted above). Volatile, so
+        // that the stores are not merged into a memset call.
+        unsafe { words.add(i).write_volatile(0) };
+        i += 1;
+    }
+}
+
 /// Looks up the route from our outer source to `real` for a packet of
-/// `tot_len` bytes arriving on the program's interface; fills `out` when
-/// found. Not inlined: its 64-byte parameter block gets its own frame.
+/// `tot_len` bytes arriving on the program's interface; writes `out` when
+/// [`Fib::Found`] (only then: it starts uninitialised, since zeroing it
+/// was another `memset` call per packet). Not inlined: its 64-byte parameter block gets its own frame.
 #[inline(never)]
 pub fn next_hop(
     ctx: &XdpContext,
     real: &Real,
     cfg: &Config,
     tot_len: u16,
-    out: &mut NextHop,
+    out: &mut core::mem::MaybeUninit<NextHop>,
 ) -> Fib {
-    // SAFETY: all-zero is a valid bpf_fib_lookup.
-    let mut p: FibParams = unsafe { core::mem::zeroed() };
+    let mut params = core::mem::MaybeUninit::<FibParams>::uninit();
+    zero_params(params.as_mut_ptr());
+    // SAFETY: every byte was written; all-zero is a valid bpf_fib_lookup.
+    // Used in place: a move would be a copy.
+    let p = unsafe { &mut *params.as_mut_ptr() };
     // SAFETY: reading the context's ingress ifindex.
     p.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     p.__bindgen_anon_1.tot_len = tot_len;
@@ -61,16 +85,18 @@ pub fn next_hop(
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx.cast(),
-            &mut p,
+            p,
             core::mem::size_of::<FibParams>() as i32,
             0,
         )
     };
     match rc as u32 {
         BPF_FIB_LKUP_RET_SUCCESS => {
-            out.dst_mac = p.dmac;
-            out.src_mac = p.smac;
-            out.ifindex = p.ifindex;
+            out.write(NextHop {
+                dst_mac: p.dmac,
+                src_mac: p.smac,
+                ifindex: p.ifindex,
+            });
             Fib::Found
         }
         BPF_FIB_LKUP_RET_NO_NEIGH => Fib::NoNeighbour,

@@ -30,6 +30,7 @@ use aya::programs::{Xdp, XdpMode};
 use lb_common::{
     PROTO_TCP, PROTO_UDP,
     bench::{VARY_FLOWS, VARY_PER_CPU},
+    config::MAC_MODE_FIB,
     maps::VIP_F_QUIC,
     stats::Counter,
 };
@@ -144,6 +145,25 @@ fn main() {
     netns::ip(&add);
     ns.ip(&["link", "set", &tx_if, "up"]);
     ns.ip(&["link", "set", &peer_if, "up"]);
+    // For the row with the next hop from the FIB: the IPv4 reals on the
+    // veth's subnet, each with a permanent neighbour entry, and forwarding
+    // on (bpf_fib_lookup refuses otherwise).
+    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", &tx_if]);
+    for real in reals(false) {
+        ns.ip(&[
+            "neigh",
+            "add",
+            &real.addr.to_string(),
+            "lladdr",
+            "02:00:00:00:be:01",
+            "dev",
+            &tx_if,
+            "nud",
+            "permanent",
+        ]);
+    }
+    ns.run(|| std::fs::write("/proc/sys/net/ipv4/conf/all/forwarding", "1"))
+        .expect("forwarding on in the bench namespace");
 
     let (labels, rows, xlated) = ns.run(|| {
         pin_to_last_cpu();
@@ -319,6 +339,21 @@ fn paths(r: &mut Runner, peer_if: &str) {
         How::Live(&hit),
         Some(floor),
     );
+    // The same with the next hop from the kernel's FIB (`next_hop =
+    // "fib"`): a route lookup per packet; the real is on the veth's
+    // subnet, so it leaves by XDP_TX.
+    let mut fib = test_config();
+    fib.mac_mode = MAC_MODE_FIB;
+    r.each(|s| {
+        s.lb.dp.set_config(&fib).unwrap();
+        s.live_run(1);
+    });
+    r.measure(
+        "established IPv4 TCP flow, next hop from the FIB (bpf_fib_lookup)",
+        How::Live(&hit),
+        Some(floor),
+    );
+    r.each(|s| s.lb.dp.set_config(&test_config()).unwrap());
     // The same, to a GUE real: 8 more bytes of UDP header to write.
     let est4_gue = bench_frame(&Packet::tcp(client4, 40_000, ip(VIP4_GUE), 80, TCP_ACK));
     r.each(|s| {

@@ -251,7 +251,7 @@ fn main() {
         }
     }
     println!(
-        "## Where the forwarding core's time goes (perf record -e cpu-clock -C 1, last round)\n"
+        "## Where the forwarding core's time goes (perf record -g -e cpu-clock -C 1, last round; self time)\n"
     );
     for (title, f, top, path) in where_time_goes {
         println!("{title}, {} ({}):", f.label(), path.display());
