@@ -149,7 +149,7 @@ pub fn balance(ctx: &XdpContext) -> Verdict {
                 Ok(encap) => encap,
                 Err(reason) => return Verdict::drop(reason),
             };
-            match encap::encapsulate(ctx, l2, &flow, real, cfg, encap, ip_len, tos) {
+            match encap::encapsulate(ctx, l2, &flow, real_id, real, cfg, encap, ip_len, tos) {
                 Ok(how) => {
                     // Only a packet that leaves makes a connection.
                     if let Some(meta) = remember {

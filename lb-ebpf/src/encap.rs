@@ -21,7 +21,7 @@ use lb_ebpf::{
 };
 
 use crate::{
-    fib::{self, Fib, NextHop},
+    fib::{self, Fib, HopQuery},
     outer::{self, GuePorts},
     stats::Verdict,
 };
@@ -63,6 +63,7 @@ impl Forward {
 fn next_hop(
     ctx: &XdpContext,
     saved: &SavedL2,
+    real_id: u32,
     real: &Real,
     cfg: &Config,
     tot_len: u16,
@@ -70,11 +71,15 @@ fn next_hop(
     match cfg.mac_mode {
         MAC_MODE_GATEWAY => Ok((cfg.gateway_mac, cfg.iface_mac, Forward::Tx)),
         MAC_MODE_FIB => {
-            let mut hop = core::mem::MaybeUninit::<NextHop>::uninit();
-            match fib::next_hop(ctx, real, cfg, tot_len, &mut hop) {
+            let mut q = HopQuery {
+                real_id,
+                tot_len,
+                hop: core::mem::MaybeUninit::uninit(),
+            };
+            match fib::next_hop_cached(ctx, real, cfg, &mut q) {
                 Fib::Found => {
                     // SAFETY: written when the lookup says Found.
-                    let hop = unsafe { hop.assume_init() };
+                    let hop = unsafe { q.hop.assume_init() };
                     // SAFETY: reading the context's ingress ifindex.
                     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
                     let how = if hop.ifindex == ingress {
@@ -94,7 +99,7 @@ fn next_hop(
     }
 }
 
-/// Encapsulates the packet toward `real` as `encap` says. `ip_len` is the
+/// Encapsulates the packet toward `real` (slot `real_id`) as `encap` says. `ip_len` is the
 /// client packet's length, `tos` its TOS / traffic class. An outer IPv6
 /// header carries the flow's outer hash as its flow label, so that routers
 /// spread flows.
@@ -104,6 +109,7 @@ pub fn encapsulate(
     ctx: &XdpContext,
     l2: L2,
     flow: &FlowKey,
+    real_id: u32,
     real: &Real,
     cfg: &Config,
     encap: Encap,
@@ -125,7 +131,7 @@ pub fn encapsulate(
     let Some(saved) = save_l2(ctx, l2) else {
         return Err(Counter::DropTruncated);
     };
-    let (dst_mac, src_mac, how) = next_hop(ctx, &saved, real, cfg, ip_len + outer_len)?;
+    let (dst_mac, src_mac, how) = next_hop(ctx, &saved, real_id, real, cfg, ip_len + outer_len)?;
     // SAFETY: ctx.ctx is the program's context; a negative delta grows the
     // packet at the front. Every packet pointer is re-derived afterwards.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(outer_len)) } != 0 {

@@ -1,12 +1,16 @@
 //! Next hop from the kernel's FIB (`bpf_fib_lookup`): the MACs toward a
 //! real and the interface to leave by, so the LB host needs no static
-//! gateway MAC. Used when `mac_mode` is `MAC_MODE_FIB`.
+//! gateway MAC. Used when `mac_mode` is `MAC_MODE_FIB`. A found next hop
+//! is kept per CPU and real slot for [`NEXT_HOP_TTL_NS`] (the lookup is
+//! about half of a table hit's cost).
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams},
-    helpers::generated::bpf_fib_lookup,
+    helpers::generated::{bpf_fib_lookup, bpf_ktime_get_coarse_ns},
     programs::XdpContext,
 };
 use lb_common::{FAMILY_V4, config::Config, maps::Real};
+
+use crate::maps::LB_NEXT_HOPS;
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -16,6 +20,87 @@ pub struct NextHop {
     pub dst_mac: [u8; 6],
     pub src_mac: [u8; 6],
     pub ifindex: u32,
+    /// The largest packet (IP length) the way takes: the egress MTU the
+    /// lookup gave back (at least the length it was asked about).
+    pub max_len: u16,
+}
+
+/// How long a next hop from the FIB is used before it is asked again: a
+/// route or neighbour change reaches the balancer within this (plus a
+/// tick of the coarse clock).
+pub const NEXT_HOP_TTL_NS: u64 = 100_000_000;
+
+/// A next hop remembered for a real slot, on one CPU (`LB_NEXT_HOPS`).
+/// All-zero (as the map starts) is expired.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CachedHop {
+    /// Coarse monotonic ns after which the FIB is asked again.
+    pub expires_ns: u64,
+    /// The slot's generation it was looked up for: a slot reused for
+    /// another real is looked up again at once.
+    pub real_generation: u32,
+    pub ifindex: u32,
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// Packets longer than this (IP length) ask the FIB, which checks the
+    /// egress MTU.
+    pub max_len: u16,
+    pub _pad: u16,
+}
+
+/// A question to [`next_hop_cached`] and its answer: the real's slot, the
+/// outer packet's IP length, and the next hop when found.
+pub struct HopQuery {
+    pub real_id: u32,
+    pub tot_len: u16,
+    pub hop: core::mem::MaybeUninit<NextHop>,
+}
+
+/// [`next_hop`] through this CPU's cache for slot `q.real_id`: a found
+/// next hop is kept for [`NEXT_HOP_TTL_NS`]; a missing neighbour or route
+/// is never kept, so it is asked again on the next packet. Not inlined
+/// (arguments in a struct, for the five a call may have): inlined, it
+/// slowed the paths that never use it (new flows in `gateway` mode, 3-4%
+/// in `cargo xtask bench dataplane`).
+#[inline(never)]
+pub fn next_hop_cached(ctx: &XdpContext, real: &Real, cfg: &Config, q: &mut HopQuery) -> Fib {
+    let (real_id, tot_len, out) = (q.real_id, q.tot_len, &mut q.hop);
+    // SAFETY: a helper with no arguments (the tick's time, no clock read).
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let slot = LB_NEXT_HOPS.get_ptr_mut(real_id);
+    if let Some(c) = slot {
+        // SAFETY: this CPU's slot; XDP programs do not preempt each other
+        // on one CPU.
+        let c = unsafe { &*c };
+        if now < c.expires_ns && c.real_generation == real.generation && tot_len <= c.max_len {
+            out.write(NextHop {
+                dst_mac: c.dst_mac,
+                src_mac: c.src_mac,
+                ifindex: c.ifindex,
+                max_len: c.max_len,
+            });
+            return Fib::Found;
+        }
+    }
+    let found = next_hop(ctx, real, cfg, tot_len, out);
+    if let (Fib::Found, Some(c)) = (&found, slot) {
+        // SAFETY: written by next_hop when Found.
+        let hop = unsafe { out.assume_init_ref() };
+        // SAFETY: as above.
+        unsafe {
+            *c = CachedHop {
+                expires_ns: now + NEXT_HOP_TTL_NS,
+                real_generation: real.generation,
+                ifindex: hop.ifindex,
+                dst_mac: hop.dst_mac,
+                src_mac: hop.src_mac,
+                max_len: hop.max_len,
+                _pad: 0,
+            }
+        };
+    }
+    found
 }
 
 /// The FIB's answer.
@@ -92,10 +177,14 @@ pub fn next_hop(
     };
     match rc as u32 {
         BPF_FIB_LKUP_RET_SUCCESS => {
+            // SAFETY: a u16 either way; the kernel writes the egress MTU
+            // there on success (older kernels leave tot_len).
+            let mtu = unsafe { p.__bindgen_anon_1.mtu_result };
             out.write(NextHop {
                 dst_mac: p.dmac,
                 src_mac: p.smac,
                 ifindex: p.ifindex,
+                max_len: mtu.max(tot_len),
             });
             Fib::Found
         }

@@ -14,6 +14,8 @@ use lb_common::{
     stats::Stats,
 };
 
+use crate::fib::CachedHop;
+
 const MAX_VIPS_N: usize = MAX_VIPS as usize;
 const MAX_REALS_N: usize = MAX_REALS as usize;
 const NO_COMMON_LRU: usize = lb_common::BPF_F_NO_COMMON_LRU as usize;
@@ -86,6 +88,11 @@ pub static LB_VIP_STATS: PerCpuArray<Traffic, MAX_VIPS_N> = PerCpuArray::new();
 /// Per-real traffic per CPU, by real id.
 #[btf_map]
 pub static LB_REAL_STATS: PerCpuArray<Traffic, MAX_REALS_N> = PerCpuArray::new();
+
+/// FIB mode: the next hop of each real slot, per CPU, for
+/// `fib::NEXT_HOP_TTL_NS`. The program's own; lb-ctl never reads it.
+#[btf_map]
+pub static LB_NEXT_HOPS: PerCpuArray<CachedHop, MAX_REALS_N> = PerCpuArray::new();
 
 /// Captured packets (`lb-ctl capture`): a perf buffer per CPU.
 #[btf_map]

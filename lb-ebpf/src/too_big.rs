@@ -61,7 +61,7 @@ pub fn forward(ctx: &XdpContext) -> Verdict {
         Ok(encap) => encap,
         Err(reason) => return Verdict::drop(reason),
     };
-    match encap::encapsulate(ctx, l2, &flow, real, cfg, encap, ip_len, tos) {
+    match encap::encapsulate(ctx, l2, &flow, real_id, real, cfg, encap, ip_len, tos) {
         Ok(how) => {
             stats::count(Counter::IcmpTooBigForwarded);
             stats::traffic(vip_id, real_id, frame_len);
