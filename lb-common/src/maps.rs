@@ -15,6 +15,7 @@
 //! | `LB_STATS` | per-CPU array[1] | [`crate::stats::Stats`] |
 //! | `LB_VIP_STATS` | per-CPU array | VIP id -> [`Traffic`] |
 //! | `LB_REAL_STATS` | per-CPU array | real id -> [`Traffic`] |
+//! | `LB_NEXT_HOPS` | per-CPU array[16384] | real id -> the FIB's next hop, kept 100 ms (the program's own type; not pinned) |
 
 /// Names of the balancer's maps in the object (also their pin file names).
 pub mod names {
