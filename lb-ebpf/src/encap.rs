@@ -99,10 +99,10 @@ fn next_hop(
     }
 }
 
-/// Encapsulates the packet toward `real` (slot `real_id`) as `encap` says. `ip_len` is the
-/// client packet's length, `tos` its TOS / traffic class. An outer IPv6
-/// header carries the flow's outer hash as its flow label, so that routers
-/// spread flows.
+/// Encapsulates the packet toward `real` (slot `real_id`) as `encap`
+/// says. `ip_len` is the client packet's length, `tos` its TOS / traffic
+/// class. An outer IPv6 header carries the flow's outer hash as its flow
+/// label, so that routers spread flows.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn encapsulate(

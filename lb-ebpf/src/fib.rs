@@ -1,8 +1,8 @@
 //! Next hop from the kernel's FIB (`bpf_fib_lookup`): the MACs toward a
 //! real and the interface to leave by, so the LB host needs no static
 //! gateway MAC. Used when `mac_mode` is `MAC_MODE_FIB`. A found next hop
-//! is kept per CPU and real slot for [`NEXT_HOP_TTL_NS`] (the lookup is
-//! about half of a table hit's cost).
+//! is kept per CPU and real slot for [`NEXT_HOP_TTL_NS`] (a lookup costs
+//! about as much as the rest of a connection-table hit).
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams},
     helpers::generated::{bpf_fib_lookup, bpf_ktime_get_coarse_ns},
@@ -59,10 +59,9 @@ pub struct HopQuery {
 
 /// [`next_hop`] through this CPU's cache for slot `q.real_id`: a found
 /// next hop is kept for [`NEXT_HOP_TTL_NS`]; a missing neighbour or route
-/// is never kept, so it is asked again on the next packet. Not inlined
-/// (arguments in a struct, for the five a call may have): inlined, it
-/// slowed the paths that never use it (new flows in `gateway` mode, 3-4%
-/// in `cargo xtask bench dataplane`).
+/// is never kept, so it is asked again on the next packet. Not inlined,
+/// so that its code stays off the paths that never use it (its arguments
+/// in a struct: a call takes at most five).
 #[inline(never)]
 pub fn next_hop_cached(ctx: &XdpContext, real: &Real, cfg: &Config, q: &mut HopQuery) -> Fib {
     let (real_id, tot_len, out) = (q.real_id, q.tot_len, &mut q.hop);

@@ -181,7 +181,8 @@ fn fib_mode_takes_next_hop_macs_from_the_kernel() {
 /// A next hop the FIB gave is kept per CPU and real slot for 100 ms: a
 /// neighbour change shows after that, not on the next packet; a missing
 /// neighbour is not kept (the next packet asks again); a slot given to
-/// another real (a new generation) is asked about at once.
+/// another real (a new generation) is asked about at once; a packet longer
+/// than the egress MTU the lookup reported asks again.
 #[test]
 fn fib_next_hops_are_kept_for_a_while_and_misses_are_not() {
     if !require_root("fib_next_hops_are_kept_for_a_while_and_misses_are_not") {
@@ -278,6 +279,31 @@ fn fib_next_hops_are_kept_for_a_while_and_misses_are_not() {
             send(&mut lb, "203.0.113.10"),
             (XDP_TX, mac(NEXT_HOP_MAC)),
             "a slot with a new generation is looked up again"
+        );
+
+        // The link's MTU falls to 1300 and the kept next hop expires: the
+        // next lookup keeps 1300 as the longest packet it takes. A longer
+        // packet is not served from the kept next hop but asks the FIB,
+        // which refuses it (`drop_fib`); a short one is still served.
+        lab.lb_ns
+            .ip(&["link", "set", "dev", &lab.lb_if, "mtu", "1300"]);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(send(&mut lb, "203.0.113.10"), (XDP_TX, mac(NEXT_HOP_MAC)));
+        let refused = lb.dp.stats().unwrap().drop_fib;
+        let mut long = Packet::tcp(ip("198.51.100.7"), 40_000, ip("203.0.113.10"), 80, TCP_SYN);
+        // 20 + 20 + 1300 inside, 1360 with the outer header: over 1300,
+        // under the balancer's own MTU (1500).
+        long.payload = vec![0; 1300];
+        assert_eq!(
+            lb.run_from(&long.bytes(), Some(ifindex)).verdict,
+            XDP_DROP,
+            "a packet longer than the kept next hop takes asks the FIB"
+        );
+        assert_eq!(lb.dp.stats().unwrap().drop_fib, refused + 1);
+        assert_eq!(
+            send(&mut lb, "203.0.113.10"),
+            (XDP_TX, mac(NEXT_HOP_MAC)),
+            "a short packet is still served"
         );
     });
 }
