@@ -29,8 +29,12 @@ pub const MAX_VIPS: u32 = 1024;
 pub const MAX_REALS: u32 = 16_384;
 /// The real id that means "none" (an empty ring slot).
 pub const NO_REAL: u32 = 0;
-/// The connection table's size unless configured otherwise.
+/// The IPv4 connection table's size unless configured otherwise.
 pub const DEFAULT_CONN_TABLE_SIZE: u32 = 1 << 20;
+/// The IPv6 connection table's size unless configured otherwise: a quarter
+/// of the IPv4 table's (so that the two take about the memory one table of
+/// [`DEFAULT_CONN_TABLE_SIZE`] 40-byte keys took).
+pub const DEFAULT_CONN_TABLE_SIZE_V6: u32 = DEFAULT_CONN_TABLE_SIZE / 4;
 /// The ring size the inner-map template is declared with; rings of any
 /// prime size are created by user space (the template has `BPF_F_INNER_MAP`).
 pub const RING_TEMPLATE_SIZE: u32 = 65_537;

@@ -8,7 +8,8 @@
 //! | `LB_VIP_GENS` | array | VIP id -> its generation (bumped when the id changes hands or its VIP goes) |
 //! | `LB_REALS` | array | real id -> [`Real`] |
 //! | `LB_RINGS` | array of maps | VIP id -> ring (array of real ids) |
-//! | `LB_CONNS` | LRU hash | [`FlowKey`] -> [`Conn`] |
+//! | `LB_CONNS_V4` | LRU hash | [`FlowKeyV4`] -> [`Conn`] (IPv4 flows) |
+//! | `LB_CONNS_V6` | LRU hash | [`FlowKey`] -> [`Conn`] (IPv6 flows) |
 //! | `LB_CONN_RATE` | per-CPU array[1] | [`ConnRate`] |
 //! | `LB_JUMP` | program array | [`JUMP_ICMP_TOO_BIG`] -> `lb_icmp_too_big` |
 //! | `LB_CONFIG` | array[1] | [`crate::config::Config`] |
@@ -26,7 +27,8 @@ pub mod names {
     pub const JUMP: &str = "LB_JUMP";
     pub const REALS: &str = "LB_REALS";
     pub const RINGS: &str = "LB_RINGS";
-    pub const CONNS: &str = "LB_CONNS";
+    pub const CONNS_V4: &str = "LB_CONNS_V4";
+    pub const CONNS_V6: &str = "LB_CONNS_V6";
     pub const CONN_RATE: &str = "LB_CONN_RATE";
     pub const CONFIG: &str = "LB_CONFIG";
     pub const STATS: &str = "LB_STATS";
@@ -34,10 +36,16 @@ pub mod names {
     pub const REAL_STATS: &str = "LB_REAL_STATS";
     pub const CAPTURE: &str = "LB_CAPTURE";
     /// Every balancer map, for pinning and adoption.
-    pub const ALL: [&str; 14] = [
-        VIPS, VIP_ADDRS, VIP_FILTER, VIP_GENS, JUMP, REALS, RINGS, CONNS, CONN_RATE, CONFIG, STATS,
-        VIP_STATS, REAL_STATS, CAPTURE,
+    pub const ALL: [&str; 15] = [
+        VIPS, VIP_ADDRS, VIP_FILTER, VIP_GENS, JUMP, REALS, RINGS, CONNS_V4, CONNS_V6, CONN_RATE,
+        CONFIG, STATS, VIP_STATS, REAL_STATS, CAPTURE,
     ];
+    /// The one connection table of both families ([`super::FlowKey`] ->
+    /// [`super::Conn`]) of versions before `LB_CONNS_V4` and `LB_CONNS_V6`.
+    pub const RETIRED_CONNS: &str = "LB_CONNS";
+    /// Maps earlier versions pinned that this one no longer has (removed
+    /// from the pin directory at load).
+    pub const RETIRED: [&str; 1] = [RETIRED_CONNS];
 }
 
 /// A VIP: destination address, port and protocol. A port-less VIP (all
@@ -150,7 +158,8 @@ pub const REAL_STATE_DRAINING: u8 = 2;
 /// Real state: failed; its flows are hashed again onto the ring.
 pub const REAL_STATE_DOWN: u8 = 3;
 
-/// The connection table's key: a flow's 5-tuple as the client sent it.
+/// The IPv6 connection table's key (and the balancer's flow of either
+/// family): a flow's 5-tuple as the client sent it.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -167,7 +176,25 @@ pub struct FlowKey {
     pub _pad: [u8; 2],
 }
 
-/// The connection table's value. A hit is used only while both the real
+/// The IPv4 connection table's key: 16 bytes, not [`FlowKey`]'s 40, so the
+/// kernel hashes and compares less than half as much on every lookup.
+#[repr(C, align(4))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKeyV4 {
+    /// Client address, network order.
+    pub src: [u8; 4],
+    /// VIP address, network order.
+    pub dst: [u8; 4],
+    /// Host order.
+    pub sport: u16,
+    /// Host order.
+    pub dport: u16,
+    /// The IP protocol in a whole word (three pad bytes would be zeroed
+    /// by a byte-wise `memset` call in the XDP program).
+    pub proto: u32,
+}
+
+/// The connection tables' value. A hit is used only while both the real
 /// slot and the VIP id still have the generations recorded here, so the
 /// established path needs no VIP lookup.
 #[repr(C)]
@@ -207,6 +234,7 @@ mod pod {
     unsafe impl aya::Pod for super::AddrKey {}
     unsafe impl aya::Pod for super::Real {}
     unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowKeyV4 {}
     unsafe impl aya::Pod for super::Conn {}
     unsafe impl aya::Pod for super::Traffic {}
     unsafe impl aya::Pod for super::ConnRate {}
@@ -223,6 +251,7 @@ const _: () = {
     assert!(core::mem::size_of::<AddrKey>() == 20);
     assert!(core::mem::size_of::<Real>() == 28);
     assert!(core::mem::size_of::<FlowKey>() == 40);
+    assert!(core::mem::size_of::<FlowKeyV4>() == 16);
     assert!(core::mem::size_of::<Conn>() == 16);
     assert!(core::mem::size_of::<Traffic>() == 16);
     assert!(core::mem::size_of::<ConnRate>() == 16);
@@ -257,6 +286,8 @@ const _: () = {
     assert!(offset_of!(FlowKey, proto) == 36);
     assert!(offset_of!(FlowKey, family) == 37);
     assert!(offset_of!(FlowKey, _pad) == 38);
+    assert!(offset_of!(FlowKeyV4, dst) == 4 && offset_of!(FlowKeyV4, sport) == 8);
+    assert!(offset_of!(FlowKeyV4, dport) == 10 && offset_of!(FlowKeyV4, proto) == 12);
     assert!(offset_of!(Conn, real_id) == 0);
     assert!(offset_of!(Conn, real_generation) == 4);
     assert!(offset_of!(Conn, vip_id) == 8);
@@ -268,96 +299,5 @@ const _: () = {
     assert!(offset_of!(ConnRate, _pad) == 12);
 };
 
-/// An address as stored in maps: 16 bytes in network order (IPv4 in the
-/// first 4) and its family.
-pub fn addr_bytes(addr: core::net::IpAddr) -> ([u8; 16], u8) {
-    let mut bytes = [0u8; 16];
-    match addr {
-        core::net::IpAddr::V4(a) => {
-            bytes[..4].copy_from_slice(&a.octets());
-            (bytes, crate::FAMILY_V4)
-        }
-        core::net::IpAddr::V6(a) => (a.octets(), crate::FAMILY_V6),
-    }
-}
-
-/// The address stored as `bytes` with `family`, if the family is known.
-pub fn addr_from_bytes(bytes: &[u8; 16], family: u8) -> Option<core::net::IpAddr> {
-    match family {
-        crate::FAMILY_V4 => Some(core::net::IpAddr::V4(core::net::Ipv4Addr::new(
-            bytes[0], bytes[1], bytes[2], bytes[3],
-        ))),
-        crate::FAMILY_V6 => Some(core::net::IpAddr::V6(core::net::Ipv6Addr::from(*bytes))),
-        _ => None,
-    }
-}
-
-impl VipKey {
-    /// The key of the VIP `addr:port/proto` (`port` 0: every port).
-    pub fn new(addr: core::net::IpAddr, port: u16, proto: u8) -> Self {
-        let (addr, family) = addr_bytes(addr);
-        VipKey {
-            addr,
-            port,
-            proto,
-            family,
-        }
-    }
-
-    pub fn ip(&self) -> Option<core::net::IpAddr> {
-        addr_from_bytes(&self.addr, self.family)
-    }
-}
-
-impl AddrKey {
-    pub fn new(addr: core::net::IpAddr) -> Self {
-        let (addr, family) = addr_bytes(addr);
-        AddrKey {
-            addr,
-            family,
-            _pad: [0; 3],
-        }
-    }
-}
-
-impl Real {
-    pub fn new(addr: core::net::IpAddr, state: u8, generation: u32) -> Self {
-        let (addr, family) = addr_bytes(addr);
-        Real {
-            addr,
-            family,
-            state,
-            flags: 0,
-            _pad: 0,
-            generation,
-            vip_id: 0,
-        }
-    }
-
-    pub fn ip(&self) -> Option<core::net::IpAddr> {
-        addr_from_bytes(&self.addr, self.family)
-    }
-}
-
-impl FlowKey {
-    /// The key of the flow `src:sport -> dst:dport` over `proto`.
-    pub fn new(
-        src: core::net::IpAddr,
-        sport: u16,
-        dst: core::net::IpAddr,
-        dport: u16,
-        proto: u8,
-    ) -> Self {
-        let (src, family) = addr_bytes(src);
-        let (dst, _) = addr_bytes(dst);
-        FlowKey {
-            src,
-            dst,
-            sport,
-            dport,
-            proto,
-            family,
-            _pad: [0; 2],
-        }
-    }
-}
+mod constructors;
+pub use constructors::{addr_bytes, addr_from_bytes};

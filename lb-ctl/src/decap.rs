@@ -79,6 +79,7 @@ impl Decapsulator {
                 entries: &[],
                 together: &[],
                 with_them: &[],
+                retired: &[],
             };
             pins::unpin_stale(dir, programs::DECAP_OBJECT, &set)?;
             for name in names::ALL {

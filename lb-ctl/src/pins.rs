@@ -8,7 +8,8 @@
 //! this build's definition (type, key and value size, entries, flags), and
 //! one that differs is unpinned, to be created afresh: alone, or with a
 //! group of maps whose contents only make sense together (the balancer's
-//! VIP and real maps, and with them the connections).
+//! VIP and real maps, and with them the connections). Maps an earlier
+//! version pinned and this one no longer has are unpinned too.
 //!
 //! The program still attached keeps the maps it holds until it is replaced.
 use std::path::Path;
@@ -24,6 +25,10 @@ pub(crate) struct PinSet<'a> {
     /// If any of these is replaced, `with_them` are replaced too.
     pub together: &'a [&'static str],
     pub with_them: &'a [&'static str],
+    /// Maps earlier versions pinned that this object no longer has: their
+    /// pins are removed, so that their memory is freed once no program
+    /// holds them.
+    pub retired: &'a [&'static str],
 }
 
 /// A pinned map that was not adopted, and why.
@@ -141,6 +146,18 @@ pub(crate) fn unpin_stale(
             source,
         })?;
         tracing::warn!(map = r.name, why = %r.why, "pinned map not adopted: created afresh");
+    }
+    let retired = set.retired.iter().filter(|n| dir.join(n).exists());
+    for &name in retired {
+        std::fs::remove_file(dir.join(name)).map_err(|source| PinsError::Unpin { name, source })?;
+        tracing::warn!(
+            map = name,
+            "pinned map of an earlier version unpinned: no longer used"
+        );
+        stale.push(Replaced {
+            name,
+            why: "no longer used by this version".to_owned(),
+        });
     }
     Ok(stale)
 }

@@ -19,8 +19,8 @@ use crate::{
     echo::{self, Echo},
     encap, icmp,
     maps::{
-        JUMP_ICMP_TOO_BIG, LB_CONFIG, LB_CONN_RATE, LB_CONNS, LB_JUMP, LB_REALS, LB_RINGS,
-        LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
+        JUMP_ICMP_TOO_BIG, LB_CONFIG, LB_CONN_RATE, LB_CONNS_V4, LB_CONNS_V6, LB_JUMP, LB_REALS,
+        LB_RINGS, LB_VIP_ADDRS, LB_VIP_FILTER, LB_VIP_GENS, LB_VIPS,
     },
     parse::{self, Parsed, Unbalanceable},
     quic::{self, Cid},
@@ -253,7 +253,12 @@ pub enum Established {
 #[inline(always)]
 pub fn established(flow: &FlowKey) -> Established {
     // SAFETY: the value is copied out at once.
-    let Some(conn) = unsafe { LB_CONNS.get(flow) }.copied() else {
+    let conn = if flow.family == FAMILY_V4 {
+        unsafe { LB_CONNS_V4.get(flow.v4()) }.copied()
+    } else {
+        unsafe { LB_CONNS_V6.get(flow) }.copied()
+    };
+    let Some(conn) = conn else {
         return Established::Miss;
     };
     if let Some(real) = LB_REALS.get(conn.real_id)
@@ -294,7 +299,7 @@ pub fn pick_real(flow: &FlowKey, meta: &VipMeta) -> Result<(u32, &'static Real),
     Ok((real_id, real))
 }
 
-/// Remembers `flow` in the connection table (unless the VIP opts out or
+/// Remembers `flow` in its family's connection table (unless the VIP opts out or
 /// this CPU's `max_conn_rate` is spent).
 #[inline(always)]
 fn remember_flow(flow: &FlowKey, meta: &VipMeta, real_id: u32, real_generation: u32) {
@@ -305,7 +310,12 @@ fn remember_flow(flow: &FlowKey, meta: &VipMeta, real_id: u32, real_generation: 
             vip_id: meta.vip_id,
             vip_generation: meta.generation,
         };
-        if LB_CONNS.insert(flow, conn, 0).is_err() {
+        let inserted = if flow.family == FAMILY_V4 {
+            LB_CONNS_V4.insert(flow.v4(), conn, 0)
+        } else {
+            LB_CONNS_V6.insert(flow, conn, 0)
+        };
+        if inserted.is_err() {
             stats::count(Counter::ConnInsertFailed);
         }
     }

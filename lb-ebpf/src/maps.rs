@@ -7,10 +7,11 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    DEFAULT_CONN_TABLE_SIZE, MAX_REALS, MAX_VIPS, RING_MAP_FLAGS, RING_TEMPLATE_SIZE,
+    DEFAULT_CONN_TABLE_SIZE, DEFAULT_CONN_TABLE_SIZE_V6, MAX_REALS, MAX_VIPS, RING_MAP_FLAGS,
+    RING_TEMPLATE_SIZE,
     config::Config,
     hash::VIP_FILTER_SLOTS,
-    maps::{AddrKey, Conn, ConnRate, FlowKey, Real, Traffic, VipKey, VipMeta},
+    maps::{AddrKey, Conn, ConnRate, FlowKey, FlowKeyV4, Real, Traffic, VipKey, VipMeta},
     stats::Stats,
 };
 
@@ -51,12 +52,22 @@ pub static LB_RINGS: ArrayOfMaps<
     MAX_VIPS_N,
 > = ArrayOfMaps::new();
 
-/// The connection table: flow -> real. Size set by lb-ctl at load.
+/// The IPv4 connection table: flow -> real, keyed by 16 bytes. Size set by
+/// lb-ctl at load.
 #[btf_map]
-pub static LB_CONNS: LruHashMap<
-    FlowKey,
+pub static LB_CONNS_V4: LruHashMap<
+    FlowKeyV4,
     Conn,
     { DEFAULT_CONN_TABLE_SIZE as usize },
+    NO_COMMON_LRU,
+> = LruHashMap::new();
+
+/// The IPv6 connection table: flow -> real. Size set by lb-ctl at load.
+#[btf_map]
+pub static LB_CONNS_V6: LruHashMap<
+    FlowKey,
+    Conn,
+    { DEFAULT_CONN_TABLE_SIZE_V6 as usize },
     NO_COMMON_LRU,
 > = LruHashMap::new();
 

@@ -18,6 +18,11 @@
 //! ratio this tree / baseline (run i against run i), median and range;
 //! the floors, the same code in both objects, show the noise.
 //!
+//! `LB_BENCH_BASELINE_TABLES=V4,V6` sizes the baseline's two connection
+//! tables otherwise than this tree's (a baseline that keeps every flow in
+//! one table, as versions before the per-family tables did, wants that one
+//! at the size this tree's IPv4 table has).
+//!
 //! Run with `cargo xtask bench dataplane [--baseline REV] [--runs N]` (root).
 #[path = "dataplane/side.rs"]
 mod side;
@@ -31,7 +36,7 @@ use lb_common::{
     PROTO_TCP, PROTO_UDP,
     bench::{VARY_FLOWS, VARY_PER_CPU},
     config::MAC_MODE_FIB,
-    maps::VIP_F_QUIC,
+    maps::{Conn, FlowKey, VIP_F_QUIC},
     stats::Counter,
 };
 use lb_tests::{
@@ -44,9 +49,12 @@ use table::{Row, print_rows, print_xlated};
 
 /// Packets per run.
 const PACKETS: u32 = 2_000_000;
-/// Connection table size, and how many distinct flows fill it first.
+/// Connection table sizes (lb-ctl's defaults), and how many distinct flows
+/// fill each first.
 const CONN_TABLE: u32 = 1 << 20;
 const PREFILL: u32 = (1 << 20) + (1 << 17);
+const CONN_TABLE_V6: u32 = 1 << 18;
+const PREFILL_V6: u32 = (1 << 18) + (1 << 15);
 
 const VIP4: &str = "203.0.113.10";
 /// An IPv4 VIP whose reals take GUE.
@@ -55,6 +63,18 @@ const VIP4_GUE: &str = "203.0.113.11";
 const VIP4_QUIC: &str = "203.0.113.12";
 const QUIC_REAL: u32 = 302;
 const VIP6: &str = "2001:db8:100::10";
+
+/// `LB_BENCH_BASELINE_TABLES` (`V4,V6` entries), if set.
+fn baseline_tables() -> Option<[u32; 2]> {
+    let text = std::env::var("LB_BENCH_BASELINE_TABLES").ok()?;
+    let sizes: Vec<u32> = text
+        .split(',')
+        .map(|n| n.trim().parse().ok())
+        .collect::<Option<_>>()
+        .filter(|v: &Vec<u32>| v.len() == 2)
+        .unwrap_or_else(|| panic!("LB_BENCH_BASELINE_TABLES={text}: want two sizes, V4,V6"));
+    Some([sizes[0], sizes[1]])
+}
 
 /// The sides (this tree, and the baseline if any), run in turn.
 struct Runner {
@@ -172,11 +192,12 @@ fn main() {
         } else {
             ifindex(&tx_if)
         };
-        let mut sides = vec![Side::load(None, CONN_TABLE, ifindex, "this tree".into())];
+        let tables = [CONN_TABLE, CONN_TABLE_V6];
+        let mut sides = vec![Side::load(None, tables, ifindex, "this tree".into())];
         if let Some((object, rev)) = &baseline {
             sides.push(Side::load(
                 Some(object.clone()),
-                CONN_TABLE,
+                baseline_tables().unwrap_or(tables),
                 ifindex,
                 format!("baseline {rev}"),
             ));
@@ -370,7 +391,18 @@ fn paths(r: &mut Runner, peer_if: &str) {
         s.live_run(1);
     });
     capture_paths(r, floor, &hit);
+    // Fill the IPv6 table too (from user space: the wrapper varies IPv4
+    // frames only), with flows of other clients to the same VIP.
     r.each(|s| {
+        for n in 0..PREFILL_V6 {
+            let client = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xd, 0, 0, 0, (n >> 16) as u16, 1);
+            let flow = FlowKey::new(client.into(), n as u16, ip(VIP6), 80, PROTO_TCP);
+            let conn = Conn {
+                real_id: 101,
+                ..Conn::default()
+            };
+            s.lb.dp.remember(&flow, conn).expect("fill the IPv6 table");
+        }
         s.lb.dp.set_config(&test_config()).unwrap();
         s.set_frame(est6, 0);
         s.live_run(1);

@@ -88,11 +88,12 @@ pub struct TestBalancer {
 }
 
 impl TestBalancer {
-    /// Loads the balancer with a connection table of `conn_table_size` and
-    /// [`test_config`].
+    /// Loads the balancer with connection tables of `conn_table_size`
+    /// (each family) and [`test_config`].
     pub fn new(conn_table_size: u32) -> Self {
         Self::with_options(&LoadOptions {
             conn_table_size,
+            conn_table_size_v6: conn_table_size,
             pin_dir: None,
             ..LoadOptions::default()
         })

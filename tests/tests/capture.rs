@@ -97,6 +97,7 @@ fn captured_packets_carry_their_decision_and_tcpdump_reads_them() {
     std::fs::create_dir_all(&made.dir).unwrap();
     let mut lb = TestBalancer::with_options(&LoadOptions {
         conn_table_size: 4096,
+        conn_table_size_v6: 4096,
         pin_dir: Some(made.pins.clone()),
         ..LoadOptions::default()
     });

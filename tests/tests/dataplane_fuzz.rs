@@ -56,12 +56,25 @@ fn the_balancer_matches_the_documented_behaviour_on_fuzzed_packets() {
             report.by_expectation
         );
     }
-    // Only flows that were forwarded are remembered.
-    let conns = world.lb.dp.conn_count();
-    assert!(
-        conns <= report.forwarded_flows.len(),
-        "{conns} connections remembered, but only {} flows were forwarded",
-        report.forwarded_flows.len()
-    );
-    assert!(conns > 0, "forwarded flows are remembered");
+    // Only flows that were forwarded are remembered, each in its family's
+    // table (the family is byte 37 of a flow key).
+    let counts = world.lb.dp.conn_counts();
+    let forwarded = |family: u8| {
+        report
+            .forwarded_flows
+            .iter()
+            .filter(|f| f[37] == family)
+            .count()
+    };
+    for (name, conns, family) in [
+        ("IPv4", counts.v4, lb_common::FAMILY_V4),
+        ("IPv6", counts.v6, lb_common::FAMILY_V6),
+    ] {
+        let flows = forwarded(family);
+        assert!(
+            conns <= flows,
+            "{conns} {name} connections remembered, but only {flows} {name} flows were forwarded"
+        );
+        assert!(conns > 0, "forwarded {name} flows are remembered");
+    }
 }

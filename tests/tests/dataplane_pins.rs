@@ -4,10 +4,10 @@
 //! connection table size): then they are created afresh.
 use std::{path::PathBuf, process::Command};
 
-use aya::maps::MapInfo;
+use aya::maps::{HashMap, Map, MapData, MapInfo};
 use lb_common::{
     PROTO_TCP,
-    maps::{FlowKey, names},
+    maps::{Conn, FlowKey, names},
 };
 use lb_ctl::{
     dataplane::{Dataplane, LoadOptions},
@@ -30,11 +30,12 @@ impl Drop for PinDir {
 }
 
 /// A fresh pin directory (removed on drop) and options that pin there, with
-/// a 1024-entry connection table.
+/// 1024-entry connection tables.
 fn pinned_options() -> (PinDir, LoadOptions) {
     let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/lbt-{}", unique_tag())));
     let opts = LoadOptions {
         conn_table_size: 1024,
+        conn_table_size_v6: 1024,
         pin_dir: Some(pins.0.clone()),
         ..LoadOptions::default()
     };
@@ -106,37 +107,67 @@ fn pinned_maps_show_named_fields_and_are_adopted_on_reload() {
     assert!(dp.replaced_pins().is_empty(), "{:?}", dp.replaced_pins());
 }
 
-/// Loads a balancer pinned under `pins` with one VIP (ring of 13 slots on
-/// real 1) and one connection; returns that connection's flow.
-fn pinned_with_a_connection(opts: &LoadOptions) -> FlowKey {
-    let real = TestReal {
-        id: 1,
-        addr: ip("198.51.100.101"),
-        weight: 1,
-    };
+/// The flows [`pinned_with_connections`] leaves in the tables.
+struct Flows {
+    v4: FlowKey,
+    v6: FlowKey,
+}
+
+/// Loads a balancer pinned under `pins` with an IPv4 and an IPv6 VIP (ids 0
+/// and 1, rings of 13 slots on real 1 and 2) and one connection to each.
+fn pinned_with_connections(opts: &LoadOptions) -> Flows {
+    let reals = [
+        TestReal {
+            id: 1,
+            addr: ip("198.51.100.101"),
+            weight: 1,
+        },
+        TestReal {
+            id: 2,
+            addr: ip("2001:db8:1::101"),
+            weight: 1,
+        },
+    ];
     let mut lb = TestBalancer::with_options(opts);
-    lb.add_vip("203.0.113.10", 80, PROTO_TCP, &[real], 13);
-    let p = Packet::tcp(ip("198.51.100.7"), 40_000, ip("203.0.113.10"), 80, TCP_SYN);
-    assert_eq!(lb.run(&p.bytes()).verdict, XDP_TX);
-    let flow = FlowKey::new(
-        ip("198.51.100.7"),
-        40_000,
-        ip("203.0.113.10"),
-        80,
-        PROTO_TCP,
+    lb.add_vip("203.0.113.10", 80, PROTO_TCP, &reals[..1], 13);
+    lb.add_vip("2001:db8::10", 80, PROTO_TCP, &reals[1..], 13);
+    let mut flows = Vec::new();
+    for (client, vip) in [
+        ("198.51.100.7", "203.0.113.10"),
+        ("2001:db8:c::7", "2001:db8::10"),
+    ] {
+        let p = Packet::tcp(ip(client), 40_000, ip(vip), 80, TCP_SYN);
+        assert_eq!(lb.run(&p.bytes()).verdict, XDP_TX, "{client} -> {vip}");
+        let flow = FlowKey::new(ip(client), 40_000, ip(vip), 80, PROTO_TCP);
+        assert!(lb.dp.conn(&flow).unwrap().is_some(), "{client} -> {vip}");
+        flows.push(flow);
+    }
+    let counts = lb.dp.conn_counts();
+    assert_eq!(
+        (counts.v4, counts.v6),
+        (1, 1),
+        "one flow in each family's table"
     );
-    assert!(lb.dp.conn(&flow).unwrap().is_some());
-    flow
+    Flows {
+        v4: flows[0],
+        v6: flows[1],
+    }
 }
 
 /// Pins, at `path`, a map that lb never made: another value size.
 fn pin_foreign_map(path: &std::path::Path, kind: &str, name: &str) {
+    pin_map(path, kind, ["4", "8", "1"], name);
+}
+
+/// Pins, at `path`, a map of `kind` with [key size, value size, entries].
+fn pin_map(path: &std::path::Path, kind: &str, sizes: [&str; 3], name: &str) {
     let _ = std::fs::remove_file(path);
+    let [key, value, entries] = sizes;
     let out = Command::new("bpftool")
         .args(["map", "create"])
         .arg(path)
         .args([
-            "type", kind, "key", "4", "value", "8", "entries", "1", "name", name,
+            "type", kind, "key", key, "value", value, "entries", entries, "name", name,
         ])
         .output()
         .expect("run bpftool");
@@ -154,24 +185,101 @@ fn replaced_names(dp: &Dataplane) -> Vec<&'static str> {
 }
 
 #[test]
-fn a_new_conn_table_size_replaces_only_the_connection_table() {
-    if !require_root("a_new_conn_table_size_replaces_only_the_connection_table") {
+fn a_new_conn_table_size_replaces_only_that_familys_connection_table() {
+    if !require_root("a_new_conn_table_size_replaces_only_that_familys_connection_table") {
         return;
     }
     let (pins, mut opts) = pinned_options();
-    let flow = pinned_with_a_connection(&opts);
+    let flows = pinned_with_connections(&opts);
     opts.conn_table_size = 2048;
-    let dp = Dataplane::load(&opts).expect("reload with another table size");
-    assert_eq!(replaced_names(&dp), vec![names::CONNS]);
+    let dp = Dataplane::load(&opts).expect("reload with another IPv4 table size");
+    assert_eq!(replaced_names(&dp), vec![names::CONNS_V4]);
     assert!(
         dp.replaced_pins()[0].why.contains("entries 1024, now 2048"),
         "{:?}",
         dp.replaced_pins()
     );
-    let info = MapInfo::from_pin(pins.0.join(names::CONNS)).unwrap();
+    let info = MapInfo::from_pin(pins.0.join(names::CONNS_V4)).unwrap();
     assert_eq!(info.max_entries(), 2048, "the new table is pinned");
-    assert_eq!(dp.conn(&flow).unwrap(), None, "a new, empty table");
+    assert_eq!(dp.conn(&flows.v4).unwrap(), None, "a new, empty table");
+    assert!(dp.conn(&flows.v6).unwrap().is_some(), "IPv6 table adopted");
     assert_eq!(dp.ring(0).unwrap(), vec![1; 13], "the VIP state adopted");
+    drop(dp);
+
+    opts.conn_table_size_v6 = 4096;
+    let dp = Dataplane::load(&opts).expect("reload with another IPv6 table size");
+    assert_eq!(replaced_names(&dp), vec![names::CONNS_V6]);
+    let info = MapInfo::from_pin(pins.0.join(names::CONNS_V6)).unwrap();
+    assert_eq!(info.max_entries(), 4096);
+    assert_eq!(dp.conn(&flows.v6).unwrap(), None);
+    assert_eq!(dp.ring(1).unwrap(), vec![2; 13], "the VIP state adopted");
+}
+
+/// Pins an earlier version's connection table (`LB_CONNS`: flow key of 40
+/// bytes -> connection of 16, both families) under `pins` holding `flows`.
+fn pin_retired_conns(pins: &std::path::Path, flows: &[(FlowKey, Conn)]) -> PathBuf {
+    let path = pins.join(names::RETIRED_CONNS);
+    pin_map(
+        &path,
+        "lru_hash",
+        ["40", "16", "1024"],
+        names::RETIRED_CONNS,
+    );
+    let map = Map::from_map_data(MapData::from_pin(&path).unwrap()).unwrap();
+    let mut table: HashMap<_, FlowKey, Conn> = HashMap::try_from(map).unwrap();
+    for (flow, conn) in flows {
+        table.insert(flow, conn, 0).unwrap();
+    }
+    path
+}
+
+#[test]
+fn an_upgrade_carries_the_earlier_connection_table_over_and_unpins_it() {
+    if !require_root("an_upgrade_carries_the_earlier_connection_table_over_and_unpins_it") {
+        return;
+    }
+    let (pins, opts) = pinned_options();
+    let flows = pinned_with_connections(&opts);
+    let dp = Dataplane::load(&opts).expect("reload");
+    // Flows of either family, as the earlier version remembered them.
+    let mut earlier = Vec::new();
+    for flow in [flows.v4, flows.v6] {
+        let conn = dp.conn(&flow).unwrap().expect("remembered");
+        let other = FlowKey {
+            sport: 50_000,
+            ..flow
+        };
+        earlier.push((other, conn));
+    }
+    drop(dp);
+    let retired = pin_retired_conns(&pins.0, &earlier);
+    let dp = Dataplane::load(&opts).expect("reload over an earlier version's pins");
+    assert_eq!(replaced_names(&dp), vec![names::RETIRED_CONNS]);
+    assert!(
+        dp.replaced_pins()[0].why.contains("no longer used"),
+        "{:?}",
+        dp.replaced_pins()
+    );
+    assert!(!retired.exists(), "the retired table is unpinned");
+    for (flow, conn) in &earlier {
+        assert_eq!(dp.conn(flow).unwrap(), Some(*conn), "carried over");
+    }
+    assert!(dp.conn(&flows.v4).unwrap().is_some(), "the rest is adopted");
+    assert!(dp.conn(&flows.v6).unwrap().is_some());
+    let counts = dp.conn_counts();
+    assert_eq!((counts.v4, counts.v6), (2, 2));
+    drop(dp);
+    let dp = Dataplane::load(&opts).expect("a load without it");
+    assert!(dp.replaced_pins().is_empty(), "{:?}", dp.replaced_pins());
+    drop(dp);
+
+    // With VIP state of another layout, the ids the old flows name mean
+    // nothing: none is carried.
+    pin_retired_conns(&pins.0, &earlier);
+    pin_foreign_map(&pins.0.join(names::REALS), "array", "LB_REALS");
+    let dp = Dataplane::load(&opts).expect("reload");
+    assert!(replaced_names(&dp).contains(&names::RETIRED_CONNS));
+    assert_eq!(dp.conn_counts().total(), 0, "nothing carried");
 }
 
 #[test]
@@ -180,7 +288,7 @@ fn a_new_max_reals_replaces_the_real_table_with_the_vip_state() {
         return;
     }
     let (pins, mut opts) = pinned_options();
-    let flow = pinned_with_a_connection(&opts);
+    let flow = pinned_with_connections(&opts).v4;
     opts.max_reals = 131_072;
     let mut dp = Dataplane::load(&opts).expect("reload with a larger real table");
     let replaced = replaced_names(&dp);
@@ -213,7 +321,7 @@ fn a_counter_map_of_another_layout_is_replaced_and_the_program_loads() {
         return;
     }
     let (pins, opts) = pinned_options();
-    let flow = pinned_with_a_connection(&opts);
+    let flow = pinned_with_connections(&opts).v4;
     // As an older lb-ctl with fewer counters would have left it.
     pin_foreign_map(&pins.0.join(names::STATS), "percpu_array", "LB_STATS");
     let mut lb = TestBalancer::with_options(&opts);
@@ -239,7 +347,7 @@ fn a_vip_map_of_another_layout_replaces_all_the_vip_state() {
         return;
     }
     let (pins, opts) = pinned_options();
-    let flow = pinned_with_a_connection(&opts);
+    let flows = pinned_with_connections(&opts);
     pin_foreign_map(&pins.0.join(names::REALS), "array", "LB_REALS");
     let dp = Dataplane::load(&opts).expect("reload");
     let mut expected = vec![
@@ -249,13 +357,19 @@ fn a_vip_map_of_another_layout_replaces_all_the_vip_state() {
         names::VIP_GENS,
         names::REALS,
         names::RINGS,
-        names::CONNS,
+        names::CONNS_V4,
+        names::CONNS_V6,
     ];
     expected.sort_unstable();
     assert_eq!(replaced_names(&dp), expected);
     assert!(dp.vips().unwrap().is_empty(), "the VIP state starts empty");
-    assert_eq!(dp.conn(&flow).unwrap(), None, "and so do the connections");
-    assert_eq!(dp.stats().unwrap().conn_miss, 1, "counters adopted");
+    assert_eq!(
+        dp.conn(&flows.v4).unwrap(),
+        None,
+        "and so do the connections"
+    );
+    assert_eq!(dp.conn(&flows.v6).unwrap(), None);
+    assert_eq!(dp.stats().unwrap().conn_miss, 2, "counters adopted");
 }
 
 #[test]

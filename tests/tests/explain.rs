@@ -205,6 +205,7 @@ fn explain_names_what_the_kernel_does_with_every_flow() {
     )));
     let mut lb = TestBalancer::with_options(&LoadOptions {
         conn_table_size: 1 << 16,
+        conn_table_size_v6: 1 << 16,
         pin_dir: Some(pins.0.clone()),
         ..LoadOptions::default()
     });

@@ -52,6 +52,7 @@ fn the_balancer_loads_while_signals_keep_arriving() {
     for _ in 0..3 {
         match Dataplane::load(&LoadOptions {
             conn_table_size: 4096,
+            conn_table_size_v6: 4096,
             pin_dir: None,
             ..LoadOptions::default()
         }) {

@@ -41,6 +41,7 @@ fn vip(addr: &str, port: u16, reals: &[(&str, u32)]) -> VipSpec {
 fn load(pin_dir: Option<PathBuf>) -> Dataplane {
     Dataplane::load(&LoadOptions {
         conn_table_size: 1024,
+        conn_table_size_v6: 1024,
         pin_dir,
         ..LoadOptions::default()
     })

@@ -118,7 +118,11 @@ pub struct DataplaneSettings {
     /// The same for IPv6.
     pub source_v6_prefix: Option<crate::bgp::Prefix>,
     pub next_hop: NextHop,
+    /// IPv4 connection table entries.
     pub conn_table_size: u32,
+    /// IPv6 connection table entries (unset: a quarter of
+    /// `conn_table_size`, at least [`MIN_CONN_TABLE_SIZE`]).
+    pub conn_table_size_v6: u32,
     /// Slots of the real table: at most `max_reals - 1` (VIP, real) pairs.
     pub max_reals: u32,
     /// Connections each CPU may remember per second (0 = no limit).

@@ -101,6 +101,7 @@ pub struct RawDataplane {
     pub source_v6_prefix: Option<Spanned<String>>,
     pub next_hop: Option<Spanned<String>>,
     pub conn_table_size: Option<Spanned<u32>>,
+    pub conn_table_size_v6: Option<Spanned<u32>>,
     pub max_reals: Option<Spanned<u32>>,
     pub max_conn_rate: Option<u32>,
     pub gue_port: Option<Spanned<u32>>,

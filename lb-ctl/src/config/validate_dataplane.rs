@@ -87,21 +87,29 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
             )?),
         },
     };
-    let conn_table_size = match &d.conn_table_size {
-        None => lb_common::DEFAULT_CONN_TABLE_SIZE,
+    let table_size = |key: &str, n: &Option<Spanned<u32>>, default: u32| match n {
+        None => Ok(default),
         Some(n) if (MIN_CONN_TABLE_SIZE..=MAX_CONN_TABLE_SIZE).contains(n.get_ref()) => {
-            *n.get_ref()
+            Ok(*n.get_ref())
         }
-        Some(n) => {
-            return fail(
-                n.span(),
-                format!(
-                    "conn_table_size {} is outside {MIN_CONN_TABLE_SIZE}..={MAX_CONN_TABLE_SIZE}",
-                    n.get_ref()
-                ),
-            );
-        }
+        Some(n) => fail(
+            n.span(),
+            format!(
+                "{key} {} is outside {MIN_CONN_TABLE_SIZE}..={MAX_CONN_TABLE_SIZE}",
+                n.get_ref()
+            ),
+        ),
     };
+    let conn_table_size = table_size(
+        "conn_table_size",
+        &d.conn_table_size,
+        lb_common::DEFAULT_CONN_TABLE_SIZE,
+    )?;
+    let conn_table_size_v6 = table_size(
+        "conn_table_size_v6",
+        &d.conn_table_size_v6,
+        (conn_table_size / 4).max(MIN_CONN_TABLE_SIZE),
+    )?;
     let max_reals = match &d.max_reals {
         None => lb_common::MAX_REALS,
         Some(n) if (MIN_MAX_REALS..=MAX_MAX_REALS).contains(n.get_ref()) => *n.get_ref(),
@@ -184,6 +192,7 @@ pub(super) fn dataplane(d: RawDataplane) -> Result<DataplaneSettings, Fail> {
         source_v6_prefix,
         next_hop,
         conn_table_size,
+        conn_table_size_v6,
         max_reals,
         max_conn_rate: d
             .max_conn_rate

@@ -180,6 +180,7 @@ fn any_host() -> DataplaneSettings {
         source_v6_prefix: None,
         next_hop: NextHop::Reflect,
         conn_table_size: super::MIN_CONN_TABLE_SIZE,
+        conn_table_size_v6: super::MIN_CONN_TABLE_SIZE,
         // Each host checks its own table's size when it applies a revision.
         max_reals: super::MAX_MAX_REALS,
         max_conn_rate: 0,

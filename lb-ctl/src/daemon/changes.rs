@@ -63,6 +63,9 @@ pub fn reload_notes(old: &Settings, new: &Settings) -> Vec<String> {
     if new.dataplane.conn_table_size != old.dataplane.conn_table_size {
         notes.push("conn_table_size takes effect at the next start".to_owned());
     }
+    if new.dataplane.conn_table_size_v6 != old.dataplane.conn_table_size_v6 {
+        notes.push("conn_table_size_v6 takes effect at the next start".to_owned());
+    }
     if new.dataplane.max_reals != old.dataplane.max_reals {
         notes.push("max_reals takes effect at the next start".to_owned());
     }
@@ -136,6 +139,7 @@ impl Controller {
         // start.
         let mut dataplane = new.dataplane.clone();
         dataplane.conn_table_size = self.settings.dataplane.conn_table_size;
+        dataplane.conn_table_size_v6 = self.settings.dataplane.conn_table_size_v6;
         dataplane.max_reals = self.settings.dataplane.max_reals;
         let before_vips = std::mem::replace(&mut self.vips, new_vips);
         let before_dp = std::mem::replace(&mut self.settings.dataplane, dataplane);
@@ -237,8 +241,16 @@ mod tests {
                 vec!["[daemon] changes take effect at the next start"],
             ),
             (
+                // The IPv6 table's default is a quarter of the IPv4 one's.
                 format!("{BASE}conn_table_size = 4096\n"),
-                vec!["conn_table_size takes effect at the next start"],
+                vec![
+                    "conn_table_size takes effect at the next start",
+                    "conn_table_size_v6 takes effect at the next start",
+                ],
+            ),
+            (
+                format!("{BASE}conn_table_size_v6 = 4096\n"),
+                vec!["conn_table_size_v6 takes effect at the next start"],
             ),
             (
                 format!("{BASE}max_reals = 131072\n"),

@@ -232,6 +232,7 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
     let adopted = dataplane::is_pinned(&d.pin_dir);
     let mut dp = Dataplane::load(&LoadOptions {
         conn_table_size: settings.dataplane.conn_table_size,
+        conn_table_size_v6: settings.dataplane.conn_table_size_v6,
         max_reals: settings.dataplane.max_reals,
         pin_dir: Some(d.pin_dir.clone()),
         ..LoadOptions::default()

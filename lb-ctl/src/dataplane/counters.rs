@@ -1,26 +1,24 @@
 //! Reading what the balancer counted and remembered: global counters,
 //! traffic per VIP and real, the connection table.
-use aya::maps::{MapData, MapError, PerCpuArray};
+use aya::maps::{MapData, PerCpuArray};
 use lb_common::{
     maps::{Conn, FlowKey, Traffic, names},
     stats::Stats,
 };
 
-use super::{Dataplane, Result, map_err};
+use super::{ConnCounts, Dataplane, Result, map_err};
 
 impl Dataplane {
-    /// The connection of `flow`, if the table has it.
+    /// The connection of `flow`, if its family's table has it.
     pub fn conn(&self, flow: &FlowKey) -> Result<Option<Conn>> {
-        match self.conns.get(flow, 0) {
-            Ok(c) => Ok(Some(c)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(names::CONNS, "read")(e)),
-        }
+        self.conns
+            .get(flow)
+            .map_err(|(name, e)| map_err(name, "read")(e))
     }
 
-    /// How many connections the table holds (walks it).
-    pub fn conn_count(&self) -> usize {
-        self.conns.keys().filter(Result::is_ok).count()
+    /// How many connections each table holds (walks them).
+    pub fn conn_counts(&self) -> ConnCounts {
+        self.conns.counts()
     }
 
     /// The global counters, summed over CPUs.

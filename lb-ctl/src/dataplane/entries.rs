@@ -1,15 +1,25 @@
 //! Writing and reading the balancer's entries: VIPs (with their address
-//! count, filter slot and generation), reals and rings.
+//! count, filter slot and generation), reals, rings, and connections
+//! written from user space.
 use aya::maps::{ArrayOfMaps, MapData, MapError};
 use lb_common::{
     MAX_VIPS,
     hash::vip_filter_slot,
-    maps::{AddrKey, Real, VipKey, VipMeta, names},
+    maps::{AddrKey, Conn, FlowKey, Real, VipKey, VipMeta, names},
 };
 
 use super::{Dataplane, DataplaneError, Result, Ring, map_err};
 
 impl Dataplane {
+    /// Remembers `flow` as the program would (in its family's table, the
+    /// least recently used entry making room): the carry-over of an
+    /// earlier version's table, and benchmarks filling a table.
+    pub fn remember(&mut self, flow: &FlowKey, conn: Conn) -> Result<()> {
+        self.conns
+            .insert(flow, conn)
+            .map_err(|(name, e)| map_err(name, "write")(e))
+    }
+
     /// Adds or replaces a VIP (its ring should be set first, to avoid
     /// drops). `meta.generation` is assigned here: kept when the VIP keeps
     /// its id and flags (a new ring size keeps its connections), bumped

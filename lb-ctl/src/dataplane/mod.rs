@@ -10,6 +10,7 @@
 //!
 //! This is the mechanism; which ids VIPs and reals get, and what rings hold,
 //! is decided above (the controller) or by tests.
+mod conns;
 mod counters;
 mod entries;
 mod ring;
@@ -24,8 +25,9 @@ use aya::{
     maps::{Array, ArrayOfMaps, HashMap, MapData, MapError, PerCpuArray, ProgramArray},
     programs::Xdp,
 };
+pub use conns::{ConnCounts, ConnTables};
 use lb_common::{
-    DEFAULT_CONN_TABLE_SIZE, MAX_REALS, MAX_VIPS,
+    DEFAULT_CONN_TABLE_SIZE, DEFAULT_CONN_TABLE_SIZE_V6, MAX_REALS, MAX_VIPS,
     config::Config,
     maps::{AddrKey, Conn, FlowKey, JUMP_ICMP_TOO_BIG, Real, Traffic, VipKey, VipMeta, names},
     stats::Stats,
@@ -51,8 +53,10 @@ const VIP_STATE: [&str; 6] = [
 /// How to load the balancer.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// Connection table entries.
+    /// IPv4 connection table entries.
     pub conn_table_size: u32,
+    /// IPv6 connection table entries.
+    pub conn_table_size_v6: u32,
     /// Slots of the real table and of its counters.
     pub max_reals: u32,
     /// Pin (or adopt) every map under this bpffs directory.
@@ -68,6 +72,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             conn_table_size: DEFAULT_CONN_TABLE_SIZE,
+            conn_table_size_v6: DEFAULT_CONN_TABLE_SIZE_V6,
             max_reals: MAX_REALS,
             pin_dir: None,
             object: None,
@@ -136,7 +141,7 @@ pub struct Dataplane {
     /// typed handle has no delete).
     rings_outer: aya::maps::Map,
     rings: StdHashMap<u32, Ring>,
-    conns: HashMap<MapData, FlowKey, Conn>,
+    conns: ConnTables,
     config: Array<MapData, Config>,
     stats: PerCpuArray<MapData, Stats>,
     vip_stats: PerCpuArray<MapData, Traffic>,
@@ -159,11 +164,13 @@ impl Dataplane {
     /// Loads the balancer program and creates (or adopts pinned) maps.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let mut loader = EbpfLoader::new();
-        loader.map_max_entries(names::CONNS, opts.conn_table_size);
+        loader.map_max_entries(names::CONNS_V4, opts.conn_table_size);
+        loader.map_max_entries(names::CONNS_V6, opts.conn_table_size_v6);
         loader.map_max_entries(names::REALS, opts.max_reals);
         loader.map_max_entries(names::REAL_STATS, opts.max_reals);
         let object = opts.object.as_deref().unwrap_or(programs::OBJECT);
         let mut replaced = Vec::new();
+        let mut retired_flows = Vec::new();
         let pins: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| DataplaneError::PinDir {
@@ -178,14 +185,18 @@ impl Dataplane {
                 let set = PinSet {
                     names: &names::ALL,
                     entries: &[
-                        (names::CONNS, opts.conn_table_size),
+                        (names::CONNS_V4, opts.conn_table_size),
+                        (names::CONNS_V6, opts.conn_table_size_v6),
                         (names::REALS, opts.max_reals),
                         (names::REAL_STATS, opts.max_reals),
                         (names::CAPTURE, cpus),
                     ],
                     together: &VIP_STATE,
-                    with_them: &[names::CONNS],
+                    with_them: &[names::CONNS_V4, names::CONNS_V6],
+                    retired: &names::RETIRED,
                 };
+                let limit = opts.conn_table_size as usize + opts.conn_table_size_v6 as usize;
+                retired_flows = conns::read_retired(dir, limit);
                 replaced = pins::unpin_stale(dir, object, &set)?;
                 names::ALL.iter().map(|n| (*n, dir.join(n))).collect()
             }
@@ -224,8 +235,11 @@ impl Dataplane {
             .map_err(map_err(names::REALS, "type"))?;
         let rings_outer = take(&mut ebpf, names::RINGS)?;
         ArrayOfMaps::<_, MapData>::try_from(&rings_outer).map_err(map_err(names::RINGS, "type"))?;
-        let conns = HashMap::try_from(take(&mut ebpf, names::CONNS)?)
-            .map_err(map_err(names::CONNS, "type"))?;
+        let conns = ConnTables::new(
+            take(&mut ebpf, names::CONNS_V4)?,
+            take(&mut ebpf, names::CONNS_V6)?,
+        )
+        .map_err(|(name, e)| map_err(name, "type")(e))?;
         let config = Array::try_from(take(&mut ebpf, names::CONFIG)?)
             .map_err(map_err(names::CONFIG, "type"))?;
         let stats = PerCpuArray::try_from(take(&mut ebpf, names::STATS)?)
@@ -252,7 +266,28 @@ impl Dataplane {
             real_stats,
         };
         dp.adopt_rings()?;
+        dp.carry_over(retired_flows);
         Ok(dp)
+    }
+
+    /// Writes the flows of an earlier version's connection table into this
+    /// one's, unless the VIP state was created afresh (then their ids mean
+    /// nothing). Flows that version remembers from now until this program
+    /// replaces it are not carried (Maglev still sends most to their real).
+    fn carry_over(&mut self, flows: Vec<(FlowKey, Conn)>) {
+        if flows.is_empty() || self.replaced.iter().any(|r| VIP_STATE.contains(&r.name)) {
+            return;
+        }
+        let total = flows.len();
+        let failed = flows
+            .iter()
+            .filter(|(flow, conn)| self.remember(flow, *conn).is_err())
+            .count();
+        tracing::info!(
+            carried = total - failed,
+            failed,
+            "connections of the earlier version's table carried over"
+        );
     }
 
     /// Picks up rings already referenced by `LB_RINGS` (pinned maps of an

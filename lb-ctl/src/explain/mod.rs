@@ -38,7 +38,7 @@ pub trait MapsView {
     fn real(&self, real_id: u32) -> Option<Real>;
     /// Slot `slot` of VIP `vip_id`'s ring (`None`: no ring).
     fn ring_slot(&self, vip_id: u32, slot: u32) -> Option<u32>;
-    /// `LB_CONNS` at `flow`.
+    /// `flow` in its family's connection table (`LB_CONNS_V4` or `LB_CONNS_V6`).
     fn conn(&self, flow: &FlowKey) -> Option<Conn>;
     /// `LB_CONFIG[0]`.
     fn config(&self) -> Option<Config>;

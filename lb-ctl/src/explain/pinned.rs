@@ -11,7 +11,10 @@ use lb_common::{
 };
 
 use super::MapsView;
-use crate::vocab::{Proto, VipId};
+use crate::{
+    dataplane::ConnTables,
+    vocab::{Proto, VipId},
+};
 
 /// Why the pinned maps cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +35,7 @@ pub struct PinnedMaps {
     vip_gens: Array<MapData, u32>,
     reals: Array<MapData, Real>,
     rings: ArrayOfMaps<MapData, MapData>,
-    conns: HashMap<MapData, FlowKey, Conn>,
+    conns: ConnTables,
     config: Array<MapData, Config>,
 }
 
@@ -54,7 +57,8 @@ impl PinnedMaps {
             vip_gens: Array::try_from(map(names::VIP_GENS)?).map_err(err(names::VIP_GENS))?,
             reals: Array::try_from(map(names::REALS)?).map_err(err(names::REALS))?,
             rings: ArrayOfMaps::try_from(map(names::RINGS)?).map_err(err(names::RINGS))?,
-            conns: HashMap::try_from(map(names::CONNS)?).map_err(err(names::CONNS))?,
+            conns: ConnTables::new(map(names::CONNS_V4)?, map(names::CONNS_V6)?)
+                .map_err(|(name, e)| err(name)(e))?,
             config: Array::try_from(map(names::CONFIG)?).map_err(err(names::CONFIG))?,
         })
     }
@@ -133,7 +137,7 @@ impl MapsView for PinnedMaps {
     }
 
     fn conn(&self, flow: &FlowKey) -> Option<Conn> {
-        self.conns.get(flow, 0).ok()
+        self.conns.get(flow).ok().flatten()
     }
 
     fn config(&self) -> Option<Config> {

@@ -58,11 +58,13 @@ pub struct Side {
 }
 
 impl Side {
-    /// Loads `object` (None: this tree's) with a `conn_table`-entry table.
-    pub fn load(object: Option<Arc<[u8]>>, conn_table: u32, ifindex: u32, label: String) -> Self {
+    /// Loads `object` (None: this tree's) with connection tables of
+    /// `[IPv4, IPv6]` entries.
+    pub fn load(object: Option<Arc<[u8]>>, tables: [u32; 2], ifindex: u32, label: String) -> Self {
         let baseline = object.is_some();
         let lb = TestBalancer::try_with_options(&LoadOptions {
-            conn_table_size: conn_table,
+            conn_table_size: tables[0],
+            conn_table_size_v6: tables[1],
             pin_dir: None,
             object,
             ..LoadOptions::default()

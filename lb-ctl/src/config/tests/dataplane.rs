@@ -11,6 +11,22 @@ fn dataplane_mistakes_are_refused_with_their_line() {
         ("next_hop = \"router\"", "next_hop `router`"),
         ("mtu = 100", "mtu 100"),
         ("conn_table_size = 10", "conn_table_size 10"),
+        (
+            "conn_table_size = 1023",
+            "conn_table_size 1023 is outside 1024..=134217728",
+        ),
+        ("conn_table_size = 134217729", "conn_table_size 134217729"),
+        ("conn_table_size = -1", "invalid value"),
+        (
+            "conn_table_size_v6 = 0",
+            "conn_table_size_v6 0 is outside 1024..=134217728",
+        ),
+        (
+            "conn_table_size_v6 = 134217729",
+            "conn_table_size_v6 134217729",
+        ),
+        ("conn_table_size_v6 = \"1M\"", "invalid type"),
+        ("conn_table_size_v6 = 1.5", "invalid type"),
         ("max_reals = 0", "max_reals 0 is outside 1024..=1048576"),
         ("max_reals = 1023", "max_reals 1023"),
         ("max_reals = 1048577", "max_reals 1048577"),
@@ -66,6 +82,30 @@ fn dataplane_mistakes_are_refused_with_their_line() {
     ))
     .unwrap();
     assert!(s.vips[0].address.is_ipv6() && s.vips[0].reals[0].address.is_ipv4());
+}
+
+#[test]
+fn the_ipv6_connection_table_is_a_quarter_of_the_ipv4_one_unless_set() {
+    let base = "[daemon]\ninterface = \"eth0\"\n[dataplane]\n";
+    for (lines, v4, v6) in [
+        ("", 1 << 20, 1 << 18),
+        ("conn_table_size = 4000000\n", 4_000_000, 1_000_000),
+        // Never below the smallest table.
+        ("conn_table_size = 2048\n", 2048, 1024),
+        ("conn_table_size_v6 = 3000000\n", 1 << 20, 3_000_000),
+        (
+            "conn_table_size = 1024\nconn_table_size_v6 = 65536\n",
+            1024,
+            65536,
+        ),
+    ] {
+        let d = parse_str(&format!("{base}{lines}")).unwrap().dataplane;
+        assert_eq!(
+            (d.conn_table_size, d.conn_table_size_v6),
+            (v4, v6),
+            "{lines}"
+        );
+    }
 }
 
 #[test]

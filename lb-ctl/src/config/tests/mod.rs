@@ -122,6 +122,10 @@ fn defaults_are_the_named_constants() {
         lb_common::DEFAULT_CONN_TABLE_SIZE
     );
     assert_eq!(
+        s.dataplane.conn_table_size_v6,
+        lb_common::DEFAULT_CONN_TABLE_SIZE_V6
+    );
+    assert_eq!(
         s.dataplane.max_conn_rate,
         lb_common::config::DEFAULT_MAX_CONN_RATE
     );
