@@ -203,3 +203,123 @@ fn prefix_end_is_the_first_key_after_the_prefix() {
     assert_eq!(prefix_end("/lb/v1/"), b"/lb/v10".to_vec());
     assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
 }
+
+/// A VIP's encapsulation and QUIC values as a broken tool might write them
+/// into the store: what JSON cannot be a VIP refuses the revision at read
+/// (the key named); what reads but breaks a rule is refused by the host's
+/// own rules, as every offer is (`validate_vips`, the controller's check of
+/// a fleet offer), with the VIP named.
+#[test]
+fn encap_and_quic_values_from_the_store_are_refused_with_their_vip() {
+    let keys = Keys::new("/lb/v1/");
+    let good = desired().to_kvs(&keys);
+    let tcp_key = keys.vip(&"203.0.113.10:80/tcp".parse().unwrap());
+    let udp_key = good.keys().find(|k| k.ends_with("/udp")).unwrap().clone();
+    let host = crate::config::parse(
+        Path::new("lb.toml"),
+        "[daemon]\ninterface = \"eth0\"\n[dataplane]\nsource_v4 = \"192.0.2.1\"\nsource_v6 = \"2001:db8::1\"\nmax_reals = 131072\n",
+    )
+    .unwrap();
+    let set = |key: &str, path: &[&str], value: serde_json::Value| {
+        let mut vip: serde_json::Value = serde_json::from_slice(&good[key]).unwrap();
+        let mut at = &mut vip;
+        for step in &path[..path.len() - 1] {
+            at = match step.parse::<usize>() {
+                Ok(i) => &mut at[i],
+                Err(_) => &mut at[*step],
+            };
+        }
+        at[path[path.len() - 1]] = value;
+        let mut kvs = good.clone();
+        kvs.insert(key.to_owned(), serde_json::to_vec(&vip).unwrap());
+        kvs
+    };
+    use serde_json::json;
+    // (what, key, field path, value, refused at read?, words)
+    let cases: Vec<(&str, &str, Vec<&str>, serde_json::Value, bool, &str)> = vec![
+        (
+            "an unknown encapsulation",
+            &tcp_key,
+            vec!["encap"],
+            json!("vxlan"),
+            true,
+            "unknown variant `vxlan`",
+        ),
+        (
+            "an encapsulation in capitals",
+            &tcp_key,
+            vec!["encap"],
+            json!("GUE"),
+            true,
+            "unknown variant `GUE`",
+        ),
+        (
+            "an encapsulation as a number",
+            &tcp_key,
+            vec!["encap"],
+            json!(1),
+            true,
+            "not a VIP",
+        ),
+        (
+            "a real's unknown encapsulation",
+            &tcp_key,
+            vec!["reals", "0", "encap"],
+            json!("gre"),
+            true,
+            "unknown variant `gre`",
+        ),
+        (
+            "quic as a string",
+            &udp_key,
+            vec!["quic"],
+            json!("yes"),
+            true,
+            "not a VIP",
+        ),
+        (
+            "quic on a TCP VIP",
+            &tcp_key,
+            vec!["quic"],
+            json!(true),
+            false,
+            "quic = true is for UDP VIPs",
+        ),
+        (
+            "quic with more reals than its ids hold",
+            &udp_key,
+            vec!["quic"],
+            json!(true),
+            false,
+            "real ids go up to 131071",
+        ),
+    ];
+    for (what, key, path, value, at_read, words) in cases {
+        let kvs = set(key, &path, value);
+        let err = match read(&keys, &kvs) {
+            Err(e) => {
+                assert!(at_read, "{what}: refused at read: {e}");
+                assert!(e.starts_with(key), "{what}: the key is named first: {e}");
+                e
+            }
+            Ok(d) => {
+                assert!(!at_read, "{what}: read");
+                let vips = d.for_host("lb-a").unwrap();
+                let e = crate::config::validate_vips(&vips, &host.dataplane, None).expect_err(what);
+                let vip = key.rsplit("vips/").next().unwrap();
+                assert!(e.contains(vip), "{what}: the VIP is named: {e}");
+                e
+            }
+        };
+        assert!(err.contains(words), "{what}: {err}");
+    }
+    // The same fields, well formed, are read and pass the rules.
+    let kvs = set(&tcp_key, &["reals", "0", "encap"], json!("gue"));
+    let d = read(&keys, &kvs).unwrap();
+    let vips = d.for_host("lb-a").unwrap();
+    assert!(
+        vips.iter()
+            .any(|v| v.reals.iter().any(|r| r.encap.is_some()))
+    );
+    crate::config::validate_vips(&vips, &host.dataplane, None).unwrap();
+}
