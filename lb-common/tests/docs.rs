@@ -7,7 +7,7 @@
 use lb_common::{
     capture::CaptureMeta,
     config::Config,
-    maps::{AddrKey, Conn, ConnRate, FlowKey, Real, Traffic, VipKey, VipMeta, names},
+    maps::{AddrKey, Conn, ConnRate, FlowKey, FlowKeyV4, Real, Traffic, VipKey, VipMeta, names},
     stats::Counter,
 };
 
@@ -76,6 +76,13 @@ fn every_map_struct_and_counter_is_documented_as_it_is() {
             proto,
             family,
             _pad
+        }),
+        fields!(FlowKeyV4 {
+            src,
+            dst,
+            sport,
+            dport,
+            proto
         }),
         fields!(Conn {
             real_id,

@@ -236,7 +236,15 @@ fn encap_and_quic_values_from_the_store_are_refused_with_their_vip() {
     };
     use serde_json::json;
     // (what, key, field path, value, refused at read?, words)
-    let cases: Vec<(&str, &str, Vec<&str>, serde_json::Value, bool, &str)> = vec![
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<&'a str>,
+        serde_json::Value,
+        bool,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "an unknown encapsulation",
             &tcp_key,
