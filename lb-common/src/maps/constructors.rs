@@ -97,12 +97,22 @@ impl FlowKey {
     }
 
     /// This IPv4 flow's key in `LB_CONNS_V4` (the first 4 bytes of each
-    /// address; meaningless for an IPv6 flow).
+    /// address; meaningless for an IPv6 flow). Each address is copied as
+    /// one 32-bit word: byte by byte, the XDP program would spend 16 loads
+    /// and stores where 4 do.
     #[inline(always)]
     pub fn v4(&self) -> FlowKeyV4 {
+        // SAFETY: `FlowKey` is aligned to 8 and its addresses start at
+        // offsets 0 and 16, so their first 4 bytes are aligned u32s.
+        let (src, dst) = unsafe {
+            (
+                self.src.as_ptr().cast::<u32>().read(),
+                self.dst.as_ptr().cast::<u32>().read(),
+            )
+        };
         FlowKeyV4 {
-            src: [self.src[0], self.src[1], self.src[2], self.src[3]],
-            dst: [self.dst[0], self.dst[1], self.dst[2], self.dst[3]],
+            src: src.to_ne_bytes(),
+            dst: dst.to_ne_bytes(),
             sport: self.sport,
             dport: self.dport,
             proto: self.proto as u32,
