@@ -252,7 +252,14 @@ fn an_upgrade_carries_the_earlier_connection_table_over_and_unpins_it() {
         earlier.push((other, conn));
     }
     drop(dp);
-    let retired = pin_retired_conns(&pins.0, &earlier);
+    // And one of no known family, which is not carried.
+    let (other, conn) = earlier[0];
+    let unknown = FlowKey {
+        family: 9,
+        sport: 50_001,
+        ..other
+    };
+    let retired = pin_retired_conns(&pins.0, &[earlier[0], earlier[1], (unknown, conn)]);
     let dp = Dataplane::load(&opts).expect("reload over an earlier version's pins");
     assert_eq!(replaced_names(&dp), vec![names::RETIRED_CONNS]);
     assert!(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use aya::maps::{HashMap, Map, MapData, MapError};
 use lb_common::{
-    FAMILY_V4,
+    FAMILY_V4, FAMILY_V6,
     maps::{Conn, FlowKey, FlowKeyV4, names},
 };
 
@@ -80,7 +80,8 @@ impl ConnTables {
 /// Up to `limit` flows of the connection table an earlier version pinned
 /// under `dir` (`LB_CONNS`, both families), read before that pin is removed
 /// so that an upgrade keeps established flows on their reals. Nothing if
-/// there is no such pin or it has another layout.
+/// there is no such pin or it has another layout; an entry of no known
+/// family is left out.
 pub(super) fn read_retired(dir: &Path, limit: usize) -> Vec<(FlowKey, Conn)> {
     let Ok(data) = MapData::from_pin(dir.join(names::RETIRED_CONNS)) else {
         return Vec::new();
@@ -88,5 +89,10 @@ pub(super) fn read_retired(dir: &Path, limit: usize) -> Vec<(FlowKey, Conn)> {
     let Ok(table) = Map::from_map_data(data).and_then(HashMap::<_, FlowKey, Conn>::try_from) else {
         return Vec::new();
     };
-    table.iter().filter_map(Result::ok).take(limit).collect()
+    table
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|(flow, _)| flow.family == FAMILY_V4 || flow.family == FAMILY_V6)
+        .take(limit)
+        .collect()
 }
