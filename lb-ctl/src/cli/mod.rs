@@ -19,6 +19,8 @@ mod health_args;
 mod maglev;
 mod real;
 mod show;
+#[cfg(test)]
+mod tests;
 mod top;
 mod vip;
 
