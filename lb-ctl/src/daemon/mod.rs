@@ -252,7 +252,16 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
         d.mode,
         &d.pin_dir,
     )?;
-    tracing::info!(interface = %d.interface, mode = ?d.mode, pin_dir = %d.pin_dir.display(), adopted, ?attached, "balancer attached");
+    tracing::info!(
+        interface = %d.interface,
+        mode = ?d.mode,
+        pin_dir = %d.pin_dir.display(),
+        adopted,
+        ?attached,
+        conn_table_v4 = settings.dataplane.conn_table_size,
+        conn_table_v6 = settings.dataplane.conn_table_size_v6,
+        "balancer attached"
+    );
     if d.mode != programs::AttachMode::Generic
         && crate::nic::driver(&d.interface).is_ok_and(|drv| drv == "veth")
     {
