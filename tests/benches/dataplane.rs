@@ -412,6 +412,16 @@ fn paths(r: &mut Runner, peer_if: &str) {
         How::Live(&hit),
         Some(floor),
     );
+    // New IPv6 flows into the full IPv6 table: the wrapper writes its
+    // sequence at the IPv4 port and address offsets, which in an IPv6
+    // frame lie inside the source address (bytes 12-13 and 7), so every
+    // packet comes from another client.
+    r.each(|s| s.set_frame(est6, VARY_FLOWS));
+    r.measure(
+        "new IPv6 flow every packet (miss + ring + insert, table full)",
+        How::Live(&tx_and),
+        Some(floor),
+    );
     let pass = r.measure(
         "plain repeat: lb_pass (floor of the pass path)",
         How::Plain {
