@@ -278,13 +278,15 @@ impl Dataplane {
         if flows.is_empty() || self.replaced.iter().any(|r| VIP_STATE.contains(&r.name)) {
             return;
         }
-        let total = flows.len();
-        let failed = flows
-            .iter()
-            .filter(|(flow, conn)| self.remember(flow, *conn).is_err())
-            .count();
+        let (mut carried, mut failed) = (0usize, 0usize);
+        for (flow, conn) in &flows {
+            match self.remember(flow, *conn) {
+                Ok(()) => carried += 1,
+                Err(_) => failed += 1,
+            }
+        }
         tracing::info!(
-            carried = total - failed,
+            carried,
             failed,
             "connections of the earlier version's table carried over"
         );
