@@ -18,12 +18,26 @@
 //! ratio this tree / baseline (run i against run i), median and range;
 //! the floors, the same code in both objects, show the noise.
 //!
+//! Rounds (`LB_BENCH_ROUNDS`, default 5 with a baseline, else 1): the
+//! whole sequence (load both sides, fill their tables, every path) is
+//! repeated with fresh loads, the runs shared out among the rounds, and
+//! the side loaded first alternates. A load fixes where a side's programs
+//! and tables sit in memory for as long as it lives, and one load can run
+//! faster than the other on identical code (a run once had the identical
+//! floor at 1.091); with rounds that falls on each side in turn, and the
+//! per-round table shows it.
+//!
+//! `LB_BENCH_SAMPLES=FILE` also writes every sample there (CSV: path,
+//! side, round, run, ns per packet), for analysis beyond the tables.
+//!
 //! `LB_BENCH_BASELINE_TABLES=V4,V6` sizes the baseline's two connection
 //! tables otherwise than this tree's (a baseline that keeps every flow in
 //! one table, as versions before the per-family tables did, wants that one
 //! at the size this tree's IPv4 table has).
 //!
 //! Run with `cargo xtask bench dataplane [--baseline REV] [--runs N]` (root).
+#[path = "dataplane/runner.rs"]
+mod runner;
 #[path = "dataplane/side.rs"]
 mod side;
 #[path = "dataplane/table.rs"]
@@ -44,11 +58,10 @@ use lb_tests::{
     netns::{self, Netns},
     packet::{Packet, TCP_ACK, bench_frame},
 };
-use side::{How, Side};
-use table::{Row, print_rows, print_xlated};
+use runner::{PACKETS, Runner, load_sides, rounds};
+use side::How;
+use table::{print_rounds, print_rows, print_xlated};
 
-/// Packets per run.
-const PACKETS: u32 = 2_000_000;
 /// Connection table sizes (lb-ctl's defaults), and how many distinct flows
 /// fill each first.
 const CONN_TABLE: u32 = 1 << 20;
@@ -63,52 +76,6 @@ const VIP4_GUE: &str = "203.0.113.11";
 const VIP4_QUIC: &str = "203.0.113.12";
 const QUIC_REAL: u32 = 302;
 const VIP6: &str = "2001:db8:100::10";
-
-/// `LB_BENCH_BASELINE_TABLES` (`V4,V6` entries), if set.
-fn baseline_tables() -> Option<[u32; 2]> {
-    let text = std::env::var("LB_BENCH_BASELINE_TABLES").ok()?;
-    let sizes: Vec<u32> = text
-        .split(',')
-        .map(|n| n.trim().parse().ok())
-        .collect::<Option<_>>()
-        .filter(|v: &Vec<u32>| v.len() == 2)
-        .unwrap_or_else(|| panic!("LB_BENCH_BASELINE_TABLES={text}: want two sizes, V4,V6"));
-    Some([sizes[0], sizes[1]])
-}
-
-/// The sides (this tree, and the baseline if any), run in turn.
-struct Runner {
-    sides: Vec<Side>,
-    runs: usize,
-    rows: Vec<Row>,
-}
-
-impl Runner {
-    /// Applies `f` to every side.
-    fn each(&mut self, mut f: impl FnMut(&mut Side)) {
-        for side in &mut self.sides {
-            f(side);
-        }
-    }
-
-    /// Runs the path `runs` times on each side, A B B A ...; returns its row.
-    fn measure(&mut self, name: &str, how: How, floor: Option<usize>) -> usize {
-        let n = self.sides.len();
-        let mut samples = vec![Vec::with_capacity(self.runs); n];
-        for run in 0..self.runs {
-            for k in 0..n {
-                let i = if run % 2 == 0 { k } else { n - 1 - k };
-                samples[i].push(self.sides[i].sample(&how, PACKETS));
-            }
-        }
-        self.rows.push(Row {
-            name: name.to_owned(),
-            samples,
-            floor,
-        });
-        self.rows.len() - 1
-    }
-}
 
 fn reals(v6: bool) -> Vec<TestReal> {
     (0..10u32)
@@ -185,6 +152,8 @@ fn main() {
     ns.run(|| std::fs::write("/proc/sys/net/ipv4/conf/all/forwarding", "1"))
         .expect("forwarding on in the bench namespace");
 
+    let rounds = rounds(baseline.is_some(), runs);
+    let per_round = runs.div_ceil(rounds);
     let (labels, rows, xlated) = ns.run(|| {
         pin_to_last_cpu();
         let ifindex = if std::env::var_os("LB_BENCH_LO").is_some() {
@@ -193,26 +162,36 @@ fn main() {
             ifindex(&tx_if)
         };
         let tables = [CONN_TABLE, CONN_TABLE_V6];
-        let mut sides = vec![Side::load(None, tables, ifindex, "this tree".into())];
-        if let Some((object, rev)) = &baseline {
-            sides.push(Side::load(
-                Some(object.clone()),
-                baseline_tables().unwrap_or(tables),
-                ifindex,
-                format!("baseline {rev}"),
-            ));
+        let mut rows = Vec::new();
+        let mut last = None;
+        for round in 0..rounds {
+            // The last round's sides go first (the peer's drop program
+            // among their programs, and their memory).
+            drop(last.take());
+            if rounds > 1 {
+                println!("round {} of {rounds}: loading the sides afresh", round + 1);
+            }
+            let mut r = Runner {
+                sides: load_sides(&baseline, tables, ifindex, round % 2 == 1),
+                runs: per_round,
+                rows,
+                next_row: 0,
+            };
+            paths(&mut r, &peer_if);
+            rows = std::mem::take(&mut r.rows);
+            last = Some(r.sides);
         }
-        let mut r = Runner {
-            sides,
-            runs,
-            rows: Vec::new(),
-        };
-        paths(&mut r, &peer_if);
-        let labels: Vec<String> = r.sides.iter().map(|s| s.label.clone()).collect();
-        let xlated: Vec<_> = r.sides.iter_mut().map(|s| s.xlated()).collect();
-        (labels, r.rows, xlated)
+        let mut sides = last.expect("at least one round");
+        let labels: Vec<String> = sides.iter().map(|s| s.label.clone()).collect();
+        let xlated: Vec<_> = sides.iter_mut().map(|s| s.xlated()).collect();
+        (labels, rows, xlated)
     });
-    print_rows(&labels, &rows, runs, PACKETS);
+    print_rows(&labels, &rows, per_round * rounds, PACKETS);
+    print_rounds(&rows, per_round);
+    if let Some(path) = std::env::var_os("LB_BENCH_SAMPLES") {
+        table::write_samples(std::path::Path::new(&path), &labels, &rows, per_round)
+            .unwrap_or_else(|e| panic!("writing the samples to {}: {e}", path.display()));
+    }
     print_xlated(&labels, &xlated);
     drop(ns);
 }

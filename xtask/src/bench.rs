@@ -37,6 +37,12 @@ pub struct BenchArgs {
     /// median is reported.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     runs: Option<u32>,
+    /// Data plane: rounds of fresh loads the runs are shared among (both
+    /// sides loaded again, tables filled again; default 5 with --baseline,
+    /// else 1), so that a load that happens to run faster falls on each
+    /// side in turn.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: Option<u32>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -45,6 +51,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.runs.is_some() && !matches!(args.which, Which::Dataplane | Which::Lab) {
         anyhow::bail!("--runs is an option of `cargo xtask bench dataplane` and `bench lab`");
+    }
+    if args.rounds.is_some() && args.which != Which::Dataplane {
+        anyhow::bail!("--rounds is an option of `cargo xtask bench dataplane`");
     }
     setup::run()?;
     if matches!(args.which, Which::Maglev | Which::All) {
@@ -62,6 +71,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         if let Some(runs) = args.runs {
             bench.env("LB_BENCH_RUNS", runs.to_string());
+        }
+        if let Some(rounds) = args.rounds {
+            bench.env("LB_BENCH_ROUNDS", rounds.to_string());
         }
         step("benchmark: XDP data plane (BPF_PROG_TEST_RUN, live frames on veth)");
         cmd::run(&mut bench)?;

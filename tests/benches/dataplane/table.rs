@@ -13,10 +13,16 @@ pub struct Row {
     pub floor: Option<usize>,
 }
 
+/// The median (of an even count, the mean of the middle two).
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let n = v.len();
+    if n.is_multiple_of(2) {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
 }
 
 fn range(v: &[f64]) -> (f64, f64) {
@@ -77,6 +83,42 @@ pub fn print_rows(labels: &[String], rows: &[Row], runs: usize, packets: u32) {
     }
 }
 
+/// Against a baseline, over several rounds of fresh loads: each round's
+/// paired median A/B per path. A round whose floors are off 1.000 is one
+/// where a load, not the code, made one side faster.
+pub fn print_rounds(rows: &[Row], per_round: usize) {
+    let Some(first) = rows.first() else { return };
+    let rounds = first.samples[0].len() / per_round;
+    if first.samples.len() < 2 || rounds < 2 {
+        return;
+    }
+    println!();
+    let runs = if per_round == 1 { "run" } else { "runs" };
+    println!(
+        "A/B paired median per round ({per_round} {runs} each, both sides loaded afresh; \
+         rounds 2, 4, ... load B first):"
+    );
+    println!();
+    let heads: Vec<String> = (1..=rounds).map(|k| format!("round {k}")).collect();
+    println!("| path | {} |", heads.join(" | "));
+    println!("|---|{}", "---:|".repeat(rounds));
+    for row in rows {
+        let (a, b) = (&row.samples[0], &row.samples[1]);
+        let cells: Vec<String> = (0..rounds)
+            .map(|k| {
+                let span = k * per_round..(k + 1) * per_round;
+                let ratios: Vec<f64> = a[span.clone()]
+                    .iter()
+                    .zip(&b[span])
+                    .map(|(x, y)| x / y)
+                    .collect();
+                format!("{:.3}", median(&ratios))
+            })
+            .collect();
+        println!("| {} | {} |", row.name, cells.join(" | "));
+    }
+}
+
 /// The balancer's verified program on each side: where a difference in
 /// time may come from.
 pub fn print_xlated(labels: &[String], xlated: &[Result<Xlated, String>]) {
@@ -94,4 +136,31 @@ pub fn print_xlated(labels: &[String], xlated: &[Result<Xlated, String>]) {
             Err(e) => println!("| {label} | not counted: {e} | | | | | |"),
         }
     }
+}
+
+/// Every sample as CSV (path, side, round, run within the round, ns per
+/// packet), for analysis beyond the tables (e.g. how much of the spread
+/// is between loads rather than between runs of one load).
+pub fn write_samples(
+    path: &std::path::Path,
+    labels: &[String],
+    rows: &[Row],
+    per_round: usize,
+) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let mut csv = String::from("path,side,round,run,ns\n");
+    for row in rows {
+        for (label, samples) in labels.iter().zip(&row.samples) {
+            for (i, ns) in samples.iter().enumerate() {
+                let _ = writeln!(
+                    csv,
+                    "\"{}\",\"{label}\",{},{},{ns}",
+                    row.name,
+                    i / per_round + 1,
+                    i % per_round + 1
+                );
+            }
+        }
+    }
+    std::fs::write(path, csv)
 }
