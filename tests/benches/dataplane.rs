@@ -62,12 +62,15 @@ use runner::{PACKETS, Runner, load_sides, rounds};
 use side::How;
 use table::{print_rounds, print_rows, print_xlated};
 
-/// Connection table sizes (lb-ctl's defaults), and how many distinct flows
-/// fill each first.
+/// Connection table sizes (lb-ctl's defaults).
 const CONN_TABLE: u32 = 1 << 20;
-const PREFILL: u32 = (1 << 20) + (1 << 17);
 const CONN_TABLE_V6: u32 = 1 << 18;
-const PREFILL_V6: u32 = (1 << 18) + (1 << 15);
+
+/// How many distinct flows fill a table of `size` entries first: an
+/// eighth more than it holds, so that it is full and evicting.
+fn prefill(size: u32) -> u32 {
+    size + size / 8
+}
 
 const VIP4: &str = "203.0.113.10";
 /// An IPv4 VIP whose reals take GUE.
@@ -260,10 +263,11 @@ fn paths(r: &mut Runner, peer_if: &str) {
     r.each(|s| {
         s.set_target("lb_balance");
         s.set_frame(est4, VARY_FLOWS);
-        s.live_run(PREFILL);
+        let prefill = prefill(s.tables[0]);
+        s.live_run(prefill);
         let filled = s.stats().conn_miss;
         assert!(
-            filled >= u64::from(PREFILL),
+            filled >= u64::from(prefill),
             "{}: prefill inserted {filled} flows",
             s.label
         );
@@ -373,7 +377,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
     // Fill the IPv6 table too (from user space: the wrapper varies IPv4
     // frames only), with flows of other clients to the same VIP.
     r.each(|s| {
-        for n in 0..PREFILL_V6 {
+        for n in 0..prefill(s.tables[1]) {
             let client = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xd, 0, 0, 0, (n >> 16) as u16, 1);
             let flow = FlowKey::new(client.into(), n as u16, ip(VIP6), 80, PROTO_TCP);
             let conn = Conn {
@@ -459,10 +463,11 @@ fn all_cpus_paths(r: &mut Runner, floor: usize, tx_and: &[Counter]) {
     r.each(|s| {
         s.set_frame(frame, VARY_FLOWS | VARY_PER_CPU);
         let before = s.stats().conn_miss;
-        s.live_run_all_cpus(PREFILL);
+        let prefill = prefill(s.tables[0]);
+        s.live_run_all_cpus(prefill);
         let filled = s.stats().conn_miss - before;
         assert!(
-            filled >= u64::from(PREFILL) * cpus as u64,
+            filled >= u64::from(prefill) * cpus as u64,
             "{}: prefill on {cpus} CPUs inserted {filled} flows",
             s.label
         );

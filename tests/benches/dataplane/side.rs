@@ -50,6 +50,9 @@ pub struct Side {
     ifindex: u32,
     /// What this side is, in the tables.
     pub label: String,
+    /// Its connection tables' sizes, IPv4 and IPv6 (the bench fills each
+    /// with an eighth more flows than it holds).
+    pub tables: [u32; 2],
     /// Kept alive while the side runs (e.g. a capture reader's buffers).
     held: Vec<Box<dyn Any>>,
     /// The CPUs of [`How::AllCpus`]: the online ones, at most 4 (the
@@ -83,6 +86,7 @@ impl Side {
             lb,
             ifindex,
             label,
+            tables,
             held: Vec::new(),
             cpus,
         }
