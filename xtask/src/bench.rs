@@ -4,7 +4,7 @@
 use crate::{
     baseline,
     cmd::{self, step},
-    setup,
+    profile, setup,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +43,11 @@ pub struct BenchArgs {
     /// side in turn.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     rounds: Option<u32>,
+    /// Data plane: where the time of the rows whose name contains TEXT
+    /// goes (perf, sampling only during those rows' runs; the other rows
+    /// are left out). Not with --baseline.
+    #[arg(long, value_name = "TEXT")]
+    profile: Option<String>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -52,8 +57,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.runs.is_some() && !matches!(args.which, Which::Dataplane | Which::Lab) {
         anyhow::bail!("--runs is an option of `cargo xtask bench dataplane` and `bench lab`");
     }
-    if args.rounds.is_some() && args.which != Which::Dataplane {
-        anyhow::bail!("--rounds is an option of `cargo xtask bench dataplane`");
+    if (args.rounds.is_some() || args.profile.is_some()) && args.which != Which::Dataplane {
+        anyhow::bail!("--rounds and --profile are options of `cargo xtask bench dataplane`");
+    }
+    if args.profile.is_some() && args.baseline.is_some() {
+        anyhow::bail!("--profile profiles this tree alone: not with --baseline");
     }
     setup::run()?;
     if matches!(args.which, Which::Maglev | Which::All) {
@@ -75,8 +83,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         if let Some(rounds) = args.rounds {
             bench.env("LB_BENCH_ROUNDS", rounds.to_string());
         }
-        step("benchmark: XDP data plane (BPF_PROG_TEST_RUN, live frames on veth)");
-        cmd::run(&mut bench)?;
+        if let Some(row) = &args.profile {
+            setup::install_packages(&[("linux-perf", "perf, to sample where the time goes")])?;
+            profile::run(&bench, row)?;
+        } else {
+            step("benchmark: XDP data plane (BPF_PROG_TEST_RUN, live frames on veth)");
+            cmd::run(&mut bench)?;
+        }
     }
     if matches!(args.which, Which::Lab | Which::All) {
         setup::install_packages(setup::BENCH_LAB_PACKAGES)?;

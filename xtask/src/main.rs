@@ -12,6 +12,7 @@ mod cmd;
 mod demo;
 mod fuzz;
 mod package;
+mod profile;
 mod setup;
 mod soak;
 mod test;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::{
+    profile,
     side::{How, Side},
     table::Row,
 };
@@ -46,14 +47,28 @@ impl Runner {
     }
 
     /// Runs the path `runs` times on each side, A B B A ...; returns its row.
+    /// (With `--profile`, only the floors and the rows profiled are run;
+    /// the others are left empty.)
     pub fn measure(&mut self, name: &str, how: How, floor: Option<usize>) -> usize {
         let n = self.sides.len();
         let mut samples = vec![Vec::with_capacity(self.runs); n];
-        for run in 0..self.runs {
-            for k in 0..n {
-                let i = if run % 2 == 0 { k } else { n - 1 - k };
-                samples[i].push(self.sides[i].sample(&how, PACKETS));
+        if profile::measured(name, floor.is_none()) {
+            for run in 0..self.runs {
+                for k in 0..n {
+                    let i = if run % 2 == 0 { k } else { n - 1 - k };
+                    samples[i].push(self.sides[i].sample(&how, PACKETS));
+                }
             }
+            // Profiled (--profile): as many runs again, sampled; the
+            // row's figures stay those of the unsampled runs.
+            let floor_name = floor.map(|f| self.rows[f].name.clone());
+            let (runs, side) = (self.runs, &mut self.sides[0]);
+            profile::sample(
+                name,
+                floor_name.as_deref(),
+                crate::table::median(&samples[0]),
+                || (0..runs).map(|_| side.sample(&how, PACKETS)).collect(),
+            );
         }
         let at = self.next_row;
         self.next_row += 1;

@@ -14,7 +14,7 @@ pub struct Row {
 }
 
 /// The median (of an even count, the mean of the middle two).
-fn median(v: &[f64]) -> f64 {
+pub fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -42,7 +42,7 @@ pub fn print_rows(labels: &[String], rows: &[Row], runs: usize, packets: u32) {
     if labels.len() == 1 {
         println!("| path | ns/packet (median of {runs} x {packets}) | above its floor |");
         println!("|---|---:|---:|");
-        for row in rows {
+        for row in rows.iter().filter(|r| !r.samples[0].is_empty()) {
             println!(
                 "| {} | {:.1} | {} |",
                 row.name,
@@ -61,7 +61,7 @@ pub fn print_rows(labels: &[String], rows: &[Row], runs: usize, packets: u32) {
         "| path | A/B paired (median) | A/B paired (range) | A above floor / B above floor | A median (range) | B median (range) |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
-    for row in rows {
+    for row in rows.iter().filter(|r| !r.samples[0].is_empty()) {
         let (a, b) = (&row.samples[0], &row.samples[1]);
         let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
         let (lo, hi) = range(&ratios);
@@ -102,7 +102,7 @@ pub fn print_rounds(rows: &[Row], per_round: usize) {
     let heads: Vec<String> = (1..=rounds).map(|k| format!("round {k}")).collect();
     println!("| path | {} |", heads.join(" | "));
     println!("|---|{}", "---:|".repeat(rounds));
-    for row in rows {
+    for row in rows.iter().filter(|r| !r.samples[0].is_empty()) {
         let (a, b) = (&row.samples[0], &row.samples[1]);
         let cells: Vec<String> = (0..rounds)
             .map(|k| {
