@@ -36,6 +36,8 @@
 //! at the size this tree's IPv4 table has).
 //!
 //! Run with `cargo xtask bench dataplane [--baseline REV] [--runs N]` (root).
+#[path = "dataplane/jit_lines.rs"]
+mod jit_lines;
 #[path = "dataplane/profile.rs"]
 mod profile;
 #[path = "dataplane/runner.rs"]
@@ -187,6 +189,7 @@ fn main() {
             last = Some(r.sides);
         }
         let mut sides = last.expect("at least one round");
+        profile::write_jit_lines(&mut sides[0]);
         let labels: Vec<String> = sides.iter().map(|s| s.label.clone()).collect();
         let xlated: Vec<_> = sides.iter_mut().map(|s| s.xlated()).collect();
         (labels, rows, xlated)

@@ -75,7 +75,10 @@ pub fn run(bench: &Command, row: &str) -> anyhow::Result<()> {
         let floor = rows.iter().find(|f| f.name == row.floor).with_context(|| {
             format!("no profile of {:?}, the floor of {:?}", row.floor, row.name)
         })?;
-        print_row(&data, row, floor)?;
+        let balance_ns = print_row(&data, row, floor)?;
+        if let Err(e) = print_lines(&dir, &data, row, balance_ns) {
+            println!("(no source lines for {:?}: {e:#})", row.name);
+        }
         shown += 1;
     }
     if shown == 0 {
@@ -141,7 +144,8 @@ impl Profiled {
 /// The row's functions in ns per packet (its share of the row's samples
 /// times the row's unsampled median), beside the floor's and the
 /// difference: what the row's path adds to its floor, function by function.
-fn print_row(data: &Path, row: &Profiled, floor: &Profiled) -> anyhow::Result<()> {
+/// Returns the ns per packet of `lb_balance`'s own code in the row.
+fn print_row(data: &Path, row: &Profiled, floor: &Profiled) -> anyhow::Result<f64> {
     let (r, f) = (row.shares(data)?, floor.shares(data)?);
     let ns_of = |shares: &[(f64, String)], total: f64, sym: &str| {
         shares
@@ -185,7 +189,124 @@ fn print_row(data: &Path, row: &Profiled, floor: &Profiled) -> anyhow::Result<()
         row.ns - floor.ns
     );
     println!();
+    Ok(lines
+        .iter()
+        .filter(|(sym, ..)| sym.ends_with("_lb_balance"))
+        .map(|(_, ns, _)| ns)
+        .sum())
+}
+
+/// `lb_balance`'s samples in the row, by source line: each sample's
+/// address in the JIT code belongs to the last line record starting at
+/// or before it (`jit-lines`, written by the bench), whose instruction
+/// `xlated.txt` shows under its source line. `balance_ns`: the program's
+/// own ns per packet in the row, shared out by the lines' samples.
+fn print_lines(dir: &Path, data: &Path, row: &Profiled, balance_ns: f64) -> anyhow::Result<()> {
+    let records = parse_jit_lines(&std::fs::read_to_string(dir.join("jit-lines"))?)?;
+    let sources = parse_xlated_lines(&std::fs::read_to_string(dir.join("xlated.txt"))?);
+    let script = cmd::stdout(Command::new("perf").args([
+        "script",
+        "-i",
+        &data.to_string_lossy(),
+        "--time",
+        &format!("{},{}", row.span.0, row.span.1),
+        "-F",
+        "ip,sym",
+    ]))?;
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut total = 0;
+    for line in script.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(ip), Some(sym)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !sym.ends_with("_lb_balance") {
+            continue;
+        }
+        let Ok(ip) = u64::from_str_radix(ip, 16) else {
+            continue;
+        };
+        total += 1;
+        let at = records.partition_point(|&(addr, _)| addr <= ip);
+        let source = at
+            .checked_sub(1)
+            .and_then(|i| sources.get(&records[i].1))
+            .cloned()
+            .unwrap_or_else(|| "(before the first line record)".to_owned());
+        match counts.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((source, 1)),
+        }
+    }
+    if total == 0 {
+        bail!("no samples inside lb_balance");
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    println!(
+        "`lb_balance`'s own {balance_ns:.1} ns by source line ({total} samples; the 15 largest):"
+    );
+    println!();
+    println!("| source | at | share | ns per packet |");
+    println!("|---|---|---:|---:|");
+    for (source, n) in counts.iter().take(15) {
+        let share = *n as f64 / total as f64;
+        let (text, at) = split_source(source);
+        println!(
+            "| `{}` | {at} | {:.1}% | {:.1} |",
+            text.replace('|', "\\|"),
+            share * 100.0,
+            share * balance_ns
+        );
+    }
+    println!();
     Ok(())
+}
+
+/// bpftool's `text [file:PATH line_num:N line_col:C]` as (text, `file:N`),
+/// the file without its directories.
+fn split_source(source: &str) -> (&str, String) {
+    let Some((text, place)) = source.rsplit_once(" [file:") else {
+        return (source, String::new());
+    };
+    let mut parts = place.trim_end_matches(']').split_whitespace();
+    let file = parts.next().unwrap_or("");
+    let file = file.rsplit('/').next().unwrap_or(file);
+    let line = parts
+        .find_map(|p| p.strip_prefix("line_num:"))
+        .unwrap_or("?");
+    (text, format!("{file}:{line}"))
+}
+
+/// `jit-lines`: `address<TAB>instruction` per line record, sorted by address.
+fn parse_jit_lines(text: &str) -> anyhow::Result<Vec<(u64, usize)>> {
+    let mut records = text
+        .lines()
+        .map(|l| {
+            let (addr, insn) = l.split_once('\t').context("a jit-lines record")?;
+            Ok((u64::from_str_radix(addr, 16)?, insn.parse()?))
+        })
+        .collect::<anyhow::Result<Vec<(u64, usize)>>>()?;
+    records.sort_unstable();
+    Ok(records)
+}
+
+/// `bpftool prog dump xlated linum`: each instruction's number mapped to
+/// the source line printed above it (`; text [file:line:col]`, or the
+/// like).
+fn parse_xlated_lines(text: &str) -> std::collections::HashMap<usize, String> {
+    let mut map = std::collections::HashMap::new();
+    let mut source = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(comment) = trimmed.strip_prefix(';') {
+            source = comment.trim().to_owned();
+        } else if let Some((num, _)) = trimmed.split_once(':')
+            && let Ok(insn) = num.parse::<usize>()
+        {
+            map.insert(insn, source.clone());
+        }
+    }
+    map
 }
 
 /// `perf report --sort sym --stdio -q` lines (`  33.40%  [k] name`) as
@@ -235,35 +356,4 @@ fn last_cpu_of(list: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn perf_report_lines_become_shares() {
-        let text = "    33.40%  [k] lookup_nulls_elem_raw\n\
-                    \n     10.56%  [k] bpf_prog_ec5ccd3380973b2d_lb_balance\n\
-                    # a comment\n      0.61%  [.] main\n";
-        assert_eq!(
-            parse_report(text),
-            vec![
-                (33.40, "lookup_nulls_elem_raw".to_owned()),
-                (10.56, "bpf_prog_ec5ccd3380973b2d_lb_balance".to_owned()),
-                (0.61, "main".to_owned()),
-            ]
-        );
-    }
-
-    #[test]
-    fn the_last_online_cpu_of_a_list() {
-        for (list, cpu) in [
-            ("0-1\n", Some("1")),
-            ("0\n", Some("0")),
-            ("0,2-3", Some("3")),
-            ("0-3,8", Some("8")),
-            ("", None),
-            ("x", None),
-        ] {
-            assert_eq!(last_cpu_of(list).as_deref(), cpu, "{list:?}");
-        }
-    }
-}
+mod tests;

@@ -99,3 +99,13 @@ fn command(p: &Profile, what: &str) {
     let answer = line.trim_matches(|c: char| c == '\0' || c.is_whitespace());
     assert_eq!(answer, "ack", "perf answered {line:?}");
 }
+
+/// With profiling, writes where `lb_balance`'s JIT code came from (see
+/// `jit_lines`) beside the profile.
+pub fn write_jit_lines(side: &mut crate::side::Side) {
+    let Some(p) = profile() else { return };
+    let prog = side.xdp("lb_balance");
+    let id = prog.info().expect("program info").id();
+    let fd = prog.fd().expect("a loaded program");
+    crate::jit_lines::write(fd, id, &p.dir).expect("write the JIT's line records");
+}
