@@ -27,6 +27,9 @@
 //! floor at 1.091); with rounds that falls on each side in turn, and the
 //! per-round table shows it.
 //!
+//! `LB_BENCH_BASELINE_RING=M` gives the baseline's VIPs rings of M slots
+//! instead of 65537 (with `--baseline HEAD`: what the ring's size costs).
+//!
 //! `LB_BENCH_SAMPLES=FILE` also writes every sample there (CSV: path,
 //! side, round, run, ns per packet), for analysis beyond the tables.
 //!
@@ -207,8 +210,9 @@ fn main() {
 /// Every path, in an order where each one's set-up follows from the last.
 fn paths(r: &mut Runner, peer_if: &str) {
     r.each(|s| {
-        s.lb.add_vip(VIP4, 80, PROTO_TCP, &reals(false), 65_537);
-        s.lb.add_vip(VIP6, 80, PROTO_TCP, &reals(true), 65_537);
+        let ring = s.ring;
+        s.lb.add_vip(VIP4, 80, PROTO_TCP, &reals(false), ring);
+        s.lb.add_vip(VIP6, 80, PROTO_TCP, &reals(true), ring);
         // The same reals' addresses in slots of their own, marked GUE.
         let gue: Vec<TestReal> = reals(false)
             .into_iter()
@@ -217,7 +221,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
                 ..r
             })
             .collect();
-        s.lb.add_vip(VIP4_GUE, 80, PROTO_TCP, &gue, 65_537);
+        s.lb.add_vip(VIP4_GUE, 80, PROTO_TCP, &gue, ring);
         for r in &gue {
             s.lb.set_gue(r.id);
         }
@@ -228,7 +232,7 @@ fn paths(r: &mut Runner, peer_if: &str) {
                 ..r
             })
             .collect();
-        s.lb.add_vip_with_flags(VIP4_QUIC, 443, PROTO_UDP, &quic, 65_537, VIP_F_QUIC);
+        s.lb.add_vip_with_flags(VIP4_QUIC, 443, PROTO_UDP, &quic, ring, VIP_F_QUIC);
     });
     // The peer drops what the measured end transmits (and gives veth
     // XDP_TX a receiver): the first side's program serves both.

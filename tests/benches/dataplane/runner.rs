@@ -27,6 +27,15 @@ fn baseline_tables() -> Option<[u32; 2]> {
     Some([sizes[0], sizes[1]])
 }
 
+/// `LB_BENCH_BASELINE_RING` (slots of the baseline's VIP rings), if set.
+fn baseline_ring() -> Option<u32> {
+    let text = std::env::var("LB_BENCH_BASELINE_RING").ok()?;
+    match text.trim().parse::<u32>() {
+        Ok(m) if m >= 2 => Some(m),
+        _ => panic!("LB_BENCH_BASELINE_RING={text}: want a ring size (a prime, e.g. 16381)"),
+    }
+}
+
 /// The sides (this tree, and the baseline if any), run in turn, in one
 /// round; `rows` gathers every round's samples.
 pub struct Runner {
@@ -115,12 +124,16 @@ pub fn load_sides(
         return vec![this()];
     };
     let base = || {
-        Side::load(
+        let mut side = Side::load(
             Some(object.clone()),
             baseline_tables().unwrap_or(tables),
             ifindex,
             format!("baseline {rev}"),
-        )
+        );
+        if let Some(ring) = baseline_ring() {
+            side.ring = ring;
+        }
+        side
     };
     if baseline_first {
         let b = base();

@@ -18,6 +18,9 @@ use lb_tests::balancer::{TestBalancer, live_frames};
 /// Frames per live-frames batch (a NAPI budget).
 const BATCH: u32 = 64;
 
+/// The VIPs' ring size (slots), as Katran's.
+pub const RING: u32 = 65_537;
+
 /// See [`How::Flood`].
 const FLOOD_REMEMBERED: u64 = 64;
 
@@ -53,6 +56,8 @@ pub struct Side {
     /// Its connection tables' sizes, IPv4 and IPv6 (the bench fills each
     /// with an eighth more flows than it holds).
     pub tables: [u32; 2],
+    /// Its VIPs' ring size (slots).
+    pub ring: u32,
     /// Kept alive while the side runs (e.g. a capture reader's buffers).
     held: Vec<Box<dyn Any>>,
     /// The CPUs of [`How::AllCpus`]: the online ones, at most 4 (the
@@ -87,6 +92,7 @@ impl Side {
             ifindex,
             label,
             tables,
+            ring: RING,
             held: Vec::new(),
             cpus,
         }
