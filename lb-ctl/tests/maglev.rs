@@ -294,3 +294,70 @@ fn golden_tables_are_unchanged() {
          so a change of the hash or the fill is a fleet-splitting change (see tests/data/maglev/README.md)"
     );
 }
+
+/// Balance and disruption of a ring of `m` slots over `n` equal reals:
+/// (max share / average, min share / average, other slots moved when one
+/// real is removed, as a fraction of `m`).
+fn ring_quality(m: u32, n: usize) -> (f64, f64, f64) {
+    let all = ids(&addrs(n));
+    let full = members(&all, &vec![1; n]);
+    let before = build(m, &full);
+    let shares = before.shares(n);
+    let avg = f64::from(m) / n as f64;
+    let hi = f64::from(*shares.iter().max().unwrap()) / avg;
+    let lo = f64::from(*shares.iter().min().unwrap()) / avg;
+    let removed = n / 3;
+    let rest: Vec<Member<'_>> = full
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != removed)
+        .map(|(_, m)| *m)
+        .collect();
+    let (b, a) = (owners(&before, &full), owners(&build(m, &rest), &rest));
+    let moved_others = b
+        .iter()
+        .zip(&a)
+        .filter(|(x, y)| x != y && **x != Some(full[removed].identity))
+        .count();
+    (hi, lo, moved_others as f64 / f64::from(m))
+}
+
+/// docs/DATAPLANE.md advises rings of at least 100 times the reals (and
+/// 4093 slots for VIPs of up to 40 reals): at that ratio every ring size
+/// stays within 1% of even, and the other slots moved when a real goes
+/// (flows not in the connection table change real) stay within the bound
+/// of each row; the smaller the ring, the more it moves. (The builder is
+/// deterministic: these are exact figures, not samples.)
+#[test]
+fn rings_of_100_times_the_reals_stay_even_and_move_few_other_slots() {
+    let cases = [
+        (65_537, 10, 0.002),
+        (65_537, 40, 0.004),
+        (65_537, 163, 0.007),
+        (65_537, 655, 0.008),
+        (16_381, 10, 0.008),
+        (16_381, 40, 0.010),
+        (16_381, 163, 0.018),
+        (4_093, 10, 0.008),
+        (4_093, 20, 0.018),
+        (4_093, 40, 0.020),
+        (1_021, 10, 0.031),
+    ];
+    for (m, n, most_moved) in cases {
+        let (hi, lo, moved) = ring_quality(m, n);
+        println!(
+            "M={m} N={n}: max/avg {hi:.4}, min/avg {lo:.4}, other slots moved {:.2}%",
+            moved * 100.0
+        );
+        assert!(
+            hi <= 1.01 && lo >= 0.99,
+            "M={m} N={n}: shares {lo:.4}..{hi:.4} of even"
+        );
+        assert!(
+            moved <= most_moved,
+            "M={m} N={n}: {:.2}% of other slots moved, more than {:.1}%",
+            moved * 100.0,
+            most_moved * 100.0
+        );
+    }
+}
