@@ -69,6 +69,27 @@ fn the_example_config_passes_and_says_what_a_start_would_take() {
 }
 
 #[test]
+fn a_ring_small_for_its_reals_passes_with_a_note() {
+    let dir = TempDir::new("ring");
+    let file = dir.0.join("lb.toml");
+    let text = example_in(&dir.0).replacen("# ring_size = 65537", "ring_size = 13", 1);
+    std::fs::write(&file, text).unwrap();
+    let (code, out, err) = check(&file);
+    assert_eq!(code, Some(0), "advice is not a failure: {err}");
+    assert!(out.contains("OK: "), "{out}");
+    assert!(
+        out.contains(
+            "\nnote: VIP 203.0.113.10:80/tcp: its ring of 13 slots gives its lightest real"
+        ),
+        "{out}"
+    );
+    // The example as it is draws no advice.
+    std::fs::write(&file, example_in(&dir.0)).unwrap();
+    let (_, out, _) = check(&file);
+    assert!(!out.contains("note: VIP"), "{out}");
+}
+
+#[test]
 fn a_start_would_fail_so_the_check_fails_with_the_place() {
     let dir = TempDir::new("bad");
     let good = example_in(&dir.0);

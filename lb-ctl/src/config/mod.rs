@@ -6,6 +6,7 @@
 //! [`VipConfig`] (a VIP, its reals and their health checks: `vip.rs`) is
 //! also what the control API changes and what the state file stores (as
 //! JSON).
+pub mod advice;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod raw;

@@ -135,6 +135,7 @@ impl Controller {
             Some(_) => self.vips.clone(),
             None => new.vips.clone(),
         };
+        notes.extend(config::advice::ring_advice(&new_vips));
         // The connection and real tables' sizes are fixed until the next
         // start.
         let mut dataplane = new.dataplane.clone();

@@ -190,6 +190,9 @@ pub fn check_config(config_path: &Path) -> Result<String, DaemonError> {
             settings.daemon.interface
         ));
     }
+    for advice in config::advice::ring_advice(&vips) {
+        summary.push_str(&format!("\nnote: {advice}"));
+    }
     Ok(summary)
 }
 
@@ -222,6 +225,9 @@ pub async fn run(config_path: &Path, notify: notify::Notifier) -> Result<(), Dae
             );
             (vips, fleet_revision) = (first, Some(rev));
         }
+    }
+    for advice in config::advice::ring_advice(&vips) {
+        tracing::warn!("{advice}");
     }
     let d = &settings.daemon;
     let iface = iface::lookup(&d.interface).map_err(|source| DaemonError::Iface {
