@@ -45,6 +45,25 @@ fn build(size: u32, members: &[Member<'_>]) -> Table {
     maglev::build(RingSize::new(size).unwrap(), members).unwrap()
 }
 
+/// `full` without the member at `removed`.
+fn without<'a>(full: &[Member<'a>], removed: usize) -> Vec<Member<'a>> {
+    full.iter()
+        .enumerate()
+        .filter(|(i, _)| *i != removed)
+        .map(|(_, m)| *m)
+        .collect()
+}
+
+/// Slots whose owner changed between `before` and `after`, leaving out
+/// those `gone` owned.
+fn moved_others(before: &[Option<&[u8]>], after: &[Option<&[u8]>], gone: &[u8]) -> usize {
+    before
+        .iter()
+        .zip(after)
+        .filter(|(x, y)| x != y && **x != Some(gone))
+        .count()
+}
+
 /// Slot owners as identities, comparable across member orders.
 fn owners<'a>(table: &Table, members: &[Member<'a>]) -> Vec<Option<&'a [u8]>> {
     table
@@ -103,23 +122,14 @@ fn removing_one_real_moves_at_most_one_percent_of_other_slots() {
         let full = members(&all, &vec![1; n]);
         let before = build(M, &full);
         let removed = n / 3;
-        let rest: Vec<Member<'_>> = full
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != removed)
-            .map(|(_, m)| *m)
-            .collect();
+        let rest = without(&full, removed);
         let after = build(M, &rest);
         let (b, a) = (owners(&before, &full), owners(&after, &rest));
         let own = b
             .iter()
             .filter(|o| **o == Some(full[removed].identity))
             .count();
-        let moved_others = b
-            .iter()
-            .zip(&a)
-            .filter(|(x, y)| x != y && **x != Some(full[removed].identity))
-            .count();
+        let moved_others = moved_others(&b, &a, full[removed].identity);
         let frac = moved_others as f64 / f64::from(M);
         println!(
             "N={n}: removed real owned {own} slots; {moved_others} other slots moved ({:.2}%)",
@@ -307,19 +317,10 @@ fn ring_quality(m: u32, n: usize) -> (f64, f64, f64) {
     let hi = f64::from(*shares.iter().max().unwrap()) / avg;
     let lo = f64::from(*shares.iter().min().unwrap()) / avg;
     let removed = n / 3;
-    let rest: Vec<Member<'_>> = full
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != removed)
-        .map(|(_, m)| *m)
-        .collect();
+    let rest = without(&full, removed);
     let (b, a) = (owners(&before, &full), owners(&build(m, &rest), &rest));
-    let moved_others = b
-        .iter()
-        .zip(&a)
-        .filter(|(x, y)| x != y && **x != Some(full[removed].identity))
-        .count();
-    (hi, lo, moved_others as f64 / f64::from(m))
+    let moved = moved_others(&b, &a, full[removed].identity);
+    (hi, lo, moved as f64 / f64::from(m))
 }
 
 /// docs/DATAPLANE.md advises rings of at least 100 times the reals (and
