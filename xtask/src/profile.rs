@@ -6,7 +6,9 @@
 //! Then each row's samples alone (`perf report --time --sort sym`: the
 //! XDP program's own code, the kernel's map and XDP helpers) are printed
 //! as ns per packet (a function's share of the row's median), beside its
-//! floor's: what the path adds, function by function.
+//! floor's: what the path adds, function by function; then `lb_balance`'s
+//! own samples by source line (the JIT's line records the bench wrote,
+//! see [`print_lines`]).
 use std::{
     ffi::CString,
     path::{Path, PathBuf},

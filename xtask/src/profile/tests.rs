@@ -49,3 +49,24 @@ fn the_last_online_cpu_of_a_list() {
         assert_eq!(last_cpu_of(list).as_deref(), cpu, "{list:?}");
     }
 }
+
+#[test]
+fn the_bench_rows_parse_and_a_malformed_one_is_left_out() {
+    let good = "established IPv4\tfloor: XDP_TX\t90\t107.5\t123.000001\t127.5";
+    let row = Profiled::parse(good).expect("a row");
+    assert_eq!(row.name, "established IPv4");
+    assert_eq!(row.floor, "floor: XDP_TX");
+    assert_eq!((row.ns, row.sampled_ns), (90.0, 107.5));
+    assert_eq!(row.span, ("123.000001".to_owned(), "127.5".to_owned()));
+    let floor = Profiled::parse("floor: XDP_TX\t\t46\t56.5\t1\t2").expect("a floor");
+    assert!(floor.floor.is_empty());
+    for bad in [
+        "",
+        "name only",
+        "a\tb\tnot a number\t1\t2\t3",
+        "a\tb\t1\t2\t3",
+        "a\tb\t1\t2\t3\t4\t5",
+    ] {
+        assert!(Profiled::parse(bad).is_none(), "{bad:?}");
+    }
+}
