@@ -237,11 +237,20 @@ fn the_cli_drives_the_daemon() {
         )
         .contains("added VIP")
     );
-    ok(
+    let first = ok(
         &sock,
         &["real", "add", "--vip", new, "192.0.2.18", "--weight", "3"],
     );
-    ok(&sock, &["real", "add", "--vip", new, "192.0.2.22"]);
+    assert!(!first.contains("note:"), "251 slots for one real: {first}");
+    // The ring of 251 slots gives the lighter real 62 (1 of 4 by weight):
+    // the answer says so (advice, not a refusal).
+    let second = ok(&sock, &["real", "add", "--vip", new, "192.0.2.22"]);
+    assert!(
+        second.contains(
+            "note: VIP 203.0.113.50:8080/tcp: its ring of 251 slots gives its lightest real 62"
+        ),
+        "{second}"
+    );
     let list: pb::ListVipsReply = decoded(&sock, &["real", "list", "--vip", new, "--json"]);
     assert_eq!(list.vips.len(), 1, "only the VIP asked for");
     let check = list.vips[0].health.as_ref().expect("its check");

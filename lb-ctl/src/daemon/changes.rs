@@ -102,7 +102,7 @@ impl Controller {
             });
         }
         let before = self.vips.clone();
-        let summary = edits::apply_change(&mut self.vips, change).map_err(ChangeError::Edit)?;
+        let mut summary = edits::apply_change(&mut self.vips, change).map_err(ChangeError::Edit)?;
         if let Err(why) = config::validate_vips(
             &self.vips,
             &self.settings.dataplane,
@@ -118,6 +118,13 @@ impl Controller {
         if let Err(e) = state_file::save(self.settings.state_path(), &self.vips) {
             self.put_back(before, "saving an API change");
             return Err(ChangeError::Save(e));
+        }
+        // Advice this change brought (a ring now small for its reals).
+        let earlier = config::advice::ring_advice(&before);
+        for advice in config::advice::ring_advice(&self.vips) {
+            if !earlier.contains(&advice) {
+                summary.push_str(&format!(" (note: {advice})"));
+            }
         }
         tracing::info!(%summary, "changed through the API");
         Ok(summary)
