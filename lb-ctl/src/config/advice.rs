@@ -1,7 +1,7 @@
 //! Advice on a VIP set that follows the rules (`config::rules`) but may not
 //! do what its operator expects. Nothing here refuses anything: it is
 //! printed by `lb-ctl daemon --check-config`, logged at start and added to
-//! a reload's answer.
+//! a reload's answer and to an API change's answer (the notes it brought).
 use super::VipConfig;
 
 /// Ring slots each real should hold at least (weighed: the lightest real's
