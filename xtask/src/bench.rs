@@ -44,7 +44,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     rounds: Option<u32>,
     /// Data plane: where the time of the rows whose name contains TEXT
-    /// goes (perf, sampling only during those rows' runs; the other rows
+    /// (several texts: separated by `|`) goes (perf, sampling only during those rows' runs; the other rows
     /// are left out). Not with --baseline.
     #[arg(long, value_name = "TEXT")]
     profile: Option<String>,

@@ -120,21 +120,26 @@ impl Profiled {
         })
     }
 
+    /// `perf SUBCOMMAND` over this row's sampled span of `data`.
+    fn perf(&self, data: &Path, subcommand: &str, args: &[&str]) -> anyhow::Result<String> {
+        let span = format!("{},{}", self.span.0, self.span.1);
+        cmd::stdout(
+            Command::new("perf")
+                .arg(subcommand)
+                .arg("-i")
+                .arg(data)
+                .args(["--time", &span])
+                .args(args),
+        )
+    }
+
     /// Each function's share of this row's samples.
     fn shares(&self, data: &Path) -> anyhow::Result<Vec<(f64, String)>> {
-        let report = cmd::stdout(Command::new("perf").args([
+        let report = self.perf(
+            data,
             "report",
-            "-i",
-            &data.to_string_lossy(),
-            "--time",
-            &format!("{},{}", self.span.0, self.span.1),
-            "--sort",
-            "sym",
-            "--stdio",
-            "-q",
-            "--percent-limit",
-            "0.5",
-        ]))?;
+            &["--sort", "sym", "--stdio", "-q", "--percent-limit", "0.5"],
+        )?;
         let shares = parse_report(&report);
         if shares.is_empty() {
             bail!("perf recorded no samples during {:?}: {report}", self.name);
@@ -206,15 +211,7 @@ fn print_row(data: &Path, row: &Profiled, floor: &Profiled) -> anyhow::Result<f6
 fn print_lines(dir: &Path, data: &Path, row: &Profiled, balance_ns: f64) -> anyhow::Result<()> {
     let records = parse_jit_lines(&std::fs::read_to_string(dir.join("jit-lines"))?)?;
     let sources = parse_xlated_lines(&std::fs::read_to_string(dir.join("xlated.txt"))?);
-    let script = cmd::stdout(Command::new("perf").args([
-        "script",
-        "-i",
-        &data.to_string_lossy(),
-        "--time",
-        &format!("{},{}", row.span.0, row.span.1),
-        "-F",
-        "ip,sym",
-    ]))?;
+    let script = row.perf(data, "script", &["-F", "ip,sym"])?;
     let mut counts: Vec<(String, usize)> = Vec::new();
     let mut total = 0;
     for line in script.lines() {

@@ -16,7 +16,8 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
-/// `LB_BENCH_PROFILE_ROW` and `LB_BENCH_PROFILE_DIR` (which holds the
+/// `LB_BENCH_PROFILE_ROW` (texts separated by `|`: a row whose name holds
+/// any of them is profiled) and `LB_BENCH_PROFILE_DIR` (which holds the
 /// fifos `ctl` and `ack` of `perf record --control`).
 struct Profile {
     row: String,
@@ -50,7 +51,7 @@ fn profile() -> Option<&'static Profile> {
 /// Whether the row `name` is run: every row without profiling; with it,
 /// the floors and the rows profiled (and then they are also profiled).
 pub fn measured(name: &str, is_floor: bool) -> bool {
-    profile().is_none_or(|p| is_floor || name.contains(&p.row))
+    profile().is_none_or(|p| is_floor || p.row.split('|').any(|text| name.contains(text)))
 }
 
 /// With profiling, runs `sampled` (the row's runs again) with perf's
